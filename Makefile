@@ -1,0 +1,42 @@
+# canaryflow — the two commands: `make demo` and `make test`. Each installs what it needs itself.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DEBIAN_PACKAGES := prometheus postgresql chromium
+
+.PHONY: demo dev test lint typecheck unit deps venv debian-deps bench clean
+
+demo: deps
+	$(BIN)/canaryflow demo
+
+dev: deps
+	$(BIN)/canaryflow dev
+
+test: deps lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check canaryflow workflows activities worker.py tests benchmarks
+
+typecheck: venv
+	$(BIN)/mypy canaryflow
+
+deps: venv debian-deps
+
+venv: $(BIN)/.installed
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+debian-deps:
+	@scripts/install-debian-deps.sh $(DEBIAN_PACKAGES)
+
+bench: deps
+	$(BIN)/python benchmarks/bench_resolve.py
+
+clean:
+	rm -rf $(VENV) .canaryflow .mypy_cache .ruff_cache .pytest_cache canaryflow.db

@@ -1,0 +1,127 @@
+"""AI configuration versions: the YAML format of DESIGN.md as pydantic models, hashing and rendering."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from canaryflow.domain.errors import RenderError
+
+KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+PROVIDERS = ("openai", "anthropic")
+Provider = Literal["openai", "anthropic"]
+ConfigKey = Annotated[str, Field(pattern=KEY_PATTERN, description="config key: [a-z0-9][a-z0-9._-]{0,62}")]
+
+PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_ANY_BRACES = re.compile(r"\{\{(.*?)\}\}")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Message(_Strict):
+    """One prompt message, prepended to the caller's messages."""
+
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+    @field_validator("content")
+    @classmethod
+    def _placeholders_well_formed(cls, value: str) -> str:
+        for inner in _ANY_BRACES.findall(value):
+            if not re.fullmatch(r"\s*[A-Za-z_][A-Za-z0-9_]*\s*", inner):
+                raise ValueError(
+                    f"placeholder {{{{{inner}}}}} cannot be filled by any variable: use {{{{name}}}} with a "
+                    "name of letters, digits and underscores"
+                )
+        stripped = _ANY_BRACES.sub("", value)
+        if "{{" in stripped or "}}" in stripped:
+            raise ValueError("unbalanced '{{' or '}}': write placeholders as {{name}}")
+        return value
+
+
+class Parameters(_Strict):
+    """Sampling parameters passed to the provider."""
+
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0, description="allowed: 0–2")
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0, description="allowed: (0, 1]")
+    max_tokens: int | None = Field(default=None, gt=0, le=1_000_000, description="a positive integer")
+    stop: list[str] | None = None
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    seed: int | None = None
+    response_format: Literal["text", "json_object"] | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The parameters that are set, as keyword arguments."""
+        return self.model_dump(exclude_none=True)
+
+
+class Fallback(_Strict):
+    """A provider/model to use when the ones before it fail."""
+
+    provider: Provider
+    model: str = Field(min_length=1)
+    parameters: Parameters | None = None
+
+
+class Metadata(_Strict):
+    """Who wrote a version and why; not part of the content hash."""
+
+    author: str | None = None
+    rationale: str | None = None
+    labels: list[str] = Field(default_factory=list)
+
+
+class ConfigSpec(_Strict):
+    """One version of an AI configuration, as written in a config file."""
+
+    key: ConfigKey
+    description: str = ""
+    provider: Provider
+    model: str = Field(min_length=1)
+    messages: list[Message] = Field(default_factory=list)
+    parameters: Parameters = Field(default_factory=Parameters)
+    fallback: list[Fallback] = Field(default_factory=list)
+    metadata: Metadata = Field(default_factory=Metadata)
+
+    def content(self) -> dict[str, Any]:
+        """What identifies the version: everything but the metadata."""
+        return self.model_dump(mode="json", exclude={"metadata"}, exclude_none=True)
+
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of :meth:`content`."""
+        canonical = json.dumps(self.content(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def placeholders(self) -> list[str]:
+        """Every variable name the messages use, in order of first use."""
+        seen: dict[str, None] = {}
+        for message in self.messages:
+            for name in PLACEHOLDER.findall(message.content):
+                seen.setdefault(name, None)
+        return list(seen)
+
+
+def render_text(text: str, variables: Mapping[str, object], *, config_key: str) -> str:
+    """Fill ``{{name}}`` placeholders; a missing variable raises :class:`RenderError`."""
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in variables:
+            raise RenderError(
+                f"config {config_key!r} needs variable {name!r}: pass it in variables "
+                f"(SDK variables={{'{name}': ...}}, CLI --var {name}=..., gateway canaryflow.variables)"
+            )
+        return str(variables[name])
+
+    return PLACEHOLDER.sub(fill, text)
+
+
+__all__ = ["PROVIDERS", "ConfigSpec", "Fallback", "Message", "Metadata", "Parameters", "render_text"]
