@@ -1,0 +1,1 @@
+"""Imports every command module so each adds its group to the app. One line per module."""

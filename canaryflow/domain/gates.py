@@ -1,0 +1,143 @@
+"""Gates and measurements: what a stage checks, and the recorded result of each check (analysis as data).
+
+A :class:`Gate` is part of a plan. Each analysis interval produces one :class:`Measurement` per gate;
+limits (failure, inconclusive, consecutive error) are counted from the recorded list, as Argo Rollouts does.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+BUILTIN_METRICS = (
+    "error_rate",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "cost_per_request",
+    "tokens_per_request",
+    "negative_feedback_rate",
+    "completion_rate",
+    "shadow_agreement",
+)
+GateMetric = Literal[
+    "error_rate",
+    "latency_p50",
+    "latency_p95",
+    "latency_p99",
+    "cost_per_request",
+    "tokens_per_request",
+    "negative_feedback_rate",
+    "completion_rate",
+    "shadow_agreement",
+    "custom",
+]
+
+
+class Verdict(StrEnum):
+    """The phase of one measurement (and of a whole analysis)."""
+
+    PASS = "PASS"
+    FAIL = "FAIL"
+    INCONCLUSIVE = "INCONCLUSIVE"
+    ERROR = "ERROR"
+    NODATA = "NODATA"
+
+
+class Gate(BaseModel):
+    """One check of candidate against stable (or a custom PromQL condition)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: GateMetric
+    name: str | None = Field(default=None, description="display name; required for custom gates")
+    margin: float | None = Field(default=None, ge=0.0, description="allowed degradation vs stable")
+    mode: Literal["absolute", "relative"] = "absolute"
+    query: str | None = Field(default=None, description="PromQL, custom gates only")
+    success: str | None = Field(default=None, description="condition on `result`, e.g. 'result >= 0.99'")
+    failure: str | None = Field(default=None, description="condition on `result`, e.g. 'result < 0.9'")
+    alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
+    min_samples: int = Field(default=0, ge=0)
+    failure_limit: int = Field(default=0, ge=0, description="FAIL measurements tolerated before failing")
+    inconclusive_limit: int | None = Field(default=None, ge=0)
+    consecutive_error_limit: int = Field(default=4, ge=0)
+    dry_run: bool = Field(default=False, description="measured and shown, never decides")
+
+    @model_validator(mode="after")
+    def _well_formed(self) -> Gate:
+        if self.metric == "custom":
+            if not self.query:
+                raise ValueError("a custom gate needs 'query' (PromQL)")
+            if not (self.success or self.failure):
+                raise ValueError("a custom gate needs 'success' and/or 'failure', e.g. 'result >= 0.99'")
+            if not self.name:
+                raise ValueError("a custom gate needs a 'name'")
+        else:
+            if self.query or self.success or self.failure:
+                raise ValueError(
+                    f"built-in gate {self.metric!r} takes 'margin' and 'mode', not query/success/failure"
+                )
+            if self.margin is None:
+                raise ValueError(f"gate {self.metric!r} needs a 'margin' (e.g. 0.01 absolute, 0.2 relative)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """Display name of the gate."""
+        return self.name or self.metric
+
+
+class Evidence(BaseModel):
+    """The numbers behind a measurement, so a user reads exactly why."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stable_value: float | None = None
+    candidate_value: float | None = None
+    stable_samples: float = 0.0
+    candidate_samples: float = 0.0
+    difference: float | None = None
+    interval: tuple[float, float] | None = None
+    margin: float | None = None
+    mode: str | None = None
+    alpha: float | None = None
+    queries: list[str] = Field(default_factory=list)
+    note: str = ""
+
+
+class Measurement(BaseModel):
+    """One gate checked once."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gate: str
+    verdict: Verdict
+    at: float = Field(description="seconds since the epoch")
+    evidence: Evidence = Field(default_factory=Evidence)
+    dry_run: bool = False
+
+    def summary(self) -> str:
+        """One line: ``error_rate FAIL: candidate 0.051 vs stable 0.010 (n=412/7800), ...``."""
+        e = self.evidence
+        parts = [f"{self.gate} {self.verdict.value}"]
+        if e.candidate_value is not None or e.stable_value is not None:
+            parts.append(
+                f"candidate {_fmt(e.candidate_value)} vs stable {_fmt(e.stable_value)} "
+                f"(n={e.candidate_samples:g}/{e.stable_samples:g})"
+            )
+        if e.interval is not None:
+            parts.append(f"interval [{_fmt(e.interval[0])}, {_fmt(e.interval[1])}]")
+        if e.margin is not None:
+            parts.append(f"margin {e.margin:g} {e.mode or ''}".rstrip())
+        if e.note:
+            parts.append(e.note)
+        return "; ".join(parts)
+
+
+def _fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+__all__ = ["BUILTIN_METRICS", "Evidence", "Gate", "GateMetric", "Measurement", "Verdict"]
