@@ -79,19 +79,19 @@ def gate_status(gate: Gate, history: Sequence[Measurement]) -> GateStatus:
             "consecutive_errors": consecutive, "last": last}
     if failures > gate.failure_limit:
         return GateStatus(verdict=Verdict.FAIL, reason=f"{failures} failed measurement(s) > limit "
-                          f"{gate.failure_limit}", **base)  # type: ignore[arg-type]
+                          f"{gate.failure_limit}", **base)
     if consecutive > gate.consecutive_error_limit:
         return GateStatus(verdict=Verdict.ERROR, reason=f"{consecutive} consecutive errors > limit "
-                          f"{gate.consecutive_error_limit}", **base)  # type: ignore[arg-type]
+                          f"{gate.consecutive_error_limit}", **base)
     if gate.inconclusive_limit is not None and inconclusives > gate.inconclusive_limit:
         return GateStatus(verdict=Verdict.INCONCLUSIVE, reason=f"{inconclusives} inconclusive measurement(s) "
-                          f"> limit {gate.inconclusive_limit}", **base)  # type: ignore[arg-type]
+                          f"> limit {gate.inconclusive_limit}", **base)
     verdict = last.verdict if last is not None else Verdict.NODATA
     if verdict is Verdict.FAIL:  # tolerated by failure_limit: keep measuring
         verdict = Verdict.INCONCLUSIVE
     if verdict is Verdict.ERROR:  # below the consecutive error limit: keep measuring
         verdict = Verdict.INCONCLUSIVE
-    return GateStatus(verdict=verdict, **base)  # type: ignore[arg-type]
+    return GateStatus(verdict=verdict, **base)
 
 
 def stage_verdict(
