@@ -1,0 +1,33 @@
+"""Settings from the environment (prefix ``CANARYFLOW_``), e.g. ``CANARYFLOW_DB_URL``.
+
+Read fresh on every :func:`get_settings` call (cheap), never cached at import time, so tests and
+commands that set environment variables see them.
+"""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where canaryflow finds its database, Temporal, Prometheus and local ports."""
+
+    model_config = SettingsConfigDict(env_prefix="CANARYFLOW_", extra="ignore")
+
+    db_url: str = "sqlite:///canaryflow.db"
+    temporal_address: str = "localhost:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "canaryflow"
+    temporal_tls: bool = False
+    prometheus_url: str = "http://localhost:9090"
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8080
+    sim_port: int = 8091
+
+
+def get_settings() -> Settings:
+    """The current settings, read from the environment now."""
+    return Settings()
+
+
+__all__ = ["Settings", "get_settings"]
