@@ -1,0 +1,289 @@
+"""Rollout plans: ordered stages, gates, policies, the presets, and the rollout's input.
+
+A plan is data. ``default`` is the realistic shape (shadow → internal → beta → 5 % → 10 % → full over about
+two days of plan time); ``fast`` is the same shape in seconds for demos and tests. An inline plan may omit
+any plan-level field (gates, interval, policies): it takes the ``default`` preset's value. Omitted stage
+fields mean no minimum duration, no maximum, no minimum samples and no approval.
+
+Durations accept ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"`` (combinable: ``"1h30m"``), a number of seconds,
+or ISO 8601 (``"PT10M"``).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
+
+from canaryflow.domain.config import ConfigKey
+from canaryflow.domain.gates import Gate
+
+_SHORT = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+                    r"(?:(\d+(?:\.\d+)?)s)?\s*$")
+_ISO = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
+                  r"(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, ISO 8601 or seconds into a timedelta.
+
+    Raises:
+        ValueError: the value is none of these forms.
+    """
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string like '90s', '10m', '2h', '1d' or ISO 8601 'PT10M'")
+    if isinstance(value, int | float):
+        return timedelta(seconds=float(value))
+    if isinstance(value, str) and value.strip():
+        text = value.strip()
+        for pattern in (_SHORT, _ISO):
+            m = pattern.match(text)
+            if m and any(m.groups()):
+                d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
+                return timedelta(days=d, hours=h, minutes=mi, seconds=s)
+    raise ValueError(f"invalid duration {value!r}: write '90s', '10m', '2h', '1d' or ISO 8601 'PT10M'")
+
+
+def format_duration(value: timedelta) -> str:
+    """Render a timedelta the way plans write it: ``"1d2h"``, ``"10m"``, ``"90s"`` → ``"1m30s"``."""
+    total = value.total_seconds()
+    if total <= 0:
+        return "0s"
+    out = ""
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        n = int(total // size)
+        if n:
+            out += f"{n}{unit}"
+            total -= n * size
+    if total or not out:
+        out += f"{total:g}s"
+    return out
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+
+StageKindName = Literal["shadow", "segments", "percent", "full"]
+NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+
+
+class Stage(BaseModel):
+    """One step of a rollout: how the candidate is exposed, how long, how much data, who must approve."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN, description="unique within the plan: [a-z0-9][a-z0-9._-]*")
+    kind: StageKindName
+    min_duration: Duration = timedelta(0)
+    max_duration: Duration | None = None
+    min_samples: int = Field(default=0, ge=0, description="candidate requests needed before passing")
+    approval: Literal["none", "required"] = "none"
+    gates: list[Gate] | None = Field(default=None, description="replaces the plan's gates; [] = time only")
+    shadow_fraction: float | None = Field(default=None, gt=0.0, le=1.0, description="shadow stages only")
+    segments: list[str] | None = Field(default=None, description="segments stages only")
+    percent: float | None = Field(default=None, gt=0.0, le=100.0, description="percent stages only")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Stage:
+        if self.min_duration < timedelta(0):
+            raise ValueError("min_duration must not be negative")
+        if self.max_duration is not None:
+            if self.max_duration <= timedelta(0):
+                raise ValueError("max_duration must be positive (omit it for no maximum)")
+            if self.max_duration < self.min_duration:
+                raise ValueError(f"max_duration {format_duration(self.max_duration)} is shorter than "
+                                 f"min_duration {format_duration(self.min_duration)}")
+        allowed = {"shadow": "shadow_fraction", "segments": "segments", "percent": "percent"}
+        for kind, field in allowed.items():
+            if self.kind != kind and getattr(self, field) is not None:
+                raise ValueError(f"{field!r} belongs to {kind} stages, not to a {self.kind} stage")
+        if self.kind == "segments" and not self.segments:
+            raise ValueError("a segments stage needs 'segments', e.g. [\"internal\"]")
+        if self.kind == "percent" and self.percent is None:
+            raise ValueError("a percent stage needs 'percent' in (0, 100]")
+        if self.segments is not None and len(set(self.segments)) != len(self.segments):
+            raise ValueError("'segments' lists a segment twice")
+        return self
+
+    @property
+    def fraction(self) -> float:
+        """Shadow mirroring fraction (0.1 when a shadow stage does not say)."""
+        return self.shadow_fraction if self.shadow_fraction is not None else 0.1
+
+
+def _gate(metric: str, margin: float, mode: str) -> Gate:
+    return Gate.model_validate({"metric": metric, "margin": margin, "mode": mode})
+
+
+DEFAULT_GATES: tuple[Gate, ...] = (
+    _gate("error_rate", 0.01, "absolute"),
+    _gate("latency_p95", 0.20, "relative"),
+    _gate("cost_per_request", 0.20, "relative"),
+    _gate("negative_feedback_rate", 0.02, "absolute"),
+)
+#: Shadow traffic never reaches a user, so there is no feedback to gate on.
+SHADOW_GATES: tuple[Gate, ...] = DEFAULT_GATES[:3]
+
+
+class Plan(BaseModel):
+    """An ordered list of stages plus the policies that apply to all of them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, description="the preset's name, or None for an inline plan")
+    stages: list[Stage] = Field(min_length=1)
+    gates: list[Gate] = Field(default_factory=lambda: list(DEFAULT_GATES))
+    analysis_interval: Duration = timedelta(minutes=1)
+    on_inconclusive: Literal["wait_for_approval", "rollback", "extend"] = "wait_for_approval"
+    approval_timeout: Duration = timedelta(hours=24)
+    on_approval_timeout: Literal["rollback", "hold"] = "rollback"
+    approvers: list[str] = Field(default_factory=list, description="empty: anyone may approve")
+    notify: list[str] = Field(default_factory=list, description="webhook URLs (Slack-compatible JSON)")
+
+    @field_validator("notify")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not re.match(r"^https?://[^\s/]+", url):
+                raise ValueError(f"notify URL {url!r} must start with http:// or https://")
+        return urls
+
+    @model_validator(mode="after")
+    def _order(self) -> Plan:
+        names = [s.name for s in self.stages]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"stage names must be unique: {', '.join(dupes)} appears more than once")
+        fulls = [i for i, s in enumerate(self.stages) if s.kind == "full"]
+        if fulls != [len(self.stages) - 1]:
+            raise ValueError("the last stage, and only the last, must be of kind 'full'")
+        last = 0.0
+        for s in self.stages:
+            if s.kind == "percent":
+                assert s.percent is not None
+                if s.percent <= last:
+                    raise ValueError(f"stage {s.name!r}: percents must strictly increase "
+                                     f"({s.percent:g} after {last:g})")
+                last = s.percent
+        if self.analysis_interval <= timedelta(0):
+            raise ValueError("analysis_interval must be positive")
+        if self.approval_timeout <= timedelta(0):
+            raise ValueError("approval_timeout must be positive")
+        return self
+
+    def gates_for(self, index: int) -> list[Gate]:
+        """The gates of stage ``index``: its own, else the plan's (none for ``full`` unless it says)."""
+        stage = self.stages[index]
+        if stage.gates is not None:
+            return list(stage.gates)
+        return [] if stage.kind == "full" else list(self.gates)
+
+    def may_approve(self, who: str) -> bool:
+        """Whether ``who`` may approve or promote (anyone when the plan lists no approvers)."""
+        return not self.approvers or who in self.approvers
+
+
+def _stage(**kw: Any) -> Stage:
+    return Stage.model_validate(kw)
+
+
+DEFAULT_PLAN = Plan(
+    name="default",
+    stages=[
+        _stage(name="shadow", kind="shadow", shadow_fraction=0.2, min_duration="10m", max_duration="2h",
+               min_samples=200, gates=[g.model_dump() for g in SHADOW_GATES]),
+        _stage(name="internal", kind="segments", segments=["internal"], min_duration="30m",
+               max_duration="4h", min_samples=50, approval="required"),
+        _stage(name="beta", kind="segments", segments=["beta"], min_duration="2h", max_duration="12h",
+               min_samples=200, approval="required"),
+        _stage(name="canary-5", kind="percent", percent=5, min_duration="2h", max_duration="12h",
+               min_samples=500),
+        _stage(name="canary-10", kind="percent", percent=10, min_duration="4h", max_duration="1d",
+               min_samples=1000, approval="required"),
+        _stage(name="full", kind="full"),
+    ],
+)
+
+FAST_PLAN = Plan(
+    name="fast",
+    stages=[
+        _stage(name="shadow", kind="shadow", shadow_fraction=0.5, min_duration="10s", max_duration="2m",
+               min_samples=10, gates=[g.model_dump() for g in SHADOW_GATES]),
+        _stage(name="internal", kind="segments", segments=["internal"], min_duration="10s",
+               max_duration="2m", min_samples=5, approval="required"),
+        _stage(name="beta", kind="segments", segments=["beta"], min_duration="10s", max_duration="2m",
+               min_samples=5),
+        _stage(name="canary-5", kind="percent", percent=5, min_duration="10s", max_duration="2m",
+               min_samples=5),
+        _stage(name="canary-10", kind="percent", percent=10, min_duration="10s", max_duration="2m",
+               min_samples=10),
+        _stage(name="full", kind="full"),
+    ],
+    analysis_interval="5s",
+    approval_timeout="10m",
+)
+
+PRESETS: dict[str, Plan] = {"default": DEFAULT_PLAN, "fast": FAST_PLAN}
+
+
+def resolve_plan(plan: str | Plan) -> Plan:
+    """A preset by name, or the inline plan itself.
+
+    Raises:
+        ValueError: an unknown preset name.
+    """
+    if isinstance(plan, Plan):
+        return plan
+    if plan not in PRESETS:
+        raise ValueError(f"unknown plan preset {plan!r}: use one of {', '.join(PRESETS)} or an inline plan")
+    return PRESETS[plan]
+
+
+class RolloutInput(BaseModel):
+    """What starts a rollout (the JSON of ``temporal workflow start --input``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config_key: ConfigKey
+    candidate_version: int = Field(ge=1)
+    plan: str | Plan = "default"
+    requested_by: str = Field(default="unknown", min_length=1, max_length=200)
+    reason: str = Field(default="", max_length=2000)
+
+    @field_validator("plan")
+    @classmethod
+    def _known_preset(cls, plan: str | Plan) -> str | Plan:
+        resolve_plan(plan)
+        return plan
+
+    def resolved_plan(self) -> Plan:
+        """The plan this rollout follows."""
+        return resolve_plan(self.plan)
+
+
+__all__ = [
+    "DEFAULT_GATES",
+    "DEFAULT_PLAN",
+    "FAST_PLAN",
+    "PRESETS",
+    "Duration",
+    "Plan",
+    "RolloutInput",
+    "Stage",
+    "format_duration",
+    "parse_duration",
+    "resolve_plan",
+]
