@@ -18,7 +18,7 @@ def counter(*pieces):
 
 def req(config, version, variation, outcome, pieces, error_type=None):
     lab = f'config="{config}",version="{version}",variation="{variation}",outcome="{outcome}"'
-    lab += f',error_type="{error_type or ""}",finish_reason="{"error" if outcome=="error" else "stop"}"'
+    lab += f',error_type="{error_type or "none"}",finish_reason="{"error" if outcome=="error" else "stop"}"'
     lab += ',segment="none",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini"'
     return {"series": f"canaryflow_requests_total{{{lab}}}", "values": counter(*pieces)}
 
@@ -46,13 +46,13 @@ def dump(path, doc, header):
 # ---------------------------------------------------------------- candidate vs stable
 S = []
 for cfg in ("support-bot", "faq-bot", "tiny-bot"):
-    S += [req(cfg, 1, "stable", "ok", [(99, 30)]), req(cfg, 1, "stable", "error", [(1, 30)], "server_error")]
+    S += [req(cfg, 1, "stable", "success", [(99, 30)]), req(cfg, 1, "stable", "error", [(1, 30)], "server_error")]
     S += hist(LAT, cfg, 1, "stable", {"0.5": [(90, 30)], "1": [(100, 30)], "2.5": [(100, 30)], "+Inf": [(100, 30)]})
-S += [req("support-bot", 2, "candidate", "ok", [(18, 30)]), req("support-bot", 2, "candidate", "error", [(2, 30)], "rate_limit")]
+S += [req("support-bot", 2, "candidate", "success", [(18, 30)]), req("support-bot", 2, "candidate", "error", [(2, 30)], "rate_limit")]
 S += hist(LAT, "support-bot", 2, "candidate", {"0.5": [(2, 30)], "1": [(4, 30)], "2.5": [(20, 30)], "+Inf": [(20, 30)]})
-S += [req("faq-bot", 3, "candidate", "ok", [(39, 30)]), req("faq-bot", 3, "candidate", "error", [(1, 30)], "timeout")]
+S += [req("faq-bot", 3, "candidate", "success", [(39, 30)]), req("faq-bot", 3, "candidate", "error", [(1, 30)], "timeout")]
 S += hist(LAT, "faq-bot", 3, "candidate", {"0.5": [(36, 30)], "1": [(40, 30)], "2.5": [(40, 30)], "+Inf": [(40, 30)]})
-S += [req("tiny-bot", 2, "candidate", "ok", [(2, 30)]), req("tiny-bot", 2, "candidate", "error", [(2, 30)], "server_error")]
+S += [req("tiny-bot", 2, "candidate", "success", [(2, 30)]), req("tiny-bot", 2, "candidate", "error", [(2, 30)], "server_error")]
 S += hist(LAT, "tiny-bot", 2, "candidate", {"0.5": [(0, 30)], "1": [(0, 30)], "2.5": [(0, 30)], "+Inf": [(4, 30)]})
 sb2 = {"config": "support-bot", "version": "2", "variation": "candidate"}
 doc = {"rule_files": RULES, "evaluation_interval": "1m", "tests": [{
@@ -82,12 +82,12 @@ dump("deploy/prometheus/tests/candidate_vs_stable.test.yml", doc,
 
 # ---------------------------------------------------------------- over time
 S = []
-S += [req("support-bot", 1, "stable", "ok", [(99, 60), (90, 30)]),
+S += [req("support-bot", 1, "stable", "success", [(99, 60), (90, 30)]),
       req("support-bot", 1, "stable", "error", [(1, 60), (10, 30)], "server_error")]
 S += hist(LAT, "support-bot", 1, "stable", {"0.5": [(90, 60), (0, 30)], "1": [(100, 60), (10, 30)],
           "2.5": [(100, 60), (50, 30)], "10": [(100, 60), (100, 30)], "+Inf": [(100, 60), (100, 30)]})
 S += [{"series": f'canaryflow_cost_usd_total{{{common("support-bot", 1, "stable")}}}', "values": counter((0.1, 60), (0.3, 30))}]
-S += [req("steady-bot", 4, "stable", "ok", [(99, 90)]), req("steady-bot", 4, "stable", "error", [(1, 90)], "timeout")]
+S += [req("steady-bot", 4, "stable", "success", [(99, 90)]), req("steady-bot", 4, "stable", "error", [(1, 90)], "timeout")]
 S += hist(LAT, "steady-bot", 4, "stable", {"0.5": [(90, 90)], "1": [(100, 90)], "2.5": [(100, 90)], "10": [(100, 90)], "+Inf": [(100, 90)]})
 S += [{"series": f'canaryflow_cost_usd_total{{{common("steady-bot", 4, "stable")}}}', "values": counter((0.1, 90))}]
 sb1 = {"config": "support-bot", "version": "1", "variation": "stable"}
@@ -129,7 +129,7 @@ dump("deploy/prometheus/tests/quality.test.yml", doc_q,
 S = []
 N = WEEK + 24
 for cfg, ver, drift in (("drift-bot", 2, True), ("steady-bot", 4, False)):
-    S += [req(cfg, ver, "stable", "ok", [(100, N)])]
+    S += [req(cfg, ver, "stable", "success", [(100, N)])]
     out = [(20000, WEEK), (30000 if drift else 20000, 24)]
     S += [{"series": f'gen_ai_client_token_usage_sum{{{common(cfg, ver, "stable")},gen_ai_token_type="output"}}', "values": counter(*out)},
           {"series": f'gen_ai_client_token_usage_count{{{common(cfg, ver, "stable")},gen_ai_token_type="output"}}', "values": counter((100, N))}]
