@@ -1,0 +1,92 @@
+"""Anthropic Messages adapter over ``anthropic.AsyncAnthropic`` (any Anthropic-compatible endpoint).
+
+System messages move to the ``system`` field; ``max_tokens`` (required by the API) defaults to
+:data:`~canaryflow.providers.translate.DEFAULT_ANTHROPIC_MAX_TOKENS`. Stop reasons come back as OpenAI
+finish reasons. The client is built with ``max_retries=0``: retries belong to :mod:`fallback`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+
+from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
+from canaryflow.providers.errors import map_error
+from canaryflow.providers.translate import anthropic_kwargs, split_system, to_openai_finish
+
+
+def _request_kwargs(req: ChatRequest) -> dict[str, Any]:
+    system, messages = split_system(req.messages)
+    kwargs: dict[str, Any] = {"model": req.model, "messages": messages, **anthropic_kwargs(req.parameters)}
+    if system:
+        kwargs["system"] = system
+    return kwargs
+
+
+def _usage(usage: Any) -> tuple[int, int, int]:
+    """(input incl. cache, output, cache reads) from an Anthropic usage object."""
+    if usage is None:
+        return 0, 0, 0
+    cached = int(getattr(usage, "cache_read_input_tokens", 0) or 0)
+    created = int(getattr(usage, "cache_creation_input_tokens", 0) or 0)
+    inp = int(getattr(usage, "input_tokens", 0) or 0) + cached + created
+    return inp, int(getattr(usage, "output_tokens", 0) or 0), cached
+
+
+class AnthropicProvider:
+    """Messages through the official ``anthropic`` client."""
+
+    name = "anthropic"
+
+    def __init__(self, client: anthropic.AsyncAnthropic):
+        self.client = client
+
+    async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
+        """One non-streaming message."""
+        try:
+            resp = await self.client.messages.create(**_request_kwargs(req), timeout=timeout)
+        except Exception as exc:
+            raise map_error(exc, provider=self.name, model=req.model) from exc
+        text = "".join(getattr(block, "text", "") for block in resp.content if block.type == "text")
+        inp, out, cached = _usage(resp.usage)
+        return ChatResult(text=text, finish_reason=to_openai_finish(resp.stop_reason), input_tokens=inp,
+                          output_tokens=out, cached_input_tokens=cached, provider=self.name,
+                          model=resp.model or req.model, response_id=resp.id)
+
+    async def stream(self, req: ChatRequest, *, timeout: float) -> AsyncIterator[StreamChunk]:
+        """Stream a message; the last chunk carries the finish reason and the usage (whole text)."""
+        parts: list[str] = []
+        inp = out = cached = 0
+        stop_reason: str | None = None
+        response_id: str | None = None
+        model = req.model
+        try:
+            stream = await self.client.messages.create(**_request_kwargs(req), stream=True, timeout=timeout)
+            async with stream:
+                async for event in stream:
+                    if event.type == "message_start":
+                        response_id = event.message.id
+                        model = event.message.model or model
+                        inp, out, cached = _usage(event.message.usage)
+                    elif event.type == "content_block_delta" and event.delta.type == "text_delta":
+                        if event.delta.text:
+                            parts.append(event.delta.text)
+                            yield StreamChunk(text=event.delta.text)
+                    elif event.type == "message_delta":
+                        stop_reason = event.delta.stop_reason
+                        usage = event.usage
+                        out = int(usage.output_tokens or 0)
+                        if usage.input_tokens is not None:
+                            inp, _, cached = _usage(usage)
+        except Exception as exc:
+            raise map_error(exc, provider=self.name, model=req.model) from exc
+        result = ChatResult(text="".join(parts), finish_reason=to_openai_finish(stop_reason),
+                            input_tokens=inp, output_tokens=out, cached_input_tokens=cached,
+                            provider=self.name, model=model,
+                            response_id=response_id)
+        yield StreamChunk(text="", finish_reason=result.finish_reason, usage=result)
+
+
+__all__ = ["AnthropicProvider"]

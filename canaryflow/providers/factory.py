@@ -1,0 +1,82 @@
+"""``get_provider(name)``: the adapter for a config's ``provider``, with clients cached per endpoint.
+
+Base URLs and keys come from the providers' standard variables (``OPENAI_BASE_URL``/``OPENAI_API_KEY``,
+``ANTHROPIC_BASE_URL``/``ANTHROPIC_API_KEY``), read on every call, so a changed environment gets a new
+client; clients are cached per (name, base URL, key) and built with ``max_retries=0``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from canaryflow.errors import ProviderError, ValidationFailed
+from canaryflow.providers.base import Provider
+
+_ENV = {
+    "openai": ("OPENAI_BASE_URL", "OPENAI_API_KEY"),
+    "anthropic": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY"),
+}
+_cache: dict[tuple[str, str | None, str], Provider] = {}
+_lock = threading.Lock()
+
+
+def _build_openai(base_url: str | None, api_key: str) -> Provider:
+    import openai
+
+    from canaryflow.providers.openai_provider import OpenAIProvider
+
+    return OpenAIProvider(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0))
+
+
+def _build_anthropic(base_url: str | None, api_key: str) -> Provider:
+    import anthropic
+
+    from canaryflow.providers.anthropic_provider import AnthropicProvider
+
+    return AnthropicProvider(anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0))
+
+
+_BUILDERS: dict[str, Callable[[str | None, str], Provider]] = {
+    "openai": _build_openai,
+    "anthropic": _build_anthropic,
+}
+
+
+def get_provider(name: str, *, base_url: str | None = None, api_key: str | None = None) -> Provider:
+    """The adapter for provider ``name`` (``openai`` or ``anthropic``).
+
+    Args:
+        name: the config's ``provider``.
+        base_url: overrides the ``*_BASE_URL`` variable (``None``: the variable, else the official URL).
+        api_key: overrides the ``*_API_KEY`` variable.
+
+    Raises:
+        ValidationFailed: an unknown provider name.
+        ProviderError: no API key (``error_type="auth"``).
+    """
+    if name not in _BUILDERS:
+        raise ValidationFailed(f"unknown provider {name!r}: use one of {sorted(_BUILDERS)}",
+                               source="provider")
+    url_env, key_env = _ENV[name]
+    url = base_url or os.environ.get(url_env) or None
+    key = api_key or os.environ.get(key_env)
+    if not key:
+        raise ProviderError(f"{name}: no API key: set {key_env}", error_type="auth", provider=name)
+    cache_key = (name, url, key)
+    with _lock:
+        provider = _cache.get(cache_key)
+        if provider is None:
+            provider = _BUILDERS[name](url, key)
+            _cache[cache_key] = provider
+    return provider
+
+
+def clear_cache() -> None:
+    """Forget every cached client (tests, key rotation)."""
+    with _lock:
+        _cache.clear()
+
+
+__all__ = ["clear_cache", "get_provider"]
