@@ -11,6 +11,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from canaryflow.domain.conditions import parse_condition
+from canaryflow.domain.errors import ValidationFailed
+
 BUILTIN_METRICS = (
     "error_rate",
     "latency_p50",
@@ -74,6 +77,12 @@ class Gate(BaseModel):
                 raise ValueError("a custom gate needs 'success' and/or 'failure', e.g. 'result >= 0.99'")
             if not self.name:
                 raise ValueError("a custom gate needs a 'name'")
+            for cond in (self.success, self.failure):
+                if cond:
+                    try:
+                        parse_condition(cond)
+                    except ValidationFailed as exc:
+                        raise ValueError(str(exc)) from None
         else:
             if self.query or self.success or self.failure:
                 raise ValueError(
