@@ -1,7 +1,8 @@
 """The alert and recording rules pass Prometheus's own checks and unit tests (promtool).
 
 The unit tests under deploy/prometheus/tests/ feed series that must fire each alert and series that must not
-(within margins, too little traffic, or no change), so a rule that stops firing or fires too eagerly fails here.
+(within margins, too little traffic, or no change), so a rule that stops firing or fires too eagerly
+fails here.
 """
 
 from __future__ import annotations
