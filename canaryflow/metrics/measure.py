@@ -1,0 +1,115 @@
+"""One analysis interval: query every gate's numbers and let the judge decide (no Temporal here).
+
+:func:`measure_sync` never raises for a metrics problem: a query that fails becomes an ERROR measurement
+(counted against the gate's consecutive-error limit), an empty answer becomes NODATA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
+from canaryflow.domain.gates import Gate, Measurement
+from canaryflow.domain.judge import (
+    error_measurement,
+    judge_custom,
+    judge_floor,
+    judge_rate,
+    judge_ratio,
+)
+from canaryflow.errors import MetricsUnavailable
+from canaryflow.metrics.promql import (
+    RATE_METRICS,
+    REQUESTS,
+    Selector,
+    rate_queries,
+    selectors,
+    value_queries,
+    window_seconds,
+)
+from canaryflow.metrics.source import MetricsSource
+
+
+def _zero(x: float | None) -> float:
+    return 0.0 if x is None else x
+
+
+def _rate(gate: Gate, src: MetricsSource, cand: Selector, stable: Selector, window: int, now: float,
+          min_samples: int) -> Measurement:
+    qc, qs = rate_queries(gate.metric, cand, window), rate_queries(gate.metric, stable, window)
+    queries = [qc.events, qc.total, qs.events, qs.total]
+    try:
+        ce, ct, se, st = (src.scalar(q, at=now) for q in queries)
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=now, queries=queries)
+    return judge_rate(gate, cand_events=_zero(ce), cand_total=_zero(ct), stable_events=_zero(se),
+                      stable_total=_zero(st), at=now, queries=queries, min_samples=min_samples)
+
+
+def _value(src: MetricsSource, value: str | None, numerator: str | None, samples: str, now: float
+           ) -> tuple[float | None, float]:
+    n = _zero(src.scalar(samples, at=now))
+    if value is not None:
+        return src.scalar(value, at=now), n
+    num = _zero(src.scalar(numerator, at=now)) if numerator is not None else 0.0
+    return (num / n if n > 0 else None), n
+
+
+def _values(gate: Gate, src: MetricsSource, cand: Selector, stable: Selector, window: int, now: float,
+            min_samples: int) -> Measurement:
+    qc, qs = value_queries(gate.metric, cand, window), value_queries(gate.metric, stable, window)
+    queries = [q for vq in (qc, qs) for q in (vq.value, vq.numerator, vq.samples) if q is not None]
+    try:
+        cv, cn = _value(src, qc.value, qc.numerator, qc.samples, now)
+        if gate.metric == "shadow_agreement":
+            return judge_floor(gate, value=cv, samples=cn, at=now, queries=queries[:2],
+                               min_samples=min_samples)
+        sv, sn = _value(src, qs.value, qs.numerator, qs.samples, now)
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=now, queries=queries)
+    return judge_ratio(gate, cand_value=cv, stable_value=sv, cand_samples=cn, stable_samples=sn, at=now,
+                       queries=queries, min_samples=min_samples)
+
+
+def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: float) -> Measurement:
+    """Measure one gate for one interval (never raises for a metrics problem)."""
+    cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind)
+    window = window_seconds(req.window_start, now)
+    try:
+        if gate.metric == "custom":
+            query = gate.query or ""
+            try:
+                result = src.scalar(query, at=now)
+            except MetricsUnavailable as exc:
+                return error_measurement(gate, str(exc), at=now, queries=[query])
+            return judge_custom(gate, result=result, at=now, queries=[query])
+        if gate.metric in RATE_METRICS:
+            return _rate(gate, src, cand, stable, window, now, req.min_samples)
+        return _values(gate, src, cand, stable, window, now, req.min_samples)
+    except Exception as exc:  # a bug must not look like a pass: record it as ERROR
+        return error_measurement(gate, f"internal error measuring {gate.label}: {exc!r}", at=now)
+
+
+def measure_sync(req: AnalysisRequest, src: MetricsSource, now: float | None = None) -> AnalysisReport:
+    """Measure every gate of the request once, plus both variations' request counts in the window."""
+    now = time.time() if now is None else now
+    measurements = [measure_gate(g, req, src, now) for g in req.gates]
+    cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind)
+    window = window_seconds(req.window_start, now)
+    counts = []
+    for sel in (cand, stable):
+        try:
+            counts.append(_zero(src.scalar(f"sum(increase({REQUESTS}{sel.labels()}[{window}s]))", at=now)))
+        except MetricsUnavailable:
+            counts.append(0.0)
+    return AnalysisReport(at=now, measurements=measurements, candidate_samples=counts[0],
+                          stable_samples=counts[1])
+
+
+async def measure(req: AnalysisRequest, src: MetricsSource, now: float | None = None) -> AnalysisReport:
+    """:func:`measure_sync` in a thread, so the event loop never waits on HTTP."""
+    return await asyncio.to_thread(measure_sync, req, src, now)
+
+
+__all__ = ["measure", "measure_gate", "measure_sync"]

@@ -1,0 +1,89 @@
+"""Query side of the metrics: Prometheus through ``prometheus-api-client``, with a bounded timeout.
+
+Anything that goes wrong (connection refused, timeout, HTTP error, a bad query, an unparsable answer) is
+raised as :class:`~canaryflow.errors.MetricsUnavailable`; callers turn it into an ERROR measurement.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+from prometheus_api_client import PrometheusConnect
+from urllib3.util.retry import Retry
+
+from canaryflow.errors import MetricsUnavailable
+
+DEFAULT_TIMEOUT_S = 5.0
+
+
+class MetricsSource(Protocol):
+    """Anything that evaluates an instant PromQL query to one number."""
+
+    def scalar(self, promql: str, *, at: float) -> float | None:
+        """The sum of the instant vector's values at time ``at`` (None when the vector is empty).
+
+        Raises:
+            MetricsUnavailable: the query could not be answered.
+        """
+        ...
+
+
+class PrometheusSource:
+    """A :class:`MetricsSource` over a Prometheus server's HTTP API.
+
+    Args:
+        url: the server, e.g. ``http://localhost:9090`` (default: ``CANARYFLOW_PROMETHEUS_URL``).
+        timeout: seconds for each query, both the HTTP call and Prometheus' own evaluation.
+    """
+
+    def __init__(self, url: str | None = None, *, timeout: float = DEFAULT_TIMEOUT_S) -> None:
+        if url is None:
+            from canaryflow.settings import get_settings
+
+            url = get_settings().prometheus_url
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        # No client-side retries: Temporal owns retries, and a down Prometheus must fail fast.
+        self._prom = PrometheusConnect(url=self.url, disable_ssl=True, retry=Retry(total=0), timeout=timeout)
+
+    def close(self) -> None:
+        """Release the HTTP session."""
+        self._prom.close()
+
+    def scalar(self, promql: str, *, at: float) -> float | None:
+        """Evaluate ``promql`` at ``at`` and sum the values of the resulting vector (or read the scalar)."""
+        try:
+            data: Any = self._prom.custom_query(
+                promql, params={"time": f"{at:.3f}", "timeout": f"{self.timeout:g}s"}, timeout=self.timeout
+            )
+        except Exception as exc:  # requests/urllib3/prometheus_api_client errors alike
+            raise MetricsUnavailable(f"Prometheus at {self.url} did not answer: {_short(exc)}") from exc
+        return parse_result(data)
+
+
+def parse_result(data: Any) -> float | None:
+    """Sum an instant query's ``result`` (vector or scalar); None when empty; NaN values are skipped.
+
+    Raises:
+        MetricsUnavailable: the answer is not an instant vector or scalar.
+    """
+    try:
+        if isinstance(data, list) and len(data) == 2 and not isinstance(data[0], dict):
+            value = float(data[1])  # a scalar result: [time, "value"]
+            return None if math.isnan(value) else value
+        values = [float(item["value"][1]) for item in data]
+    except (TypeError, KeyError, ValueError, IndexError) as exc:
+        raise MetricsUnavailable(f"unexpected Prometheus answer: {str(data)[:200]}") from exc
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return None
+    return sum(finite)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
+__all__ = ["DEFAULT_TIMEOUT_S", "MetricsSource", "PrometheusSource", "parse_result"]

@@ -1,0 +1,159 @@
+"""measure() against a real Prometheus scraping a real exposition of the traffic plane's instruments."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from prometheus_client import start_http_server
+
+from canaryflow.domain.analysis import AnalysisRequest, stage_verdict
+from canaryflow.domain.gates import Gate, Verdict
+from canaryflow.metrics.instruments import Labels, Metrics
+from canaryflow.metrics.measure import measure, measure_sync
+from canaryflow.metrics.source import PrometheusSource
+from tests.servers import Prometheus, free_port
+
+pytestmark = pytest.mark.prometheus
+
+
+@dataclass
+class Exporter:
+    metrics: Metrics
+    address: str
+
+
+@pytest.fixture
+def exporter(prometheus: Prometheus) -> Iterator[Exporter]:
+    metrics = Metrics()
+    port = free_port()
+    server, thread = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    address = f"127.0.0.1:{port}"
+    prometheus.add_target(address)
+    try:
+        yield Exporter(metrics, address)
+    finally:
+        server.shutdown()
+        thread.join(5)
+
+
+def _labels(key: str, version: int, variation: str) -> Labels:
+    return Labels(key, version, variation, "none", "openai", "sim-model")
+
+
+def _traffic(m: Metrics, key: str, version: int, variation: str, ok: int, errors: int, latency: float) -> None:
+    """Count ok/error requests and observe latencies, tokens and cost (counters by bulk increments)."""
+    lab = _labels(key, version, variation).values()
+    m.requests.labels(*lab, "success", "none", "stop").inc(ok)
+    m.requests.labels(*lab, "error", "server_error", "error").inc(errors)
+    for i in range(200):
+        m.duration.labels(*lab).observe(latency * (0.5 + i / 200))
+    m.tokens.labels(*lab, "input").observe(100)
+    m.cost.labels(*lab).inc(0.001 * ok)
+
+
+def _zeros(m: Metrics, key: str, version: int, variation: str) -> None:
+    lab = _labels(key, version, variation).values()
+    m.requests.labels(*lab, "success", "none", "stop").inc(0)
+    m.requests.labels(*lab, "error", "server_error", "error").inc(0)
+    m.duration.labels(*lab)
+    m.cost.labels(*lab).inc(0)
+
+
+def _wait_value(prometheus: Prometheus, promql: str, want: float, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = prometheus.query(promql)
+        if result and float(result[0]["value"][1]) >= want:  # type: ignore[index]
+            return
+        time.sleep(0.3)
+    raise TimeoutError(f"Prometheus never saw {promql} >= {want}")
+
+
+def _scenario(
+    prometheus: Prometheus, exporter: Exporter, cand_errors: int, cand_latency: float
+) -> tuple[str, float]:
+    """Stable v1: 38,000 requests, 1 % errors; candidate v2: 2,000 requests with ``cand_errors`` errors."""
+    key = f"bot-{uuid.uuid4().hex[:8]}"
+    start = time.time() - 1
+    m = exporter.metrics
+    _zeros(m, key, 1, "stable")
+    _zeros(m, key, 2, "candidate")
+    prometheus.wait_scraped(exporter.address)
+    series = f'canaryflow_requests_total{{config="{key}"}}'
+    _wait_value(prometheus, f"count({series})", 4)  # the zero-valued series are stored
+    total = f"sum({series})"
+    _traffic(m, key, 1, "stable", ok=37620, errors=380, latency=0.5)
+    _traffic(m, key, 2, "candidate", ok=2000 - cand_errors, errors=cand_errors, latency=cand_latency)
+    _wait_value(prometheus, total, 40000)
+    return key, start
+
+
+GATES = [
+    Gate(metric="error_rate", margin=0.01, min_samples=500),
+    Gate(metric="latency_p95", margin=0.2, mode="relative"),
+    Gate(metric="cost_per_request", margin=0.1, mode="relative"),
+]
+
+
+def _request(key: str, start: float, gates: list[Gate]) -> AnalysisRequest:
+    return AnalysisRequest(config_key=key, stable_version=1, candidate_version=2, stage="canary-5",
+                           stage_kind="percent", window_start=start, gates=gates)
+
+
+async def test_raised_error_rate_and_latency_fail(prometheus: Prometheus, exporter: Exporter) -> None:
+    key, start = _scenario(prometheus, exporter, cand_errors=200, cand_latency=1.0)
+    src = PrometheusSource(prometheus.url)
+    report = await measure(_request(key, start, GATES), src)
+    by_gate = {m.gate: m for m in report.measurements}
+    err = by_gate["error_rate"]
+    assert err.verdict is Verdict.FAIL, err.summary()
+    assert err.evidence.candidate_value == pytest.approx(0.1, rel=0.05)
+    assert err.evidence.stable_value == pytest.approx(0.01, rel=0.05)
+    assert err.evidence.candidate_samples > 1500 and err.evidence.stable_samples > 30000
+    assert err.evidence.interval is not None and err.evidence.interval[0] > 0.01
+    assert any('variation="candidate"' in q and 'outcome="error"' in q for q in err.evidence.queries)
+    assert by_gate["latency_p95"].verdict is Verdict.FAIL, by_gate["latency_p95"].summary()
+    assert by_gate["cost_per_request"].verdict is Verdict.PASS, by_gate["cost_per_request"].summary()
+    assert report.verdict() is Verdict.FAIL
+    assert report.candidate_samples > 1500
+    assert stage_verdict(GATES, [report])[0] is Verdict.FAIL
+
+
+def test_equal_rates_pass(prometheus: Prometheus, exporter: Exporter) -> None:
+    key, start = _scenario(prometheus, exporter, cand_errors=20, cand_latency=0.5)
+    custom = Gate(metric="custom", name="errors", success="result < 0.02",
+                  query=f'sum(rate(canaryflow_requests_total{{config="{key}",outcome="error"}}[1m])) / '
+                        f'sum(rate(canaryflow_requests_total{{config="{key}"}}[1m]))')
+    gates = [*GATES, custom]
+    report = measure_sync(_request(key, start, gates), PrometheusSource(prometheus.url))
+    assert [m.verdict for m in report.measurements] == [Verdict.PASS] * 4, [
+        m.summary() for m in report.measurements]
+    assert stage_verdict(gates, [report])[0] is Verdict.PASS
+
+
+def test_no_traffic_is_nodata(prometheus: Prometheus) -> None:
+    req = _request(f"none-{uuid.uuid4().hex[:8]}", time.time() - 60, GATES)
+    report = measure_sync(req, PrometheusSource(prometheus.url))
+    assert {m.verdict for m in report.measurements} == {Verdict.NODATA}
+    assert stage_verdict(GATES, [report])[0] is Verdict.NODATA
+
+
+def test_prometheus_down_gives_errors_then_the_consecutive_error_limit() -> None:
+    gate = Gate(metric="error_rate", margin=0.01, consecutive_error_limit=2)
+    src = PrometheusSource(f"http://127.0.0.1:{free_port()}", timeout=2)
+    reports = []
+    for _ in range(3):
+        report = measure_sync(_request("down", time.time() - 60, [gate]), src)
+        (m,) = report.measurements
+        assert m.verdict is Verdict.ERROR
+        assert "did not answer" in m.evidence.note and m.evidence.queries
+        reports.append(report)
+        verdict, (status,) = stage_verdict([gate], reports)
+        if len(reports) <= 2:
+            assert verdict is Verdict.INCONCLUSIVE
+    assert verdict is Verdict.ERROR
+    assert status.consecutive_errors == 3 and "consecutive errors" in status.reason
