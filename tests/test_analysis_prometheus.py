@@ -44,7 +44,9 @@ def _labels(key: str, version: int, variation: str) -> Labels:
     return Labels(key, version, variation, "none", "openai", "sim-model")
 
 
-def _traffic(m: Metrics, key: str, version: int, variation: str, ok: int, errors: int, latency: float) -> None:
+def _traffic(
+    m: Metrics, key: str, version: int, variation: str, ok: int, errors: int, latency: float
+) -> None:
     """Count ok/error requests and observe latencies, tokens and cost (counters by bulk increments)."""
     lab = _labels(key, version, variation).values()
     m.requests.labels(*lab, "success", "none", "stop").inc(ok)
