@@ -1,0 +1,1 @@
+"""Replaying requests against configuration versions: shadow replay and ``canaryflow eval``."""
