@@ -8,22 +8,24 @@ bucket < percent / 100 — so raising 5 % to 10 % only adds users.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from hashlib import sha1
 from typing import Any
 
 from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.errors import NotFound
-from canaryflow.domain.segments import Segment
+from canaryflow.domain.segments import Segment, compile_segment
 from canaryflow.domain.serving import ServingState
 
 _SCALE = float(0xFFFFFFFFFFFFFFF)
 _EMPTY: Mapping[str, Any] = {}
+_MISSING: Any = object()
 
 
 def bucket(config_key: str, salt: str, user_key: str) -> float:
     """The user's position in [0, 1) for this config and salt."""
-    return int(sha1(f"{config_key}.{salt}.{user_key}".encode()).hexdigest()[:15], 16) / _SCALE
+    digest = sha1(f"{config_key}.{salt}.{user_key}".encode()).digest()
+    return (int.from_bytes(digest[:8], "big") >> 4) / _SCALE  # the first 15 hex digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,101 +68,168 @@ class Resolution:
 class _Prepared:
     """A version with everything that does not depend on the request computed once."""
 
-    __slots__ = ("fallback", "messages", "needs_render", "parameters", "spec")
+    __slots__ = ("fallback", "messages", "names", "parameters", "spec")
 
     def __init__(self, spec: ConfigSpec):
         self.spec = spec
         self.messages = tuple({"role": m.role, "content": m.content} for m in spec.messages)
-        self.needs_render = bool(spec.placeholders())
+        self.names = tuple(spec.placeholders())
         self.parameters = spec.parameters.as_kwargs()
         self.fallback = tuple(f.model_dump(mode="json", exclude_none=True) for f in spec.fallback)
 
-    def base(self, key: str, version: int, variation: str, reason: str, segment: str,
-             revision: int) -> Resolution:
-        return Resolution(key, version, variation, reason, self.spec.provider, self.spec.model,
-                          self.messages, self.parameters, self.fallback, segment, revision)
+    def rendered(self, key: str, variables: Mapping[str, object]) -> tuple[dict[str, str], ...]:
+        """The messages with placeholders filled (:class:`RenderError` names a missing variable)."""
+        return tuple({"role": m["role"], "content": render_text(m["content"], variables, config_key=key)}
+                     for m in self.messages)
+
+
+class _Outcome:
+    """One way a request can be served (version, variation, reason), with its Resolution cache."""
+
+    __slots__ = ("cache", "prepared", "reason", "shadow", "variation", "version")
+
+    def __init__(self, prepared: _Prepared, version: int, variation: str, reason: str,
+                 shadow: tuple[int | None, float] = (None, 0.0)):
+        self.prepared = prepared
+        self.version = version
+        self.variation = variation
+        self.reason = reason
+        self.shadow = shadow
+        self.cache: dict[Any, Resolution] = {}
+
+
+_CACHE_LIMIT = 4096
 
 
 class CompiledConfig:
-    """A config's serving state, versions and segments, prepared for fast repeated resolution."""
+    """A config's serving state, versions and segments, prepared for fast repeated resolution.
+
+    Segments become plain-Python matchers and every (outcome, segment, variable values) answer is built
+    once and reused, so a warm resolve is a few dict lookups (plus one SHA-1 during a percent stage).
+    """
 
     def __init__(self, state: ServingState, versions: Mapping[int, ConfigSpec],
                  segments: list[Segment] | tuple[Segment, ...]):
-        self.key = state.config_key
+        self.key = key = state.config_key
         self.state = state
         self.revision = state.revision
         exp = state.exposure
-        self._segments = tuple(segments)
         self._prepared = {v: _Prepared(spec) for v, spec in versions.items()}
         needed = [v for v in (state.stable_version, exp.candidate_version, *state.pins.values())
                   if v is not None]
         missing = [v for v in needed if v not in self._prepared]
         if missing:
-            raise NotFound(f"config {self.key!r}: serving state names unknown versions {missing}")
-        self._pins = dict(state.pins)
-        self._kind = exp.stage_kind if exp.candidate_version is not None else "none"
-        self._candidate = exp.candidate_version
-        self._exposed = frozenset(exp.segments)
+            raise NotFound(f"config {key!r}: serving state names unknown versions {missing}")
+        self._matchers = tuple((s.name, compile_segment(s)) for s in segments)
+        kind = exp.stage_kind if exp.candidate_version is not None else "none"
+        self._kind = kind
+        cand = exp.candidate_version
+        self._candidate = cand
         self._threshold = exp.percent / 100.0
-        self._salt = exp.salt
-        self._shadow_fraction = exp.shadow_fraction if self._kind == "shadow" else 0.0
-        self._cache: dict[tuple[int, str, str], Resolution] = {}
+        self._prefix = sha1(f"{key}.{exp.salt}.".encode())
+        self._shadow_fraction = exp.shadow_fraction if kind == "shadow" else 0.0
         self._stable = state.stable_version
-        self._segment_free = not self._segments
-
-    def _pick(self, user_key: str, segment_names: tuple[str, ...]) -> tuple[int, str, str]:
-        for name in segment_names:
-            pinned = self._pins.get(name)
-            if pinned is not None:
-                return pinned, "pinned", f"segment {name!r} is pinned to v{pinned}"
-        kind = self._kind
-        cand = self._candidate
+        self._pins = {name: _Outcome(self._prepared[v], v, "pinned", f"segment {name!r} is pinned to v{v}")
+                      for name, v in state.pins.items()}
+        self._exposed: dict[str, _Outcome] = {}
+        self._full: _Outcome | None = None
+        self._percent: _Outcome | None = None
         if cand is not None:
+            prep = self._prepared[cand]
             if kind == "full":
-                return cand, "candidate", f"rollout at full: candidate v{cand} serves everyone"
-            if kind == "segments":
-                for name in segment_names:
-                    if name in self._exposed:
-                        return cand, "candidate", f"segment {name!r} is exposed to candidate v{cand}"
-            elif kind == "percent" and bucket(self.key, self._salt, user_key) < self._threshold:
-                return cand, "candidate", f"user bucket below {self._threshold * 100:g}% of the rollout"
-        if self._stable is None:
+                self._full = _Outcome(prep, cand, "candidate",
+                                      f"rollout at full: candidate v{cand} serves everyone")
+            elif kind == "segments":
+                self._exposed = {name: _Outcome(prep, cand, "candidate",
+                                                f"segment {name!r} is exposed to candidate v{cand}")
+                                 for name in exp.segments}
+            elif kind == "percent" and self._threshold > 0:
+                self._percent = _Outcome(prep, cand, "candidate",
+                                         f"user bucket below {self._threshold * 100:g}% of the rollout")
+        self._stable_outcome: _Outcome | None = None
+        if self._stable is not None:
+            if kind == "shadow":
+                self._stable_outcome = _Outcome(
+                    self._prepared[self._stable], self._stable, "stable",
+                    f"stable v{self._stable}; candidate v{cand} in shadow", (cand, self._shadow_fraction))
+            else:
+                self._stable_outcome = _Outcome(self._prepared[self._stable], self._stable, "stable",
+                                                f"stable v{self._stable}")
+        self._all_matches = bool(self._pins or self._exposed)
+
+    def _decide(self, context: Mapping[str, Any]) -> tuple[_Outcome, str]:
+        """Pin → candidate exposure → stable, and the first matching segment's name."""
+        segment = "none"
+        matchers = self._matchers
+        if matchers:
+            attributes = context.get("attributes") or _EMPTY
+            if self._all_matches:
+                matched = [name for name, match in matchers if match(attributes)]
+                if matched:
+                    segment = matched[0]
+                    pins = self._pins
+                    for name in matched:
+                        if name in pins:
+                            return pins[name], segment
+                    exposed = self._exposed
+                    for name in matched:
+                        if name in exposed:
+                            return exposed[name], segment
+            else:
+                for name, match in matchers:
+                    if match(attributes):
+                        segment = name
+                        break
+        if self._full is not None:
+            return self._full, segment
+        if self._percent is not None:
+            user_key = context.get("key", "")
+            h = self._prefix.copy()
+            h.update((user_key if type(user_key) is str else str(user_key)).encode())
+            if (int.from_bytes(h.digest()[:8], "big") >> 4) / _SCALE < self._threshold:
+                return self._percent, segment
+        if self._stable_outcome is None:
             raise NotFound(
                 f"config {self.key!r} has no stable version: run 'canaryflow serve set-stable {self.key} N'"
             )
-        if kind == "shadow":
-            return self._stable, "stable", f"stable v{self._stable}; candidate v{cand} in shadow"
-        return self._stable, "stable", f"stable v{self._stable}"
+        return self._stable_outcome, segment
 
     def resolve(self, context: Mapping[str, Any] | None = None,
                 variables: Mapping[str, object] | None = None) -> Resolution:
         """Resolve for a context ``{"key": user_key, "attributes": {...}}``."""
-        ctx = context or _EMPTY
-        user_key = str(ctx.get("key", ""))
-        if self._segment_free:
-            matched: tuple[str, ...] = ()
+        outcome, segment = self._decide(context or _EMPTY)
+        prepared = outcome.prepared
+        names = prepared.names
+        if not names:
+            cache_key: Any = segment
         else:
-            attributes = ctx.get("attributes") or _EMPTY
-            matched = tuple(s.name for s in self._segments if s.matches(attributes))
-        version, variation, reason = self._pick(user_key, matched)
-        segment = matched[0] if matched else "none"
-        cache_key = (version, reason, segment)
-        res = self._cache.get(cache_key)
-        if res is None:
-            res = self._prepared[version].base(self.key, version, variation, reason, segment, self.revision)
-            if self._kind == "shadow" and variation == "stable":
-                res = replace(res, shadow_version=self._candidate, shadow_fraction=self._shadow_fraction)
-            if len(self._cache) < 4096:
-                self._cache[cache_key] = res
-        prepared = self._prepared[version]
-        if prepared.needs_render:
             vars_ = variables or _EMPTY
-            rendered = tuple(
-                {"role": m["role"], "content": render_text(m["content"], vars_, config_key=self.key)}
-                for m in prepared.messages
-            )
-            res = replace(res, messages=rendered)
+            if len(names) == 1:
+                value = vars_.get(names[0], _MISSING)
+                if value is _MISSING:
+                    prepared.rendered(self.key, vars_)  # raises RenderError naming the variable
+                cache_key = (segment, value if type(value) is str else str(value))
+            else:
+                values = [vars_.get(n, _MISSING) for n in names]
+                if _MISSING in values:
+                    prepared.rendered(self.key, vars_)
+                cache_key = (segment, *(v if type(v) is str else str(v) for v in values))
+        cache = outcome.cache
+        res = cache.get(cache_key)
+        if res is None:
+            messages = prepared.rendered(self.key, variables or _EMPTY) if names else prepared.messages
+            shadow_version, shadow_fraction = outcome.shadow
+            res = Resolution(self.key, outcome.version, outcome.variation, outcome.reason,
+                             prepared.spec.provider, prepared.spec.model, messages, prepared.parameters,
+                             prepared.fallback, segment, self.revision, shadow_version, shadow_fraction)
+            if len(cache) >= _CACHE_LIMIT:
+                cache.clear()
+            cache[cache_key] = res
         return res
+
+    def has_version(self, version: int) -> bool:
+        """Whether this compiled config holds ``version``."""
+        return version in self._prepared
 
     def spec(self, version: int) -> ConfigSpec:
         """The spec of a version this config knows."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -11,6 +12,11 @@ Operator = Literal[
     "equals", "in", "not_in", "starts_with", "ends_with", "contains", "exists", "lt", "lte", "gt", "gte"
 ]
 NUMERIC_OPS = frozenset({"lt", "lte", "gt", "gte"})
+Matcher = Callable[[Mapping[str, Any]], bool]
+"""A compiled predicate over context attributes (see :func:`compile_segment`)."""
+_MISSING: Any = object()
+_COMPARE: dict[str, Callable[[Any, Any], Any]] = {
+    "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge}
 SEGMENT_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$"
 
 
@@ -129,6 +135,107 @@ class SegmentFile(BaseModel):
         return segments
 
 
+def _compile_equals(attribute: str, values: list[Any], negate: bool) -> Matcher:
+    """``equals``/``in``/``not_in`` with the exact semantics of ``_eq``, split by the actual value's type."""
+    bools = tuple(v for v in values if isinstance(v, bool))
+    strs = frozenset(v for v in values if isinstance(v, str))
+    words = frozenset(str(v).lower() for v in bools)
+    others = tuple(v for v in values if not isinstance(v, bool | str))
+
+    def match(attributes: Mapping[str, Any]) -> bool:
+        value = attributes.get(attribute, _MISSING)
+        if value is _MISSING:
+            return False
+        if isinstance(value, bool):
+            hit = value in bools  # only bools in there: == is identity
+        elif isinstance(value, str):
+            hit = value in strs or (bool(words) and value.lower() in words)
+        else:
+            hit = any(value == o for o in others)
+        return hit is not negate
+
+    return match
+
+
+def _compile_numeric(attribute: str, op: str, ref: float) -> Matcher:
+    compare = _COMPARE[op]
+
+    def match(attributes: Mapping[str, Any]) -> bool:
+        value = attributes.get(attribute, _MISSING)
+        if value is _MISSING:
+            return False
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                return False
+        return bool(compare(value, ref))
+
+    return match
+
+
+def _compile_string(attribute: str, op: str, values: tuple[str, ...]) -> Matcher:
+    if op == "starts_with":
+        def starts(attributes: Mapping[str, Any]) -> bool:
+            value = attributes.get(attribute)
+            return isinstance(value, str) and value.startswith(values)
+        return starts
+    if op == "ends_with":
+        def ends(attributes: Mapping[str, Any]) -> bool:
+            value = attributes.get(attribute)
+            return isinstance(value, str) and value.endswith(values)
+        return ends
+
+    def contains(attributes: Mapping[str, Any]) -> bool:
+        value = attributes.get(attribute)
+        return isinstance(value, str) and any(v in value for v in values)
+    return contains
+
+
+def compile_clause(clause: Clause) -> Matcher:
+    """A plain-Python predicate equivalent to ``clause.matches`` (no pydantic on the hot path)."""
+    attribute, op, values = clause.attribute, clause.op, list(clause.values)
+    if op == "exists":
+        want = bool(values[0]) if values else True
+        return lambda attributes: (attribute in attributes) == want
+    if op in ("equals", "in", "not_in"):
+        return _compile_equals(attribute, values, negate=op == "not_in")
+    if op in NUMERIC_OPS:
+        return _compile_numeric(attribute, op, values[0])
+    return _compile_string(attribute, op, tuple(values))
+
+
+def _all(matchers: tuple[Matcher, ...]) -> Matcher:
+    if len(matchers) == 1:
+        return matchers[0]
+
+    def match(attributes: Mapping[str, Any]) -> bool:
+        for m in matchers:  # noqa: SIM110 - a loop beats a generator on the hot path
+            if not m(attributes):
+                return False
+        return True
+
+    return match
+
+
+def _any(matchers: tuple[Matcher, ...]) -> Matcher:
+    if len(matchers) == 1:
+        return matchers[0]
+
+    def match(attributes: Mapping[str, Any]) -> bool:
+        for m in matchers:  # noqa: SIM110 - a loop beats a generator on the hot path
+            if m(attributes):
+                return True
+        return False
+
+    return match
+
+
+def compile_segment(segment: Segment) -> Matcher:
+    """A plain-Python predicate equivalent to ``segment.matches``: rules OR, clauses AND."""
+    return _any(tuple(_all(tuple(compile_clause(c) for c in r.clauses)) for r in segment.rules))
+
+
 def first_match(segments: list[Segment] | tuple[Segment, ...], attributes: Mapping[str, Any]) -> str:
     """Name of the first segment the attributes match, or ``"none"``."""
     for seg in segments:
@@ -137,4 +244,5 @@ def first_match(segments: list[Segment] | tuple[Segment, ...], attributes: Mappi
     return "none"
 
 
-__all__ = ["Clause", "Operator", "Rule", "Segment", "SegmentFile", "first_match"]
+__all__ = ["Clause", "Matcher", "Operator", "Rule", "Segment", "SegmentFile", "compile_clause",
+           "compile_segment", "first_match"]
