@@ -1,2 +1,3 @@
 """Imports every command module so each adds its group to the app. One line per module."""
+import canaryflow.cli.demo_cmds  # noqa: F401
 from canaryflow.cli import sim_cmds  # noqa: F401
