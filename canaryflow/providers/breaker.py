@@ -1,0 +1,101 @@
+"""A circuit breaker per provider/model: opened by a failure rate over a sliding window.
+
+``closed`` → (failures / calls ≥ threshold over the last ``window_s``, at least ``min_calls``) → ``open``
+→ (``cooldown_s`` later) → ``half_open``: one probe call at a time; its success closes the circuit, its
+failure opens it again. Time comes from an injectable ``clock`` so tests drive it without sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class _Circuit:
+    calls: deque[tuple[float, bool]] = field(default_factory=deque)
+    state: str = "closed"
+    opened_at: float = 0.0
+    probe_started: float | None = None
+
+
+class CircuitBreaker:
+    """Failure-rate circuit breakers keyed by (provider, model)."""
+
+    def __init__(self, *, failure_threshold: float = 0.5, window_s: float = 30.0, min_calls: int = 10,
+                 cooldown_s: float = 15.0, clock: Clock = time.monotonic):
+        if not 0 < failure_threshold <= 1:
+            raise ValueError("failure_threshold must be in (0, 1]")
+        self.failure_threshold = failure_threshold
+        self.window_s = window_s
+        self.min_calls = max(1, min_calls)
+        self.cooldown_s = cooldown_s
+        self.clock = clock
+        self._circuits: dict[tuple[str, str], _Circuit] = {}
+        self._lock = threading.Lock()
+
+    def _get(self, provider: str, model: str) -> _Circuit:
+        key = (provider, model)
+        circuit = self._circuits.get(key)
+        if circuit is None:
+            circuit = self._circuits[key] = _Circuit()
+        return circuit
+
+    def state(self, provider: str, model: str) -> str:
+        """``closed``, ``open`` or ``half_open`` (an open circuit past its cooldown reads half_open)."""
+        with self._lock:
+            circuit = self._get(provider, model)
+            if circuit.state == "open" and self.clock() - circuit.opened_at >= self.cooldown_s:
+                return "half_open"
+            return circuit.state
+
+    def allow(self, provider: str, model: str) -> bool:
+        """Whether a call may go to ``provider``/``model`` now (claims the probe when half-open)."""
+        with self._lock:
+            circuit = self._get(provider, model)
+            now = self.clock()
+            if circuit.state == "closed":
+                return True
+            if circuit.state == "open":
+                if now - circuit.opened_at < self.cooldown_s:
+                    return False
+                circuit.state = "half_open"
+                circuit.probe_started = None
+            stale = circuit.probe_started is not None and now - circuit.probe_started >= self.cooldown_s
+            if circuit.probe_started is None or stale:
+                circuit.probe_started = now
+                return True
+            return False
+
+    def record(self, provider: str, model: str, ok: bool) -> None:
+        """Count a finished call (``ok=False`` only for failures that say the provider is unhealthy)."""
+        with self._lock:
+            circuit = self._get(provider, model)
+            now = self.clock()
+            if circuit.state != "closed":
+                if ok:
+                    circuit.state = "closed"
+                    circuit.calls.clear()
+                else:
+                    circuit.state = "open"
+                    circuit.opened_at = now
+                circuit.probe_started = None
+                return
+            calls = circuit.calls
+            calls.append((now, ok))
+            while calls and now - calls[0][0] > self.window_s:
+                calls.popleft()
+            if len(calls) >= self.min_calls:
+                failures = sum(1 for _, good in calls if not good)
+                if failures / len(calls) >= self.failure_threshold:
+                    circuit.state = "open"
+                    circuit.opened_at = now
+                    calls.clear()
+
+
+__all__ = ["CircuitBreaker", "Clock"]

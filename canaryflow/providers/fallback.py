@@ -1,0 +1,225 @@
+"""Run a resolution's primary provider, then its fallback chain, with a bounded retry and circuit breakers.
+
+For each target in order (primary, then ``resolution.fallback``):
+
+* an open circuit (:class:`~canaryflow.providers.breaker.CircuitBreaker`) skips the target;
+* a retryable failure (rate_limit, timeout, connection, server_error) is retried ``retries`` times,
+  after ``retry-after`` when the provider sent one (skipped when it exceeds ``max_retry_after``), then the
+  next target serves;
+* a bad_request / auth / content_filter / other failure of the primary is raised at once — a fallback
+  would not help; the same failure of a fallback target moves on to the next one;
+* streams fall back only before their first chunk; a failure after it reaches the caller.
+
+The result says which fallback served (``None`` = the primary) and every attempt, so metrics can count
+``canaryflow_fallbacks_total{reason}`` with :attr:`Served.reason`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from canaryflow.domain.resolution import Resolution
+from canaryflow.errors import AllProvidersFailed, ProviderError
+from canaryflow.providers.base import ChatRequest, ChatResult, Provider, StreamChunk
+from canaryflow.providers.breaker import CircuitBreaker
+from canaryflow.providers.factory import get_provider
+
+CIRCUIT_OPEN = "circuit_open"
+
+
+@dataclass(frozen=True)
+class Target:
+    """One provider/model/parameters to try; ``fallback_index`` is ``None`` for the primary."""
+
+    provider: str
+    model: str
+    parameters: dict[str, Any]
+    fallback_index: int | None
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One call (or one skip): ``error_type`` is ``None`` on success, ``circuit_open`` when skipped."""
+
+    provider: str
+    model: str
+    fallback_index: int | None
+    error_type: str | None
+    status_code: int | None = None
+    duration_s: float = 0.0
+
+
+def _reason(fallback_index: int | None, attempts: Sequence[Attempt]) -> str | None:
+    if fallback_index is None:
+        return None
+    return next((a.error_type for a in attempts if a.fallback_index is None and a.error_type), "other")
+
+
+class Served(NamedTuple):
+    """A completed call: the result, which fallback served it (``None``: the primary), every attempt."""
+
+    result: ChatResult
+    fallback_index: int | None
+    attempts: list[Attempt]
+
+    @property
+    def reason(self) -> str | None:
+        """Why the primary did not serve (its error type or ``circuit_open``); ``None`` if it did."""
+        return _reason(self.fallback_index, self.attempts)
+
+
+class StreamServed(NamedTuple):
+    """A started stream: its chunks (the first one already received), which fallback, every attempt."""
+
+    chunks: AsyncIterator[StreamChunk]
+    fallback_index: int | None
+    attempts: list[Attempt]
+
+    @property
+    def reason(self) -> str | None:
+        """Why the primary did not serve; ``None`` if it did."""
+        return _reason(self.fallback_index, self.attempts)
+
+
+def targets(resolution: Resolution) -> list[Target]:
+    """The primary then each fallback, fallback parameters merged over the primary's."""
+    out = [Target(resolution.provider, resolution.model, dict(resolution.parameters), None)]
+    for i, fb in enumerate(resolution.fallback):
+        params = {**resolution.parameters, **(fb.get("parameters") or {})}
+        out.append(Target(str(fb["provider"]), str(fb["model"]), params, i))
+    return out
+
+
+class FallbackRunner:
+    """Calls providers for resolutions with retry, fallback and circuit breaking."""
+
+    def __init__(self, *, retries: int = 1, breaker: CircuitBreaker | None = None,
+                 max_retry_after: float = 2.0, backoff_s: float = 0.1, timeout: float = 60.0,
+                 provider_factory: Callable[[str], Provider] = get_provider,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+        self.retries = max(0, retries)
+        self.breaker = breaker if breaker is not None else CircuitBreaker()
+        self.max_retry_after = max_retry_after
+        self.backoff_s = backoff_s
+        self.timeout = timeout
+        self.provider_factory = provider_factory
+        self.sleep = sleep
+
+    async def complete(self, resolution: Resolution, caller_messages: Sequence[dict[str, str]], *,
+                       timeout: float | None = None) -> Served:
+        """Complete with the first target that answers.
+
+        Raises:
+            ProviderError: the primary failed with a non-retryable error (bad_request, auth, …).
+            AllProvidersFailed: every target failed or had its circuit open.
+        """
+        messages = [*map(dict, resolution.messages), *map(dict, caller_messages)]
+        attempts: list[Attempt] = []
+        errors: list[ProviderError] = []
+        for target in targets(resolution):
+            result = await self._run_target(target, messages, attempts, errors, timeout, stream=False)
+            if isinstance(result, ChatResult):
+                return Served(result, target.fallback_index, attempts)
+        raise self._all_failed(attempts) from (errors[-1] if errors else None)
+
+    async def stream(self, resolution: Resolution, caller_messages: Sequence[dict[str, str]], *,
+                     timeout: float | None = None) -> StreamServed:
+        """Start a stream with the first target that yields a first chunk (fallback only before it).
+
+        Raises:
+            ProviderError: as :meth:`complete`; later failures are raised while iterating ``chunks``.
+        """
+        messages = [*map(dict, resolution.messages), *map(dict, caller_messages)]
+        attempts: list[Attempt] = []
+        errors: list[ProviderError] = []
+        for target in targets(resolution):
+            started = await self._run_target(target, messages, attempts, errors, timeout, stream=True)
+            if isinstance(started, _Started):
+                return StreamServed(self._rest(target, started), target.fallback_index, attempts)
+        raise self._all_failed(attempts) from (errors[-1] if errors else None)
+
+    async def _run_target(self, target: Target, messages: list[dict[str, str]], attempts: list[Attempt],
+                          errors: list[ProviderError], timeout: float | None, *,
+                          stream: bool) -> ChatResult | _Started | None:
+        breaker = self.breaker
+        if not breaker.allow(target.provider, target.model):
+            attempts.append(Attempt(target.provider, target.model, target.fallback_index, CIRCUIT_OPEN))
+            return None
+        req = ChatRequest(target.model, messages, target.parameters, stream=stream)
+        limit = timeout if timeout is not None else self.timeout
+        for try_number in range(self.retries + 1):
+            began = time.monotonic()
+            try:
+                provider = self.provider_factory(target.provider)
+                if stream:
+                    iterator = provider.stream(req, timeout=limit)
+                    try:
+                        first: StreamChunk | None = await anext(iterator)
+                    except StopAsyncIteration:
+                        first = None
+                    outcome: ChatResult | _Started = _Started(iterator, first)
+                else:
+                    outcome = await provider.complete(req, timeout=limit)
+            except ProviderError as exc:
+                errors.append(exc)
+                attempts.append(Attempt(target.provider, target.model, target.fallback_index, exc.error_type,
+                                        exc.status_code, time.monotonic() - began))
+                breaker.record(target.provider, target.model, ok=not exc.retryable)
+                if not exc.retryable:
+                    if target.fallback_index is None:
+                        raise
+                    return None
+                last = try_number == self.retries
+                delay = exc.retry_after if exc.retry_after is not None else self.backoff_s
+                if last or delay > self.max_retry_after or not breaker.allow(target.provider, target.model):
+                    return None
+                await self.sleep(delay)
+                continue
+            attempts.append(Attempt(target.provider, target.model, target.fallback_index, None, None,
+                                    time.monotonic() - began))
+            if not stream:
+                breaker.record(target.provider, target.model, ok=True)
+            return outcome
+        return None
+
+    async def _rest(self, target: Target, started: _Started) -> AsyncIterator[StreamChunk]:
+        iterator = started.iterator
+        ok = True
+        try:
+            if started.first is not None:
+                yield started.first
+                async for chunk in iterator:
+                    yield chunk
+        except ProviderError as exc:
+            ok = not exc.retryable
+            raise
+        finally:
+            self.breaker.record(target.provider, target.model, ok=ok)
+            close = getattr(iterator, "aclose", None)
+            if close is not None:
+                await close()
+
+    @staticmethod
+    def _all_failed(attempts: list[Attempt]) -> AllProvidersFailed:
+        tried = [a for a in attempts if a.error_type]
+        last = tried[-1] if tried else None
+        summary = "; ".join(f"{a.provider} {a.model}: {a.error_type}"
+                            + (f" ({a.status_code})" if a.status_code else "") for a in tried)
+        error_type = last.error_type if last and last.error_type != CIRCUIT_OPEN else "server_error"
+        return AllProvidersFailed(f"all providers failed: {summary}", error_type=error_type or "other",
+                                  status_code=last.status_code if last else None,
+                                  provider=last.provider if last else None,
+                                  model=last.model if last else None)
+
+
+@dataclass
+class _Started:
+    iterator: AsyncIterator[StreamChunk]
+    first: StreamChunk | None
+
+
+__all__ = ["CIRCUIT_OPEN", "Attempt", "FallbackRunner", "Served", "StreamServed", "Target", "targets"]
