@@ -54,7 +54,8 @@ def _parse(raw: Any, source: str) -> dict[tuple[str, str], Price]:
                 raise ValidationFailed(f"{where}: needs 'input' and 'output' (USD per million tokens)",
                                        source=source)
             try:
-                values = [float(p["input"]), float(p["output"]), float(p.get("cached_input", p["input"]))]
+                cached = p["cached_input"] if "cached_input" in p else p["input"]
+                values = [float(p["input"]), float(p["output"]), float(cached)]
             except (TypeError, ValueError) as exc:
                 raise ValidationFailed(f"{where}: prices must be numbers", source=source) from exc
             if min(values) < 0:
