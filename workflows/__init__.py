@@ -1,0 +1,1 @@
+"""Temporal workflows: :class:`RolloutWorkflow` (``workflows.rollout``)."""

@@ -151,14 +151,15 @@ class Plan(BaseModel):
     approval_timeout: Duration = timedelta(hours=24)
     on_approval_timeout: Literal["rollback", "hold"] = "rollback"
     approvers: list[str] = Field(default_factory=list, description="empty: anyone may approve")
-    notify: list[str] = Field(default_factory=list, description="webhook URLs (Slack-compatible JSON)")
+    notify: list[str] = Field(default_factory=list, description="webhook URLs, or env:NAME for a secret URL")
 
     @field_validator("notify")
     @classmethod
     def _urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
-            if not re.match(r"^https?://[^\s/]+", url):
-                raise ValueError(f"notify URL {url!r} must start with http:// or https://")
+            if not re.match(r"^(https?://[^\s/]+|env:[A-Za-z_][A-Za-z0-9_]*$)", url):
+                raise ValueError(f"notify target {url!r}: write an http(s):// URL, or env:NAME to read a "
+                                 "secret URL from the worker's environment")
         return urls
 
     @model_validator(mode="after")

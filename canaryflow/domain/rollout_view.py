@@ -1,0 +1,106 @@
+"""How a rollout's state reads: the exposure a stage asks for, and the short texts the Temporal UI and the
+CLI show (current details as a markdown table, one-line summaries)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from canaryflow.domain.plan import Stage
+from canaryflow.domain.rollout_status import RolloutStatus, VerdictRecord
+from canaryflow.domain.serving import Exposure
+
+
+def exposure_for(status: RolloutStatus, index: int) -> Exposure:
+    """The exposure stage ``index`` applies (the salt is fixed per rollout: raising 5 % → 10 % only adds)."""
+    stage = status.plan.stages[index]
+    return Exposure(
+        candidate_version=status.candidate_version,
+        stage=stage.name,
+        stage_kind=stage.kind,
+        segments=list(stage.segments or []),
+        percent=stage.percent if stage.percent is not None else (100.0 if stage.kind == "full" else 0.0),
+        shadow_fraction=stage.fraction if stage.kind == "shadow" else 0.0,
+        salt=status.salt,
+    )
+
+
+def describe_exposure(stage: Stage) -> str:
+    """``shadow 20 %``, ``segments internal, beta``, ``5 %``, ``everyone``."""
+    if stage.kind == "shadow":
+        return f"shadow {stage.fraction * 100:g} % of traffic"
+    if stage.kind == "segments":
+        return "segments " + ", ".join(stage.segments or [])
+    if stage.kind == "percent":
+        return f"{stage.percent:g} % of users"
+    return "everyone"
+
+
+def percent_of(status: RolloutStatus) -> float:
+    """The share of users the candidate serves now (the ``CanaryflowPercent`` search attribute)."""
+    if status.applied_stage < 0 or status.state in ("promoted", "rolled_back", "aborted"):
+        return 100.0 if status.state == "promoted" else 0.0
+    stage = status.plan.stages[status.applied_stage]
+    return stage.percent if stage.percent is not None else (100.0 if stage.kind == "full" else 0.0)
+
+
+def clock(ts: float | None) -> str:
+    """Epoch seconds as ``2026-11-25 17:03:12 UTC``."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def verdict_line(record: VerdictRecord | None) -> str:
+    """``PASS (n=412/7800): error_rate PASS candidate 0.01 vs stable 0.012 ...`` (short)."""
+    if record is None:
+        return "not measured yet"
+    head = f"{record.verdict.value} (n={record.candidate_samples:g}/{record.stable_samples:g})"
+    lines = record.lines()
+    return head + (": " + "; ".join(lines[:4]) if lines else "")
+
+
+def details_markdown(status: RolloutStatus) -> str:
+    """The workflow's current details for the Temporal UI: a short markdown table."""
+    plan = status.plan
+    stage = plan.stages[status.stage_index]
+    rows = [
+        ("config", f"{status.config_key}: v{status.stable_version} → v{status.candidate_version}"),
+        ("state", status.state + (f" (paused by {status.paused_by})" if status.paused_by else "")),
+        ("stage", f"{status.stage_index + 1}/{len(plan.stages)} {stage.name} ({stage.kind})"),
+        ("exposure", describe_exposure(stage) if status.applied_stage == status.stage_index else "not yet"),
+        ("since", clock(status.stage_started_at)),
+        ("last verdict", verdict_line(status.last_verdict)),
+        ("waiting for", status.waiting_for or "-"),
+    ]
+    if status.approval is not None:
+        rows.append(
+            (
+                "approval",
+                f"{status.approval.stage}: {status.approval.why}; until "
+                f"{clock(status.approval.deadline)}" + (" (held)" if status.approval.held else ""),
+            )
+        )
+    if status.outcome:
+        rows.append(("outcome", status.outcome))
+    cells = [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+    return "\n".join(["| | |", "|---|---|", *cells])
+
+
+def summary_line(status: RolloutStatus) -> str:
+    """One line: ``support-bot v1→v3 beta (segments beta) awaiting_approval``."""
+    stage = status.plan.stages[status.stage_index]
+    return (
+        f"{status.config_key} v{status.stable_version}→v{status.candidate_version} {stage.name} "
+        f"({describe_exposure(stage)}) {status.state}"
+    )
+
+
+__all__ = [
+    "clock",
+    "describe_exposure",
+    "details_markdown",
+    "exposure_for",
+    "percent_of",
+    "summary_line",
+    "verdict_line",
+]

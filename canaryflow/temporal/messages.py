@@ -1,0 +1,89 @@
+"""Activity inputs and results: ids and numbers only (workflow histories are visible in the UI).
+
+The audit ``source`` of every registry change is the calling workflow's id, read from the activity info.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from canaryflow.domain.plan import Plan
+from canaryflow.domain.serving import Exposure
+
+
+class _Msg(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ValidateRollout(_Msg):
+    """Can ``candidate_version`` of ``config_key`` be rolled out under ``plan``?"""
+
+    config_key: str
+    candidate_version: int
+    plan: Plan
+
+
+class RolloutTarget(_Msg):
+    """The versions a valid rollout moves between."""
+
+    config_key: str
+    stable_version: int | None
+    candidate_version: int
+
+
+class ExposureChange(_Msg):
+    """Apply ``exposure`` (or, with ``exposure=None``, restore stable)."""
+
+    config_key: str
+    exposure: Exposure | None = None
+    by: str
+    reason: str
+
+
+class PromoteVersion(_Msg):
+    """``version`` becomes stable."""
+
+    config_key: str
+    version: int
+    by: str
+    reason: str
+
+
+class AuditRecord(_Msg):
+    """An audit event that changes no state (a refused approval, a rollout's end)."""
+
+    config_key: str
+    action: str
+    actor: str
+    reason: str
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class Notification(_Msg):
+    """One webhook event; ``targets`` are URLs or ``env:NAME`` (the URL read from the worker's env)."""
+
+    targets: list[str]
+    event: str
+    text: str
+    fields: dict[str, str] = Field(default_factory=dict)
+    idempotency_key: str
+
+
+class NotifyResult(_Msg):
+    """How many targets accepted the event; failures are reported, never raised."""
+
+    delivered: int = 0
+    failed: list[str] = Field(default_factory=list)
+
+
+__all__ = [
+    "AuditRecord",
+    "ExposureChange",
+    "Notification",
+    "NotifyResult",
+    "PromoteVersion",
+    "RolloutTarget",
+    "ValidateRollout",
+]

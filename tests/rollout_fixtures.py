@@ -1,0 +1,122 @@
+"""What the rollout tests share: a real SQLite registry with a config and segments, a scripted analysis
+activity (the real one is tested against real Prometheus separately), and a driver that advances a
+time-skipping server step by step while reacting to the rollout's state."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
+from canaryflow.domain.config import ConfigSpec
+from canaryflow.domain.gates import Evidence, Measurement, Verdict
+from canaryflow.domain.rollout_status import RolloutStatus
+from canaryflow.domain.segments import SegmentFile
+from canaryflow.registry import Registry
+
+SEGMENTS = SegmentFile.model_validate(
+    {
+        "segments": [
+            {
+                "name": "internal",
+                "rules": [{"attribute": "email", "op": "ends_with", "values": ["@acme.com"]}],
+            },
+            {"name": "beta", "rules": [{"attribute": "beta", "op": "equals", "values": [True]}]},
+        ]
+    }
+)
+
+
+def make_registry(path: Path, key: str, versions: int = 2) -> Registry:
+    """A SQLite registry with ``versions`` versions of ``key`` (v1 stable) and the internal/beta segments."""
+    reg = Registry(f"sqlite:///{path}")
+    for n in range(1, versions + 1):
+        reg.push_config(
+            ConfigSpec.model_validate(
+                {
+                    "key": key,
+                    "provider": "openai",
+                    "model": "gpt-4o-mini",
+                    "messages": [{"role": "system", "content": f"You are assistant number {n}."}],
+                }
+            ),
+            author="test",
+        )
+    reg.push_segments(SEGMENTS, by="test")
+    return reg
+
+
+def unique_key(prefix: str = "bot") -> str:
+    """A config key no other test uses (workflow ids are unique per server)."""
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class ScriptedAnalysis:
+    """``analyze_stage`` for tests: per stage, a list of verdicts (the last one repeats); PASS otherwise."""
+
+    def __init__(self, script: dict[str, list[Verdict]] | None = None, samples: float = 10_000) -> None:
+        self.script = script or {}
+        self.samples = samples
+        self.calls: list[str] = []
+
+    @activity.defn(name="analyze_stage")
+    async def analyze_stage(self, req: AnalysisRequest) -> AnalysisReport:
+        self.calls.append(req.stage)
+        verdicts = self.script.get(req.stage, [Verdict.PASS])
+        n = self.calls.count(req.stage) - 1
+        verdict = verdicts[min(n, len(verdicts) - 1)]
+        now = time.time()
+        return AnalysisReport(
+            at=now,
+            candidate_samples=self.samples,
+            stable_samples=self.samples * 19,
+            measurements=[
+                Measurement(
+                    gate=g.label,
+                    verdict=verdict,
+                    at=now,
+                    evidence=Evidence(
+                        candidate_value=0.05 if verdict is Verdict.FAIL else 0.01,
+                        stable_value=0.01,
+                        candidate_samples=self.samples,
+                        stable_samples=self.samples * 19,
+                        margin=g.margin,
+                        mode=g.mode,
+                    ),
+                )
+                for g in req.gates
+            ],
+        )
+
+
+Reaction = Callable[[RolloutStatus], Awaitable[bool]]
+
+
+async def drive(
+    env: WorkflowEnvironment,
+    handle: WorkflowHandle[Any, Any],
+    react: Reaction,
+    step: float = 600.0,
+    max_steps: int = 3000,
+) -> RolloutStatus:
+    """Advance the server's clock ``step`` seconds at a time; after each step show ``react`` the state.
+
+    ``react`` returns True to stop driving. Returns the last state seen (the workflow may have ended).
+    """
+    status: RolloutStatus | None = None
+    for _ in range(max_steps):
+        status = await handle.query("status", result_type=RolloutStatus)
+        if await react(status):
+            return status
+        desc = await handle.describe()
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            return status
+        await env.sleep(step)
+    raise AssertionError(f"the rollout did not get there in {max_steps} steps; last state: {status}")

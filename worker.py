@@ -1,0 +1,94 @@
+"""Temporal worker: the rollout workflow and every canaryflow activity on the ``canaryflow`` task queue.
+
+Run it with ``python worker.py`` or ``canaryflow worker``. Settings come from the environment
+(``CANARYFLOW_TEMPORAL_ADDRESS``, ``CANARYFLOW_TEMPORAL_NAMESPACE``, ``CANARYFLOW_TASK_QUEUE``,
+``CANARYFLOW_TEMPORAL_TLS``, ``CANARYFLOW_DB_URL``). SIGINT/SIGTERM shut it down gracefully: running
+activities finish (up to 30 s), then it exits. Missing search attributes are registered at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import signal
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.exposure import ExposureActivities
+from activities.notify import notify
+from canaryflow.registry import Registry
+from canaryflow.settings import Settings, get_settings
+from canaryflow.temporal import connect, ensure_search_attributes
+from workflows.rollout import RolloutWorkflow
+
+log = logging.getLogger("canaryflow.worker")
+
+#: Activities other modules provide, imported only when their module exists in the tree.
+OPTIONAL_ACTIVITIES = (("activities.analysis", "analyze_stage"), ("activities.shadow", "shadow_replay"))
+#: Pure, deterministic modules the sandbox may share between workflow runs (keeps parked rollouts small).
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "canaryflow")
+
+
+def optional_activities() -> list[Callable[..., Any]]:
+    """The analysis and shadow activities, if their modules are present."""
+    found = []
+    for module_name, attr in OPTIONAL_ACTIVITIES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            log.warning("%s is not available: rollouts that measure gates will wait for it", module_name)
+            continue
+        found.append(getattr(module, attr))
+    return found
+
+
+def build_worker(client: Client, registry: Registry, *, task_queue: str = "canaryflow",
+                 activities: Sequence[Callable[..., Any]] | None = None, **kwargs: Any) -> Worker:
+    """A worker for the rollout workflow with the registry and notify activities plus ``activities``
+    (default: the analysis and shadow activities, when present)."""
+    extra = list(activities) if activities is not None else optional_activities()
+    return Worker(
+        client, task_queue=task_queue, workflows=[RolloutWorkflow],
+        activities=[*ExposureActivities(registry).all(), notify, *extra],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
+        graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
+
+
+async def run_worker(settings: Settings | None = None) -> None:
+    """Connect, register search attributes, and run until SIGINT/SIGTERM."""
+    settings = settings or get_settings()
+    client = await connect(settings)
+    added = await ensure_search_attributes(client)
+    if added:
+        log.info("registered search attributes: %s", ", ".join(added))
+    registry = await asyncio.to_thread(Registry, settings.db_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker = build_worker(client, registry, task_queue=settings.task_queue)
+    print(f"worker: task queue {settings.task_queue!r} on {settings.temporal_address} "
+          f"(namespace {settings.temporal_namespace}); Ctrl-C to stop", flush=True)
+    async with worker:
+        await stop.wait()
+        print("worker: shutting down (letting running activities finish)", flush=True)
+    registry.close()
+
+
+def main() -> None:
+    """``python worker.py``."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(run_worker())
+
+
+if __name__ == "__main__":
+    main()
