@@ -18,10 +18,15 @@ from canaryflow.providers.translate import anthropic_kwargs, split_system, to_op
 
 
 def _request_kwargs(req: ChatRequest) -> dict[str, Any]:
+    """``messages.create`` arguments; sampling parameters the client no longer names go in ``extra_body``."""
     system, messages = split_system(req.messages)
-    kwargs: dict[str, Any] = {"model": req.model, "messages": messages, **anthropic_kwargs(req.parameters)}
+    body = anthropic_kwargs(req.parameters)
+    extra = {k: body.pop(k) for k in ("temperature", "top_p") if k in body}
+    kwargs: dict[str, Any] = {"model": req.model, "messages": messages, **body}
     if system:
         kwargs["system"] = system
+    if extra:
+        kwargs["extra_body"] = extra
     return kwargs
 
 
