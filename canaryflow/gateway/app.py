@@ -1,0 +1,116 @@
+"""The gateway's ASGI app: OpenAI- and Anthropic-compatible endpoints over the traffic plane.
+
+Routes::
+
+    POST /v1/chat/completions   OpenAI Chat Completions, plain and streaming (model = config key)
+    POST /v1/messages           Anthropic Messages, plain and streaming (model = config key)
+    POST /v1/resolve            {"config", "user", "attributes", "variables"} → the resolution
+    POST /v1/feedback           {"request_id", "sentiment": "positive"|"negative", "comment"?}
+    GET  /metrics               Prometheus exposition of the traffic-plane instruments
+    GET  /healthz               registry reachable? serving cache fresh? (503 when not)
+
+The hot path touches no database: resolution reads the client's cache, the traffic log is written in
+batches by a background thread, shadow mirrors run as background tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from canaryflow.errors import CanaryflowError, ValidationFailed
+from canaryflow.gateway import apis
+from canaryflow.gateway.protocol import caller_context, read_json, status_of
+from canaryflow.metrics.instruments import CONTENT_TYPE, default_metrics
+from canaryflow.serving.traffic import TrafficPlane
+
+Health = Callable[[], dict[str, Any]]
+"""Returns ``{"ok": bool, ...details}``; called in a worker thread by ``GET /healthz``."""
+
+
+def _plain_error(exc: CanaryflowError) -> Response:
+    return JSONResponse({"error": {"message": str(exc), "type": type(exc).__name__,
+                                   "param": getattr(exc, "source", None)}}, status_code=status_of(exc))
+
+
+def build_app(plane: TrafficPlane, *, health: Health | None = None) -> Starlette:
+    """The gateway app serving ``plane``.
+
+    Args:
+        plane: the traffic plane (client, metrics, traffic log, shadow mirror).
+        health: the readiness check behind ``/healthz`` (default: always ok).
+    """
+    metrics = plane.metrics or default_metrics()
+
+    def bind(fn: Callable[[TrafficPlane, Request], Awaitable[Response]]) -> Callable[[Request],
+                                                                                   Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            return await fn(plane, request)
+        return endpoint
+
+    async def resolve(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            key = body.get("config", body.get("key"))
+            if not isinstance(key, str) or not key:
+                raise ValidationFailed("'config' must name a config key", source="config")
+            flat = {"canaryflow": {k: body[k] for k in ("user", "attributes", "variables") if k in body}}
+            ctx = caller_context(flat, request.headers)
+            res = plane.prepare(key, context=ctx.context(), variables=ctx.variables)
+        except CanaryflowError as exc:
+            return _plain_error(exc)
+        return JSONResponse(res.as_dict())
+
+    async def feedback(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            request_id = body.get("request_id")
+            if not isinstance(request_id, str) or not request_id:
+                raise ValidationFailed("'request_id' must be the X-Canaryflow-Request-Id of a response",
+                                       source="request_id")
+            sentiment = body.get("sentiment")
+            comment = body.get("comment")
+            if comment is not None and not isinstance(comment, str):
+                raise ValidationFailed("'comment' must be a string", source="comment")
+            labels = await asyncio.to_thread(plane.feedback, request_id, str(sentiment), comment)
+        except CanaryflowError as exc:
+            return _plain_error(exc)
+        return JSONResponse({"ok": True, "request_id": request_id, "config": labels.config,
+                             "version": labels.version, "variation": labels.variation})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+
+    async def healthz(request: Request) -> Response:
+        if health is None:
+            return JSONResponse({"ok": True})
+        try:
+            report = await asyncio.to_thread(health)
+        except Exception as exc:
+            report = {"ok": False, "error": str(exc)}
+        return JSONResponse(report, status_code=200 if report.get("ok") else 503)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await plane.close()
+
+    routes = [
+        Route("/v1/chat/completions", bind(apis.chat_completions), methods=["POST"]),
+        Route("/v1/messages", bind(apis.messages), methods=["POST"]),
+        Route("/v1/resolve", resolve, methods=["POST"]),
+        Route("/v1/feedback", feedback, methods=["POST"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+__all__ = ["Health", "build_app"]

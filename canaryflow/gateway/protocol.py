@@ -1,0 +1,164 @@
+"""What the gateway's two APIs share: the caller's canaryflow context, response headers, error shapes.
+
+Context (user key, attributes, template variables) comes from a ``canaryflow`` object in the body — what
+the clients send with ``extra_body={"canaryflow": {...}}`` — or from headers; the body wins per field::
+
+    {"canaryflow": {"user": "u-1", "attributes": {"email": "a@acme.com"}, "variables": {"product": "X"}}}
+    X-Canaryflow-User: u-1
+    X-Canaryflow-Attr-<name>: value        (names arrive lower-cased; values are strings)
+    X-Canaryflow-Var-<name>: value
+
+Without a user key, OpenAI's ``user`` field or Anthropic's ``metadata.user_id`` is used.
+
+Errors (status → when): 400 a bad body or a prompt variable missing (the field is named), 404 an unknown
+config, 502 the provider failed after every fallback (429 included), 504 it timed out, 503 the registry is
+unreachable. Bodies follow the API called: OpenAI ``{"error": {...}}``, Anthropic
+``{"type": "error", "error": {...}}``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from canaryflow.errors import (
+    CanaryflowError,
+    NotFound,
+    ProviderError,
+    RegistryUnavailable,
+    RenderError,
+    ValidationFailed,
+)
+
+Api = Literal["openai", "anthropic"]
+_ATTR = "x-canaryflow-attr-"
+_VAR = "x-canaryflow-var-"
+
+
+@dataclass
+class CallerContext:
+    """Who is asking and with which template variables."""
+
+    user: str = ""
+    attributes: dict[str, Any] = field(default_factory=dict)
+    variables: dict[str, object] = field(default_factory=dict)
+
+    def context(self) -> dict[str, Any]:
+        """The resolution context ``{"key": ..., "attributes": {...}}``."""
+        return {"key": self.user, "attributes": self.attributes}
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object (ValidationFailed otherwise)."""
+    raw = await request.body()
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise ValidationFailed(f"the body is not valid JSON ({exc})", source="body") from exc
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a JSON object", source="body")
+    return body
+
+
+def caller_context(body: Mapping[str, Any], headers: Mapping[str, str], *, fallback_user: Any = None
+                   ) -> CallerContext:
+    """Merge the body's ``canaryflow`` object over the ``X-Canaryflow-*`` headers."""
+    ctx = CallerContext()
+    for name, value in headers.items():
+        name = name.lower()
+        if not name.startswith("x-canaryflow-"):
+            continue
+        if name == "x-canaryflow-user":
+            ctx.user = value
+        elif name.startswith(_ATTR) and len(name) > len(_ATTR):
+            ctx.attributes[name[len(_ATTR):].replace("-", "_")] = value
+        elif name.startswith(_VAR) and len(name) > len(_VAR):
+            ctx.variables[name[len(_VAR):].replace("-", "_")] = value
+    extra = body.get("canaryflow")
+    if extra is not None:
+        if not isinstance(extra, dict):
+            raise ValidationFailed("'canaryflow' must be an object with user, attributes, variables",
+                                   source="canaryflow")
+        user = extra.get("user", extra.get("key"))
+        if user is not None:
+            ctx.user = str(user)
+        for part in ("attributes", "variables"):
+            given = extra.get(part)
+            if given is None:
+                continue
+            if not isinstance(given, dict):
+                raise ValidationFailed(f"'canaryflow.{part}' must be an object", source=f"canaryflow.{part}")
+            getattr(ctx, part).update(given)
+    if not ctx.user and fallback_user:
+        ctx.user = str(fallback_user)
+    return ctx
+
+
+def config_key(body: Mapping[str, Any]) -> str:
+    """The ``model`` field, which names the config."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ValidationFailed("'model' must name a config key (e.g. \"support-bot\")", source="model")
+    return model
+
+
+def status_of(exc: CanaryflowError) -> int:
+    """The HTTP status for an error."""
+    if isinstance(exc, ValidationFailed | RenderError):
+        return 400
+    if isinstance(exc, NotFound):
+        return 404
+    if isinstance(exc, RegistryUnavailable):
+        return 503
+    if isinstance(exc, ProviderError):
+        if exc.error_type == "timeout":
+            return 504
+        if exc.error_type in ("bad_request", "content_filter"):
+            return 400
+        return 502
+    return 500
+
+
+_OPENAI_TYPES = {400: "invalid_request_error", 404: "not_found_error", 502: "upstream_error",
+                 503: "service_unavailable", 504: "timeout", 500: "server_error"}
+_ANTHROPIC_TYPES = {400: "invalid_request_error", 404: "not_found_error", 502: "api_error",
+                    503: "overloaded_error", 504: "timeout_error", 500: "api_error"}
+
+
+def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | None = None) -> Response:
+    """The error in the shape of the API that was called."""
+    status = status_of(exc)
+    message = str(exc)
+    param = getattr(exc, "source", None)
+    code = exc.error_type if isinstance(exc, ProviderError) else None
+    body: dict[str, Any]
+    if api == "anthropic":
+        body = {"type": "error",
+                "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message}}
+    else:
+        body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"),
+                          "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def serving_headers(request_id: str, version: int, variation: str, fallback_index: int | None,
+                    fallback_reason: str | None, served_by: str | None = None) -> dict[str, str]:
+    """The ``X-Canaryflow-*`` response headers."""
+    headers = {"x-canaryflow-request-id": request_id, "x-canaryflow-version": str(version),
+               "x-canaryflow-variation": variation,
+               "x-canaryflow-fallback": "false" if fallback_index is None else "true"}
+    if fallback_index is not None:
+        headers["x-canaryflow-fallback-index"] = str(fallback_index)
+        headers["x-canaryflow-fallback-reason"] = fallback_reason or "other"
+    if served_by:
+        headers["x-canaryflow-served-by"] = served_by
+    return headers
+
+
+__all__ = ["Api", "CallerContext", "caller_context", "config_key", "error_response", "read_json",
+           "serving_headers", "status_of"]

@@ -1,0 +1,70 @@
+"""Assemble and run the gateway: registry → cached client → traffic plane → ASGI app → uvicorn."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+
+from canaryflow.gateway.app import build_app
+from canaryflow.metrics.instruments import Metrics
+from canaryflow.registry import Registry
+from canaryflow.registry.traffic import Redactor, TrafficLog
+from canaryflow.serving.client import Client
+from canaryflow.serving.traffic import TrafficPlane
+
+STALE_AFTER_S = 30.0
+
+
+def health_of(client: Client, stale_after: float = STALE_AFTER_S) -> dict[str, Any]:
+    """``/healthz``: can the registry be reached now, and how old is the serving cache?"""
+    started = time.perf_counter()
+    report: dict[str, Any] = {"registry": "ok"}
+    try:
+        client.registry.revisions()
+    except Exception as exc:  # any failure means unreachable
+        report["registry"] = f"unreachable: {exc}"
+    report["registry_ms"] = round((time.perf_counter() - started) * 1000, 2)
+    cache = client.status()
+    age = cache.get("seconds_since_check")
+    report["cache"] = cache
+    report["cache_stale"] = age is not None and age > stale_after
+    report["ok"] = report["registry"] == "ok" and not report["cache_stale"]
+    return report
+
+
+def build_gateway(db_url: str | None = None, *, client: Client | None = None, traffic_rate: float = 0.1,
+                  retention: int = 100_000, redactor: Redactor | None = None, shadow_concurrency: int = 4,
+                  shadow_queue: int = 100, metrics: Metrics | None = None, timeout: float = 60.0
+                  ) -> tuple[Starlette, TrafficPlane]:
+    """The gateway app and its traffic plane.
+
+    Args:
+        db_url: the registry database (None: ``CANARYFLOW_DB_URL``); ignored when ``client`` is given.
+        client: an existing cached client.
+        traffic_rate: share of requests written to the traffic log (0 turns it off).
+        retention: traffic-log rows kept per config.
+        redactor: applied to logged text (default: e-mails and API-key-looking strings).
+        shadow_concurrency: shadow calls in flight at most.
+        shadow_queue: shadow jobs waiting at most (more are dropped and counted).
+        metrics: the instruments (None: the process default, served at ``/metrics``).
+        timeout: seconds per provider attempt.
+    """
+    client = client or Client(Registry(db_url))
+    log = TrafficLog(client.registry, rate=traffic_rate, redactor=redactor, retention=retention) \
+        if traffic_rate > 0 else None
+    plane = TrafficPlane(client, registry=client.registry, traffic_log=log, metrics=metrics, timeout=timeout,
+                         shadow_concurrency=shadow_concurrency, shadow_queue=shadow_queue)
+    return build_app(plane, health=lambda: health_of(client)), plane
+
+
+def serve(host: str, port: int, **options: Any) -> None:
+    """Run the gateway with uvicorn until interrupted (``options`` go to :func:`build_gateway`)."""
+    import uvicorn
+
+    app, _ = build_gateway(**options)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+
+
+__all__ = ["build_gateway", "health_of", "serve"]

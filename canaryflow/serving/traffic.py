@@ -1,0 +1,402 @@
+"""The traffic plane shared by the SDK and the gateway.
+
+One request: resolve (the client's cached serving state, no database) → merge the caller's parameters →
+call the provider through :class:`~canaryflow.providers.fallback.FallbackRunner` → :func:`record_request`
+exactly once (success or error, plain or streamed) → a sampled traffic-log record (written off the request
+path) → maybe a shadow mirror (in the background). The result carries the request id, version, variation and
+fallback information.
+
+Caller parameters: the config's parameters win; a caller's ``max_tokens`` can only lower the config's (it is
+capped at the config's value); caller parameters the config does not set (temperature, top_p, stop, seed, …)
+are passed through.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, Protocol
+
+from canaryflow.domain.config import ConfigSpec, render_text
+from canaryflow.domain.resolution import Resolution
+from canaryflow.errors import NotFound, ProviderError, ValidationFailed
+from canaryflow.metrics.instruments import Labels, Metrics, record_fallback, record_feedback, record_request
+from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
+from canaryflow.providers.factory import get_provider
+from canaryflow.providers.fallback import FallbackRunner
+from canaryflow.providers.pricing import cost_usd
+from canaryflow.registry import traffic as tlog
+from canaryflow.serving.shadow import ShadowJob, ShadowMirror
+
+PASS_THROUGH = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
+                          "frequency_penalty", "response_format"})
+SENTIMENTS = ("positive", "negative")
+
+
+class Resolver(Protocol):
+    """What the traffic plane needs from :class:`canaryflow.Client`."""
+
+    def resolve(self, key: str, context: Mapping[str, Any] | None = None,
+                variables: Mapping[str, object] | None = None) -> Resolution: ...
+
+    def spec(self, key: str, version: int) -> ConfigSpec: ...
+
+
+@dataclass
+class Completion:
+    """A served completion and how it was served."""
+
+    request_id: str
+    text: str
+    finish_reason: str
+    config_key: str
+    version: int
+    variation: str
+    segment: str
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost_usd: float
+    duration_s: float
+    fallback_index: int | None = None
+    fallback_reason: str | None = None
+    response_id: str | None = None
+
+    @property
+    def used_fallback(self) -> bool:
+        """Whether a fallback provider/model served instead of the config's own."""
+        return self.fallback_index is not None
+
+
+def merge_parameters(config: Mapping[str, Any], caller: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The parameters sent to the provider (see the module docstring for the rule)."""
+    merged = dict(config)
+    for name, value in (caller or {}).items():
+        if value is None or name not in PASS_THROUGH:
+            continue
+        if name == "max_tokens":
+            cap = config.get("max_tokens")
+            merged[name] = min(int(value), int(cap)) if cap is not None else int(value)
+        elif name not in config:
+            merged[name] = value
+    return merged
+
+
+def _labels(res: Resolution, variation: str | None = None, provider: str | None = None,
+            model: str | None = None) -> Labels:
+    return Labels(res.config_key, res.version, variation or res.variation, res.segment,
+                  provider or res.provider, model or res.model)
+
+
+class TrafficPlane:
+    """Serves requests for the SDK and the gateway.
+
+    Args:
+        resolver: the :class:`canaryflow.Client` (cached resolution).
+        registry: where feedback is stored (a Registry or engine; None: feedback is only counted).
+        traffic_log: the sampled traffic log (None: off).
+        shadow_concurrency: shadow calls in flight at most.
+        shadow_queue: shadow jobs waiting at most (more are dropped and counted).
+        metrics: the instruments (None: the process default).
+        runner: the fallback runner (None: a default one).
+        timeout: seconds per provider attempt.
+    """
+
+    def __init__(self, resolver: Resolver, *, registry: Any = None,
+                 traffic_log: tlog.TrafficLog | None = None,
+                 shadow_concurrency: int = 4, shadow_queue: int = 100, metrics: Metrics | None = None,
+                 runner: FallbackRunner | None = None, timeout: float = 60.0,
+                 remember: int = 100_000) -> None:
+        self.resolver = resolver
+        self.registry = registry
+        self.traffic_log = traffic_log
+        self.metrics = metrics
+        self.runner = runner or FallbackRunner()
+        self.timeout = timeout
+        self.shadow = ShadowMirror(self._shadow_call, max_concurrency=shadow_concurrency,
+                                   max_queue=shadow_queue, metrics=metrics)
+        self._recent: OrderedDict[str, Labels] = OrderedDict()
+        self._remember = remember
+
+    # ── serving ────────────────────────────────────────────────────────────────────────────────────
+
+    def prepare(self, key: str, *, context: Mapping[str, Any] | None = None,
+                variables: Mapping[str, object] | None = None,
+                parameters: Mapping[str, Any] | None = None) -> Resolution:
+        """Resolve ``key`` for this context and apply the caller's parameters (NotFound, RenderError)."""
+        res = self.resolver.resolve(key, context, variables)
+        if parameters:
+            res = replace(res, parameters=merge_parameters(res.parameters, parameters))
+        return res
+
+    async def acomplete(self, res: Resolution, messages: Sequence[Mapping[str, str]], *,
+                        variables: Mapping[str, object] | None = None) -> Completion:
+        """Serve one completion for a prepared resolution; counts it once whatever happens.
+
+        ``variables`` are the template variables of the request (used to render a shadow candidate).
+        """
+        request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        caller = [dict(m) for m in messages]
+        try:
+            result, index, reason = await self._run(res, caller)
+        except ProviderError as exc:
+            self._count_error(res, exc, started, request_id, caller)
+            raise
+        except BaseException as exc:
+            self._count_error(res, ProviderError(str(exc) or type(exc).__name__), started, request_id, caller)
+            raise
+        return self._finish(res, caller, result, index, reason, started, request_id, None, variables)
+
+    async def astream(self, res: Resolution, messages: Sequence[Mapping[str, str]], *,
+                      variables: Mapping[str, object] | None = None) -> Stream:
+        """Start a streamed completion; returns once the first chunk arrived (errors before it raise)."""
+        stream = Stream(self, res, [dict(m) for m in messages], variables)
+        await stream._open()
+        return stream
+
+    async def _run(self, res: Resolution, caller: list[dict[str, str]]
+                   ) -> tuple[ChatResult, int | None, str | None]:
+        served = await self.runner.complete(res, caller, timeout=self.timeout)
+        result = served.result
+        if served.fallback_index is None:
+            result = replace(result, provider=res.provider, model=res.model)
+        else:
+            target = res.fallback[served.fallback_index]
+            result = replace(result, provider=str(target["provider"]), model=str(target["model"]))
+        return result, served.fallback_index, served.reason
+
+    def _count_error(self, res: Resolution, exc: ProviderError, started: float, request_id: str,
+                     caller: list[dict[str, str]]) -> None:
+        duration = time.perf_counter() - started
+        record_request(_labels(res), outcome="error", error_type=exc.error_type, metrics=self.metrics)
+        self._log(res, caller, request_id, None, duration, exc.error_type)
+
+    def _finish(self, res: Resolution, caller: list[dict[str, str]], result: ChatResult, index: int | None,
+                reason: str | None, started: float, request_id: str, ttfc: float | None,
+                variables: Mapping[str, object] | None) -> Completion:
+        duration = time.perf_counter() - started
+        cost = _cost(result)
+        labels = _labels(res, provider=result.provider, model=result.model)
+        record_request(labels, outcome="success", finish_reason=result.finish_reason, duration_s=duration,
+                       ttfc_s=ttfc, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                       cost_usd=cost, metrics=self.metrics)
+        if index is not None:
+            record_fallback(_labels(res), reason or "other", metrics=self.metrics)
+        self._remember_labels(request_id, labels)
+        self._log(res, caller, request_id, result, duration, None, cost)
+        if self.shadow.wants(res):
+            self._mirror(res, caller, result.text, variables)
+        return Completion(request_id, result.text, result.finish_reason, res.config_key, res.version,
+                          res.variation, res.segment, result.provider, result.model, result.input_tokens,
+                          result.output_tokens, result.cached_input_tokens, cost, duration, index, reason,
+                          result.response_id)
+
+    def _remember_labels(self, request_id: str, labels: Labels) -> None:
+        self._recent[request_id] = labels
+        if len(self._recent) > self._remember:
+            self._recent.popitem(last=False)
+
+    def _log(self, res: Resolution, caller: list[dict[str, str]], request_id: str, result: ChatResult | None,
+             duration: float, error_type: str | None, cost: float | None = None) -> None:
+        log = self.traffic_log
+        if log is None or not log.sampled():
+            return
+        response: dict[str, Any] = {"segment": res.segment}
+        if result is not None:
+            response.update(text=result.text, finish_reason=result.finish_reason, provider=result.provider,
+                            model=result.model)
+        log.add(tlog.TrafficRecord(
+            request_id=request_id, config_key=res.config_key, version=res.version, variation=res.variation,
+            request={"messages": caller, "parameters": dict(res.parameters), "segment": res.segment},
+            response=response, latency_ms=duration * 1000.0, error_type=error_type,
+            input_tokens=result.input_tokens if result else None,
+            output_tokens=result.output_tokens if result else None, cost_usd=cost,
+        ))
+
+    # ── shadow ─────────────────────────────────────────────────────────────────────────────────────
+
+    def _mirror(self, res: Resolution, caller: list[dict[str, str]], stable_text: str,
+                variables: Mapping[str, object] | None) -> None:
+        assert res.shadow_version is not None
+        try:
+            spec = self.resolver.spec(res.config_key, res.shadow_version)
+            messages = tuple({"role": m.role, "content": render_text(m.content, variables or {},
+                                                                     config_key=res.config_key)}
+                             for m in spec.messages)
+        except Exception:
+            return
+        cand = replace(res, version=res.shadow_version, variation="shadow", provider=spec.provider,
+                       model=spec.model, messages=messages, parameters=spec.parameters.as_kwargs(),
+                       fallback=(), shadow_version=None, shadow_fraction=0.0)
+        self.shadow.offer(ShadowJob(cand, caller, stable_text, _labels(cand)))
+
+    async def _shadow_call(self, job: ShadowJob) -> str | None:
+        res = job.resolution
+        started = time.perf_counter()
+        try:
+            provider = get_provider(res.provider)
+            result = await provider.complete(
+                ChatRequest(res.model, [*map(dict, res.messages), *map(dict, job.caller_messages)],
+                            dict(res.parameters)),
+                timeout=self.timeout)
+        except ProviderError as exc:
+            record_request(job.labels, outcome="error", error_type=exc.error_type, metrics=self.metrics)
+            return None
+        record_request(job.labels, outcome="success", finish_reason=result.finish_reason,
+                       duration_s=time.perf_counter() - started, input_tokens=result.input_tokens,
+                       output_tokens=result.output_tokens, cost_usd=_cost(result), metrics=self.metrics)
+        return result.text
+
+    # ── feedback ───────────────────────────────────────────────────────────────────────────────────
+
+    def feedback(self, request_id: str, sentiment: str, comment: str | None = None) -> Labels:
+        """Count and store feedback on a request this process served (or one in the traffic log).
+
+        Raises:
+            ValidationFailed: ``sentiment`` is not positive/negative.
+            NotFound: the request id is unknown.
+        """
+        if sentiment not in SENTIMENTS:
+            raise ValidationFailed(f"sentiment must be 'positive' or 'negative', got {sentiment!r}",
+                                   source="sentiment")
+        labels = self._recent.get(request_id)
+        if labels is None and self.registry is not None:
+            rec = tlog.find_request(self.registry, request_id)
+            if rec is not None:
+                r = rec.response
+                labels = Labels(rec.config_key, rec.version, rec.variation, str(r.get("segment", "none")),
+                                str(r.get("provider", "")), str(r.get("model", "")))
+        if labels is None:
+            raise NotFound(f"unknown request id {request_id!r}: feedback must name a request this gateway "
+                           "served recently (the X-Canaryflow-Request-Id of its response)")
+        record_feedback(labels, sentiment, metrics=self.metrics)
+        if self.registry is not None:
+            tlog.record_feedback(self.registry, request_id=request_id, config_key=labels.config,
+                                 version=labels.version, variation=labels.variation, sentiment=sentiment,
+                                 comment=comment)
+        return labels
+
+    async def close(self) -> None:
+        """Stop the shadow workers and flush the traffic log."""
+        await self.shadow.close()
+        if self.traffic_log is not None:
+            self.traffic_log.close()
+
+
+class Stream:
+    """A streamed completion: ``async for chunk in stream`` yields :class:`StreamChunk` text pieces.
+
+    ``request_id``, ``version``, ``variation`` and ``fallback_index`` are known before the first chunk is
+    read; ``completion`` is set when the stream ended. The request is counted exactly once: on the last
+    chunk, on a provider error, or when the reader stops early (``aclose``).
+    """
+
+    def __init__(self, plane: TrafficPlane, res: Resolution, caller: list[dict[str, str]],
+                 variables: Mapping[str, object] | None = None) -> None:
+        self._plane = plane
+        self._variables = variables
+        self.resolution = res
+        self._caller = caller
+        self.request_id = uuid.uuid4().hex
+        self.version = res.version
+        self.variation = res.variation
+        self.config_key = res.config_key
+        self.fallback_index: int | None = None
+        self.fallback_reason: str | None = None
+        self.completion: Completion | None = None
+        self._started = time.perf_counter()
+        self._ttfc: float | None = None
+        self._first: StreamChunk | None = None
+        self._iter: AsyncIterator[StreamChunk] | None = None
+        self._pieces: list[str] = []
+        self._done = False
+
+    async def _open(self) -> None:
+        try:
+            plane = self._plane
+            served = await plane.runner.stream(self.resolution, self._caller, timeout=plane.timeout)
+            self.fallback_index = served.fallback_index
+            self.fallback_reason = served.reason
+            chunks = served.chunks
+            self._iter = chunks
+            self._first = await anext(chunks)
+            self._ttfc = time.perf_counter() - self._started
+        except StopAsyncIteration:
+            self._first = StreamChunk("", "stop")
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._done:
+            return
+        self._done = True
+        err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
+        self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller)
+
+    def __aiter__(self) -> AsyncIterator[StreamChunk]:
+        return self._gen()
+
+    async def _gen(self) -> AsyncIterator[StreamChunk]:
+        try:
+            chunk = self._first
+            finish = "stop"
+            while chunk is not None:
+                self._pieces.append(chunk.text)
+                finish = chunk.finish_reason or finish
+                if chunk.usage is not None:
+                    self._end(chunk)  # counted before the last chunk leaves, so a hang-up cannot lose it
+                yield chunk
+                if self._done or self._iter is None:
+                    break
+                try:
+                    chunk = await anext(self._iter)
+                except StopAsyncIteration:
+                    chunk = None
+            if not self._done:
+                self._end(StreamChunk("", finish))
+        except BaseException as exc:
+            self._fail(exc)
+            raise
+
+    def _end(self, last: StreamChunk) -> None:
+        if self._done:
+            return
+        self._done = True
+        usage = last.usage
+        res = self.resolution
+        text = "".join(self._pieces)
+        if usage is None:
+            usage = ChatResult(text, last.finish_reason or "stop", 0, 0, 0, res.provider, res.model, None)
+        provider, model = res.provider, res.model
+        if self.fallback_index is not None:
+            target = res.fallback[self.fallback_index]
+            provider, model = str(target["provider"]), str(target["model"])
+        result = replace(usage, text=text, provider=provider, model=model,
+                         finish_reason=usage.finish_reason or last.finish_reason or "stop")
+        self.completion = self._plane._finish(res, self._caller, result, self.fallback_index,
+                                              self.fallback_reason, self._started, self.request_id,
+                                              self._ttfc, self._variables)
+
+    async def aclose(self) -> None:
+        """Stop reading early; the request is counted as an error of type ``other`` if it had not ended."""
+        if not self._done:
+            self._fail(ProviderError("stream closed by the caller before it ended"))
+        if self._iter is not None and hasattr(self._iter, "aclose"):
+            await self._iter.aclose()
+
+
+def _cost(result: ChatResult) -> float:
+    try:
+        return float(cost_usd(result.provider, result.model, result))
+    except Exception:
+        return 0.0
+
+
+__all__ = ["Completion", "Resolver", "Stream", "TrafficPlane", "merge_parameters"]
