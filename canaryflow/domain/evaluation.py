@@ -90,6 +90,19 @@ class VersionStats(BaseModel):
         self.judged += 1
         self.judge_sum += min(1.0, max(0.0, score))
 
+    def merge(self, other: VersionStats) -> None:
+        """Add another chunk's results of the same version."""
+        for name, value in other:
+            if name == "version":
+                continue
+            if name == "error_types":
+                for k, v in other.error_types.items():
+                    self.error_types[k] = self.error_types.get(k, 0) + v
+            elif name == "latencies_s":
+                self.latencies_s.extend(other.latencies_s)
+            else:
+                setattr(self, name, getattr(self, name) + value)
+
     @property
     def successes(self) -> int:
         """Calls that returned an answer."""

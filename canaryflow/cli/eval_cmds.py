@@ -1,0 +1,90 @@
+"""``canaryflow eval``: replay recorded traffic or a dataset against several versions, side by side."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import typer
+from pydantic import ValidationError
+
+from canaryflow.cli import app
+from canaryflow.cli._common import print_json
+from canaryflow.errors import CanaryflowError, ValidationFailed
+from canaryflow.evaluation.models import EvalInput, EvalResult
+
+
+def _versions(text: str) -> list[int]:
+    try:
+        versions = [int(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise ValidationFailed(f"--versions {text!r}: write version numbers separated by commas, e.g. 3,4,5"
+                               ) from None
+    if not versions or any(v < 1 for v in versions):
+        raise ValidationFailed("--versions: give at least one version number >= 1, e.g. 3,4,5")
+    return versions
+
+
+async def _run_temporal(inp: EvalInput, *, quiet: bool) -> EvalResult:
+    from canaryflow.settings import get_settings
+    from canaryflow.temporal import connect
+
+    settings = get_settings()
+    try:
+        client = await connect(settings)
+    except Exception as exc:
+        raise CanaryflowError(f"cannot reach Temporal at {settings.temporal_address}: {exc} "
+                              "(start it with 'canaryflow dev', or use --local)") from exc
+    wf_id = f"eval-{inp.config_key}-{uuid.uuid4().hex[:8]}"
+    handle = await client.start_workflow("EvaluationWorkflow", inp, id=wf_id, task_queue=settings.task_queue,
+                                         result_type=EvalResult)
+    if not quiet:
+        typer.echo(f"started workflow {wf_id} on task queue {settings.task_queue}", err=True)
+    try:
+        result: EvalResult = await handle.result()
+        return result
+    except Exception as exc:
+        cause = getattr(exc, "cause", None)
+        raise CanaryflowError(f"evaluation {wf_id} failed: {cause or exc}") from exc
+
+
+@app.command("eval")
+def eval_command(
+    key: str = typer.Argument(..., help="config key"),
+    versions: str = typer.Option(..., "--versions", help="versions to compare, e.g. 3,4,5"),
+    sample: int | None = typer.Option(None, "--sample", help="replay N sampled recorded requests"),
+    dataset: Path | None = typer.Option(None, "--dataset", help="JSONL file of inputs and expected answers"),
+    stable: int | None = typer.Option(None, "--stable", help="reference version (default: the stable one)"),
+    concurrency: int = typer.Option(4, "--concurrency", help="calls in flight at once"),
+    rate: float = typer.Option(20.0, "--rate", help="maximum calls started per second"),
+    local: bool = typer.Option(False, "--local", help="run in-process, without Temporal"),
+    as_json: bool = typer.Option(False, "--json", help="print the per-version numbers as JSON"),
+) -> None:
+    """Replay recorded traffic (--sample) or a dataset (--dataset) against several versions and print
+    errors, latency quantiles, tokens and cost per request, agreement with stable and accuracy."""
+
+    try:
+        inp = EvalInput(config_key=key, versions=_versions(versions), sample=sample,
+                        dataset=str(dataset.resolve()) if dataset is not None else None,
+                        stable_version=stable, concurrency=concurrency, rate_per_s=rate)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "input"
+        raise ValidationFailed(f"{where}: {first['msg']}") from None
+    if local:
+        from canaryflow.evaluation.run import run_local
+        from canaryflow.registry import Registry
+
+        def progress(done: int, size: int) -> None:
+            if not as_json:
+                typer.echo(f"  {done}/{size} items", err=True)
+
+        result = asyncio.run(run_local(inp, Registry(), progress))
+    else:
+        result = asyncio.run(_run_temporal(inp, quiet=as_json))
+    if as_json:
+        print_json({"config_key": result.config_key, "stable_version": result.stable_version,
+                    "items": result.items, "versions": result.rows()})
+    else:
+        typer.echo(result.table())
