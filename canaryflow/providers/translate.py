@@ -259,8 +259,13 @@ class AnthropicStreamToOpenAI:
         if kind == "message_delta":
             finish = to_openai_finish((event.get("delta") or {}).get("stop_reason"))
             out = [self._chunk(finish_reason=finish)]
+            delta_usage = event.get("usage") or {}
+            if delta_usage.get("input_tokens") is not None:  # cumulative totals override message_start
+                self._cached = int(delta_usage.get("cache_read_input_tokens") or self._cached)
+                self._input = (int(delta_usage["input_tokens"]) + self._cached
+                               + int(delta_usage.get("cache_creation_input_tokens") or 0))
             if self.include_usage:
-                output = int((event.get("usage") or {}).get("output_tokens") or 0)
+                output = int(delta_usage.get("output_tokens") or 0)
                 usage = ChatResult("", finish, self._input, output, self._cached, "anthropic", self._model,
                                    None)
                 out.append(openai_chunk(self._id, self._model, self._created, usage=usage))
