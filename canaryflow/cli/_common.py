@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 import typer
+from typer._click import exceptions as typer_click  # typer >= 0.16 vendors its own click
 
 from canaryflow.errors import CanaryflowError
 
@@ -19,15 +20,15 @@ def run_app(app: typer.Typer, argv: list[str]) -> int:
     except CanaryflowError as exc:
         typer.echo(f"error: {exc}", err=True)
         return 1
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         return int(exc.exit_code or 0)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         typer.echo("aborted", err=True)
         return 1
-    except click.UsageError as exc:
+    except (click.UsageError, typer_click.UsageError) as exc:
         exc.show()
         return 2
-    except click.ClickException as exc:
+    except (click.ClickException, typer_click.ClickException) as exc:
         exc.show()
         return 1
     except KeyboardInterrupt:
