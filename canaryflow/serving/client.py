@@ -16,12 +16,16 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.resolution import CompiledConfig, Resolution
 from canaryflow.errors import CanaryflowError
 from canaryflow.registry import SEGMENTS_REVISION_KEY, Registry
+
+if TYPE_CHECKING:
+    from canaryflow.serving.sdk import AsyncStream, Context, Messages, SdkTraffic, SyncStream, Variables
+    from canaryflow.serving.traffic import Completion
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +142,55 @@ class Client:
 
     def close(self) -> None:
         """Release the registry's connections."""
+        traffic = self.__dict__.pop("_traffic", None)
+        if traffic is not None:
+            traffic.close()
         self.registry.close()
+
+    # --- serving: provider calls, metrics, traffic log, shadow, feedback (canaryflow.serving.sdk) ------
+    def traffic(self, **options: Any) -> SdkTraffic:
+        """The client's traffic plane, created on first use; ``options`` (first call only) go to
+        :class:`~canaryflow.serving.sdk.SdkTraffic` (traffic_rate, redactor, metrics, timeout, ...)."""
+        traffic: SdkTraffic | None = self.__dict__.get("_traffic")
+        if traffic is None:
+            from canaryflow.serving.sdk import SdkTraffic
+
+            traffic = self.__dict__.setdefault("_traffic", SdkTraffic(self, **options))
+        return traffic
+
+    def complete(self, key: str, messages: Messages, context: Context = None,
+                 variables: Variables = None, *,
+                 parameters: Mapping[str, Any] | None = None) -> Completion:
+        """Resolve ``key``, call its provider (fallbacks included) with the config's messages then
+        ``messages``, count it in the metrics; the answer comes with its request id, version and variation.
+
+        Raises:
+            NotFound, RenderError: as :meth:`resolve`.
+            ProviderError: the provider failed after every fallback.
+        """
+        return self.traffic().complete(key, messages, context, variables, parameters=parameters)
+
+    async def acomplete(self, key: str, messages: Messages,
+                        context: Context = None, variables: Variables = None,
+                        *, parameters: Mapping[str, Any] | None = None) -> Completion:
+        """:meth:`complete` for async code."""
+        return await self.traffic().acomplete(key, messages, context, variables, parameters=parameters)
+
+    def stream(self, key: str, messages: Messages, context: Context = None,
+               variables: Variables = None, *,
+               parameters: Mapping[str, Any] | None = None) -> SyncStream:
+        """:meth:`complete`, streamed: ``for text in client.stream(...)``; ``.completion`` at the end."""
+        return self.traffic().stream(key, messages, context, variables, parameters=parameters)
+
+    async def astream(self, key: str, messages: Messages,
+                      context: Context = None, variables: Variables = None,
+                      *, parameters: Mapping[str, Any] | None = None) -> AsyncStream:
+        """:meth:`stream` for async code: ``async for text in await client.astream(...)``."""
+        return await self.traffic().astream(key, messages, context, variables, parameters=parameters)
+
+    def feedback(self, request_id: str, sentiment: str, comment: str | None = None) -> None:
+        """Record ``positive`` or ``negative`` feedback on a request this client served."""
+        self.traffic().feedback(request_id, sentiment, comment)
 
     def _compile(self, key: str) -> CompiledConfig:
         state, versions, segments = self.registry.snapshot(key)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -24,12 +24,13 @@ from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import NotFound, ProviderError, ValidationFailed
 from canaryflow.metrics.instruments import Labels, Metrics, record_fallback, record_feedback, record_request
-from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
+from canaryflow.providers.base import ChatRequest, ChatResult
 from canaryflow.providers.factory import get_provider
 from canaryflow.providers.fallback import FallbackRunner
 from canaryflow.providers.pricing import cost_usd
 from canaryflow.registry import traffic as tlog
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
+from canaryflow.serving.stream import Stream
 
 PASS_THROUGH = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
                           "frequency_penalty", "response_format"})
@@ -287,109 +288,6 @@ class TrafficPlane:
         await self.shadow.close()
         if self.traffic_log is not None:
             self.traffic_log.close()
-
-
-class Stream:
-    """A streamed completion: ``async for chunk in stream`` yields :class:`StreamChunk` text pieces.
-
-    ``request_id``, ``version``, ``variation`` and ``fallback_index`` are known before the first chunk is
-    read; ``completion`` is set when the stream ended. The request is counted exactly once: on the last
-    chunk, on a provider error, or when the reader stops early (``aclose``).
-    """
-
-    def __init__(self, plane: TrafficPlane, res: Resolution, caller: list[dict[str, str]],
-                 variables: Mapping[str, object] | None = None) -> None:
-        self._plane = plane
-        self._variables = variables
-        self.resolution = res
-        self._caller = caller
-        self.request_id = uuid.uuid4().hex
-        self.version = res.version
-        self.variation = res.variation
-        self.config_key = res.config_key
-        self.fallback_index: int | None = None
-        self.fallback_reason: str | None = None
-        self.completion: Completion | None = None
-        self._started = time.perf_counter()
-        self._ttfc: float | None = None
-        self._first: StreamChunk | None = None
-        self._iter: AsyncIterator[StreamChunk] | None = None
-        self._pieces: list[str] = []
-        self._done = False
-
-    async def _open(self) -> None:
-        try:
-            plane = self._plane
-            served = await plane.runner.stream(self.resolution, self._caller, timeout=plane.timeout)
-            self.fallback_index = served.fallback_index
-            self.fallback_reason = served.reason
-            chunks = served.chunks
-            self._iter = chunks
-            self._first = await anext(chunks)
-            self._ttfc = time.perf_counter() - self._started
-        except StopAsyncIteration:
-            self._first = StreamChunk("", "stop")
-        except BaseException as exc:
-            self._fail(exc)
-            raise
-
-    def _fail(self, exc: BaseException) -> None:
-        if self._done:
-            return
-        self._done = True
-        err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
-        self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller)
-
-    def __aiter__(self) -> AsyncIterator[StreamChunk]:
-        return self._gen()
-
-    async def _gen(self) -> AsyncIterator[StreamChunk]:
-        try:
-            chunk = self._first
-            finish = "stop"
-            while chunk is not None:
-                self._pieces.append(chunk.text)
-                finish = chunk.finish_reason or finish
-                if chunk.usage is not None:
-                    self._end(chunk)  # counted before the last chunk leaves, so a hang-up cannot lose it
-                yield chunk
-                if self._done or self._iter is None:
-                    break
-                try:
-                    chunk = await anext(self._iter)
-                except StopAsyncIteration:
-                    chunk = None
-            if not self._done:
-                self._end(StreamChunk("", finish))
-        except BaseException as exc:
-            self._fail(exc)
-            raise
-
-    def _end(self, last: StreamChunk) -> None:
-        if self._done:
-            return
-        self._done = True
-        usage = last.usage
-        res = self.resolution
-        text = "".join(self._pieces)
-        if usage is None:
-            usage = ChatResult(text, last.finish_reason or "stop", 0, 0, 0, res.provider, res.model, None)
-        provider, model = res.provider, res.model
-        if self.fallback_index is not None:
-            target = res.fallback[self.fallback_index]
-            provider, model = str(target["provider"]), str(target["model"])
-        result = replace(usage, text=text, provider=provider, model=model,
-                         finish_reason=usage.finish_reason or last.finish_reason or "stop")
-        self.completion = self._plane._finish(res, self._caller, result, self.fallback_index,
-                                              self.fallback_reason, self._started, self.request_id,
-                                              self._ttfc, self._variables)
-
-    async def aclose(self) -> None:
-        """Stop reading early; the request is counted as an error of type ``other`` if it had not ended."""
-        if not self._done:
-            self._fail(ProviderError("stream closed by the caller before it ended"))
-        if self._iter is not None and hasattr(self._iter, "aclose"):
-            await self._iter.aclose()
 
 
 def _cost(result: ChatResult) -> float:
