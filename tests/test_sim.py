@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import httpx
@@ -14,7 +17,7 @@ import pytest
 from canaryflow.sim import SimServer, Simulator, is_correct, sample_question
 from canaryflow.sim.engine import sample_latency
 from canaryflow.sim.profiles import ModelProfile
-from tests.servers import free_port
+from tests.servers import free_port, wait_port
 
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
 
@@ -216,3 +219,32 @@ def test_latency_follows_median_and_p95() -> None:
     draws = sorted(sample_latency(rng, 400, 1200) for _ in range(4000))
     assert 0.37 <= draws[2000] <= 0.43
     assert 1.05 <= draws[3800] <= 1.35
+
+
+def test_cli_serves_with_a_profiles_file(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("gpt-4o-mini: {quality: 0.0, latency_median_ms: 0}\n")
+    port = free_port()
+    exe = str(Path(sys.executable).parent / "canaryflow")
+    proc = subprocess.Popen([exe, "sim", "--port", str(port), "--seed", "3", "--profiles", str(profiles),
+                             "--latency-scale", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port(port)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="k", max_retries=0)
+        resp = client.chat.completions.create(model="gpt-4o-mini", messages=FRANCE)
+        assert resp.choices[0].message.content in ("Lyon", "Marseille", "Nice")
+        assert httpx.get(f"http://127.0.0.1:{port}/admin/profiles").status_code == 404
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_cli_rejects_a_bad_profiles_file(tmp_path: Path) -> None:
+    profiles = tmp_path / "profiles.yaml"
+    profiles.write_text("gpt-4o-mini: {quality: 3}\n")
+    exe = str(Path(sys.executable).parent / "canaryflow")
+    done = subprocess.run([exe, "sim", "--port", str(free_port()), "--profiles", str(profiles)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: {profiles}: gpt-4o-mini.quality: Input should be less than or equal to 1"]

@@ -10,18 +10,18 @@ from pydantic import ValidationError
 
 from canaryflow.cli import app
 from canaryflow.errors import ValidationFailed
+from canaryflow.sim.profiles import ModelProfile, default_profiles
 
 
-def _load_profiles(path: Path) -> dict[str, object]:
-    from canaryflow.sim.profiles import ModelProfile, default_profiles
-
+def _load_profiles(path: Path) -> dict[str, ModelProfile]:
+    """Built-in profiles with the file's (model name -> profile fields) merged over them."""
     try:
         raw = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:
         raise ValidationFailed(f"cannot read profiles: {exc}", source=str(path)) from exc
     if not isinstance(raw, dict):
         raise ValidationFailed("expected a mapping of model name -> profile fields", source=str(path))
-    profiles: dict[str, object] = dict(default_profiles())
+    profiles = default_profiles()
     for model, fields in raw.items():
         try:
             profiles[str(model)] = ModelProfile.model_validate(fields or {})
@@ -47,10 +47,8 @@ def sim(
 
     from canaryflow.settings import get_settings
     from canaryflow.sim.app import create_app
-    from canaryflow.sim.profiles import ModelProfile
 
-    loaded = _load_profiles(profiles) if profiles else None
-    typed = {k: v for k, v in (loaded or {}).items() if isinstance(v, ModelProfile)} or None
+    typed = _load_profiles(profiles) if profiles else None
     listen_port = port or get_settings().sim_port
     asgi = create_app(seed, admin=admin, latency_scale=latency_scale, profiles=typed)
     base = f"http://{host}:{listen_port}"

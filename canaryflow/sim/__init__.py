@@ -1,9 +1,10 @@
 """Provider simulator: an OpenAI- and Anthropic-compatible server for demos, tests and benchmarks.
 
 ``canaryflow sim`` serves ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic),
-plain and streaming (SSE; OpenAI ``stream_options.include_usage`` honoured), usage included, so the official
-clients work unchanged (``OPENAI_BASE_URL=http://127.0.0.1:8091/v1``, ``ANTHROPIC_BASE_URL=http://127.0.0.1:8091``,
-any non-empty key; a missing key gets a 401 in the provider's error shape).
+plain and streaming (SSE; OpenAI ``stream_options.include_usage`` honoured), usage included, so the
+official clients work unchanged (``OPENAI_BASE_URL=http://127.0.0.1:8091/v1``,
+``ANTHROPIC_BASE_URL=http://127.0.0.1:8091``, any non-empty key; a missing key gets a 401 in the
+provider's error shape).
 
 Behaviour comes from per-model profiles (:mod:`.profiles`): lognormal latency (median, p95), error mix
 (429 with ``retry-after``, 500, hangs that end in a 504), answer length and *quality*: when the last user
@@ -15,19 +16,20 @@ Seeded: the same seed and requests give the same answers, errors and latencies.
 Prompt markers — ``[sim:name=value]`` in any message (system included) overrides the profile for that
 request, so a config can make a bad candidate:
 
-====================================  ==========================================================
-``[sim:error_rate=0.25]``              probability of a 500
-``[sim:rate_limit_rate=0.1]``          probability of a 429 (alias ``rate_limit``)
-``[sim:timeout_rate=0.1]``             probability of a hang (then 504); ``[sim:hang_ms=2000]`` its length
-``[sim:retry_after=2]``                seconds sent in ``retry-after`` with a 429
-``[sim:latency_ms=900]``               median latency (p95 keeps the profile's p95/median ratio)
-``[sim:quality=0.5]``                  probability of the right answer to a known question
-``[sim:json]``                         answer as JSON ``{"answer": ...}``
-``[sim:tokens=200]``                   mean answer length (tokens) for other prompts
-``[sim:cached_fraction=0.5]``          share of input tokens reported as cached
-``[sim:status=400]``                   always fail with this HTTP status (in the API's error shape)
-``[sim:finish=length]``                force ``length`` or ``content_filter`` as the finish reason
-====================================  ==========================================================
+::
+
+    [sim:error_rate=0.25]       probability of a 500
+    [sim:rate_limit_rate=0.1]   probability of a 429 (alias rate_limit)
+    [sim:retry_after=2]         seconds sent in retry-after with a 429
+    [sim:timeout_rate=0.1]      probability of a hang that ends in a 504 (the client times out first)
+    [sim:hang_ms=2000]          how long such a hang lasts
+    [sim:latency_ms=900]        median latency (p95 keeps the profile's p95/median ratio)
+    [sim:quality=0.5]           probability of the right answer to a known question
+    [sim:json]                  answer as JSON {"answer": ...}
+    [sim:tokens=200]            mean answer length (tokens) for other prompts
+    [sim:cached_fraction=0.5]   share of input tokens reported as cached
+    [sim:status=400]            always fail with this HTTP status, in the API's error shape
+    [sim:finish=length]         force "length" or "content_filter" as the finish reason
 
 Admin endpoints (only with ``--admin``): ``GET /admin/profiles``, ``POST /admin/profiles`` with
 ``{"model": "gpt-4o-mini", "profile": {"error_rate": 0.2}}`` (fields merge into the profile),
