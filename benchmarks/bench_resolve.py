@@ -66,12 +66,14 @@ def main() -> None:
         resolve = client.resolve
         bench("stable (no rollout), 2 segments, 4096 users",
               lambda i: resolve("support-bot", users[i & 4095], VARS))
-        reg.apply_exposure("support-bot", Exposure(candidate_version=2, stage="canary-10", stage_kind="percent",
-                                                   percent=10, salt="s1"), by="bench", reason="", source="bench")
+        canary = Exposure(candidate_version=2, stage="canary-10", stage_kind="percent", percent=10, salt="s1")
+        reg.apply_exposure("support-bot", canary, by="bench", reason="", source="bench")
         client.refresh(force=True)
-        bench("percent rollout 10 %, 4096 distinct users", lambda i: resolve("support-bot", users[i & 4095], VARS))
-        reg.apply_exposure("support-bot", Exposure(candidate_version=2, stage="internal", stage_kind="segments",
-                                                   segments=["internal"]), by="bench", reason="", source="bench")
+        bench("percent rollout 10 %, 4096 distinct users",
+              lambda i: resolve("support-bot", users[i & 4095], VARS))
+        internal_stage = Exposure(candidate_version=2, stage="internal", stage_kind="segments",
+                                  segments=["internal"])
+        reg.apply_exposure("support-bot", internal_stage, by="bench", reason="", source="bench")
         client.refresh(force=True)
         bench("segments stage, matching user (internal)", lambda i: resolve("support-bot", internal, VARS))
         bench("segments stage, non-matching user", lambda i: resolve("support-bot", users[i & 4095], VARS))
