@@ -1,0 +1,255 @@
+"""The rollout on the real Temporal dev server, driven the way the README says: the stock ``temporal`` CLI
+(start, signal, query) against ``python worker.py`` subprocesses and a SQLite registry."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from canaryflow.domain.rollout_status import RolloutStatus
+from canaryflow.temporal import DevServer, start_dev_server, temporal_binary
+from tests.rollout_fixtures import make_registry
+from tests.servers import free_port
+
+pytestmark = pytest.mark.temporal
+ROOT = Path(__file__).resolve().parent.parent
+PLAN = {
+    "stages": [
+        {
+            "name": "internal",
+            "kind": "segments",
+            "segments": ["internal"],
+            "min_duration": "2s",
+            "approval": "required",
+        },
+        {"name": "canary-5", "kind": "percent", "percent": 5, "min_duration": "2s"},
+        {"name": "full", "kind": "full"},
+    ],
+    "gates": [],
+}
+INPUT = json.dumps(
+    {"config_key": "support-bot", "candidate_version": 2, "requested_by": "alice", "plan": PLAN}
+)
+# The README's commands, exactly as written there.
+README = [
+    [
+        "temporal",
+        "workflow",
+        "start",
+        "--task-queue",
+        "canaryflow",
+        "--type",
+        "RolloutWorkflow",
+        "--workflow-id",
+        "rollout-support-bot",
+        "--input",
+        INPUT,
+    ],
+    [
+        "temporal",
+        "workflow",
+        "signal",
+        "--workflow-id",
+        "rollout-support-bot",
+        "--name",
+        "approve",
+        "--input",
+        '{"by": "alice"}',
+    ],
+    ["temporal", "workflow", "query", "--workflow-id", "rollout-support-bot", "--name", "status"],
+]
+
+
+@dataclass
+class Stack:
+    server: DevServer
+    client: Client
+    db_url: str
+    dir: Path
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "TEMPORAL_ADDRESS": self.server.address,
+            "CANARYFLOW_DB_URL": self.db_url,
+            "CANARYFLOW_TEMPORAL_ADDRESS": self.server.address,
+            "CANARYFLOW_TASK_QUEUE": "canaryflow",
+        }
+
+    def start_worker(self) -> subprocess.Popen[bytes]:
+        log = open(self.dir / "worker.log", "ab")  # noqa: SIM115
+        return subprocess.Popen(
+            [sys.executable, str(ROOT / "worker.py")],
+            cwd=ROOT,
+            env=self.env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    async def temporal(self, args: list[str]) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            temporal_binary(),
+            *args[1:],
+            env=self.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, f"{args[:3]} failed: {err.decode()}"
+        return out.decode()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DevServer, Path]]:
+    d = tmp_path_factory.mktemp("devserver")
+    srv = start_dev_server(
+        port=free_port(), ui_port=None, db_file=d / "temporal.db", log_file=d / "server.log"
+    )
+    yield srv, d
+    srv.stop()
+
+
+@pytest.fixture
+async def stack(server: tuple[DevServer, Path], tmp_path: Path) -> AsyncIterator[Stack]:
+    srv, _ = server
+    client = await Client.connect(srv.address, data_converter=pydantic_data_converter)
+    yield Stack(srv, client, f"sqlite:///{tmp_path / 'registry.db'}", tmp_path)
+
+
+@contextlib.contextmanager
+def worker(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
+    proc = stack.start_worker()
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+async def wait_status(stack: Stack, wf_id: str, ok: Any, timeout: float = 60) -> RolloutStatus:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            last = await stack.client.get_workflow_handle(wf_id).query("status", result_type=RolloutStatus)
+            if ok(last):
+                return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{wf_id} never reached the state; last: {last}")
+
+
+async def test_readme_commands_drive_a_rollout_to_promotion(stack: Stack) -> None:
+    registry = make_registry(stack.dir / "registry.db", "support-bot")
+    with worker(stack):
+        await stack.temporal(README[0])
+        await wait_status(stack, "rollout-support-bot", lambda s: s.state == "awaiting_approval")
+        await stack.temporal(README[1])
+        assert "support-bot" in await stack.temporal(README[2])
+        queried = json.loads(await stack.temporal([*README[2], "-o", "json"]))
+        result = await stack.client.get_workflow_handle(
+            "rollout-support-bot", result_type=RolloutStatus
+        ).result()
+    assert result.state == "promoted" and result.approved == ["internal"]
+    status = queried["queryResult"][0] if "queryResult" in queried else queried
+    assert status["config_key"] == "support-bot" and status["candidate_version"] == 2
+    state = registry.serving_state("support-bot")
+    assert state.stable_version == 2 and state.exposure.stage_kind == "none"
+    changes = [e.action for e in registry.audit("support-bot") if e.source == "rollout-support-bot"]
+    assert changes == ["apply_exposure", "apply_exposure", "apply_exposure", "promote"]
+    desc = await stack.client.get_workflow_handle("rollout-support-bot").describe()
+    attrs = {k.name: v for k, v in desc.typed_search_attributes if k.name.startswith("Canaryflow")}
+    assert attrs == {
+        "CanaryflowConfigKey": "support-bot",
+        "CanaryflowStage": "full",
+        "CanaryflowPercent": 100.0,
+        "CanaryflowState": "promoted",
+    }
+    registry.close()
+
+
+async def test_a_bad_input_fails_fast_naming_the_field(stack: Stack) -> None:
+    with worker(stack):
+        bad = json.dumps({"config_key": "support-bot", "candidate_version": "two", "plan": "fast"})
+        await stack.temporal(
+            [
+                "temporal",
+                "workflow",
+                "start",
+                "--task-queue",
+                "canaryflow",
+                "--type",
+                "RolloutWorkflow",
+                "--workflow-id",
+                "rollout-bad-input",
+                "--input",
+                bad,
+            ]
+        )
+        handle = stack.client.get_workflow_handle("rollout-bad-input")
+        with pytest.raises(WorkflowFailureError) as info:
+            await asyncio.wait_for(handle.result(), 30)
+    assert "candidate_version: Input should be a valid integer" in str(info.value.cause)
+    assert (await handle.describe()).status == WorkflowExecutionStatus.FAILED
+
+
+async def test_a_worker_killed_mid_stage_is_replaced_and_each_change_applies_once(stack: Stack) -> None:
+    key = "kill-bot"
+    registry = make_registry(stack.dir / "registry.db", key)
+    plan = {
+        **PLAN,
+        "stages": [
+            {**PLAN["stages"][0], "approval": "none", "min_duration": "4s"},
+            {**PLAN["stages"][1], "min_duration": "4s"},
+            PLAN["stages"][2],
+        ],
+    }
+    inp = json.dumps({"config_key": key, "candidate_version": 2, "requested_by": "t", "plan": plan})
+    first = stack.start_worker()
+    try:
+        await stack.temporal(
+            [
+                "temporal",
+                "workflow",
+                "start",
+                "--task-queue",
+                "canaryflow",
+                "--type",
+                "RolloutWorkflow",
+                "--workflow-id",
+                f"rollout-{key}",
+                "--input",
+                inp,
+            ]
+        )
+        await wait_status(stack, f"rollout-{key}", lambda s: s.applied_stage == 0 and s.waiting_for)
+    finally:
+        first.kill()  # SIGKILL: no graceful shutdown, mid-stage
+        first.wait()
+    with worker(stack):
+        result = await asyncio.wait_for(
+            stack.client.get_workflow_handle(f"rollout-{key}", result_type=RolloutStatus).result(), 90
+        )
+    assert result.state == "promoted"
+    changes = [e.action for e in registry.audit(key) if e.source == f"rollout-{key}"]
+    assert changes == ["apply_exposure", "apply_exposure", "apply_exposure", "promote"]
+    assert registry.serving_state(key).stable_version == 2
+    registry.close()
