@@ -63,7 +63,10 @@ def serve(host: str, port: int, **options: Any) -> None:
     """Run the gateway with uvicorn until interrupted (``options`` go to :func:`build_gateway`)."""
     import uvicorn
 
+    from canaryflow.gateway.auth import protect
+
     app, _ = build_gateway(**options)
+    app = protect(app, host)  # client keys required beyond loopback (canaryflow/gateway/auth.py)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
