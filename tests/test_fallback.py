@@ -171,3 +171,19 @@ def test_breaker_window_threshold_and_single_probe() -> None:
     breaker.record("p", "m", True)
     assert breaker.state("p", "m") == "closed" and breaker.allow("p", "m")
     assert breaker.state("other", "m") == "closed"
+
+
+async def test_stream_failing_after_the_first_chunk_does_not_fall_back(sim: SimServer) -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(min_calls=1, failure_threshold=1.0, cooldown_s=30, clock=clock)
+    runner = FallbackRunner(provider_factory=factory(sim), breaker=breaker, sleep=Sleeps())
+    res = resolution("gpt-4o", [HAIKU])
+    caller = [{"role": "user", "content": "story [sim:tokens=30] [sim:stream_error_after=3]"}]
+    served = await runner.stream(res, caller)
+    assert served.fallback_index is None
+    texts: list[str] = []
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in served.chunks:
+            texts.append(chunk.text)
+    assert len(texts) == 3 and caught.value.error_type == "server_error"
+    assert breaker.state("openai", "gpt-4o") == "open"  # the failure still counts against the circuit

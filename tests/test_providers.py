@@ -144,3 +144,15 @@ def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
 ])
 def test_parse_retry_after(headers: dict[str, str], expected: float | None) -> None:
     assert parse_retry_after(headers) == expected
+
+
+@pytest.mark.parametrize("name", PROVIDERS)
+async def test_error_in_the_middle_of_a_stream_is_mapped(sim: SimServer, name: str) -> None:
+    got: list[str] = []
+    with pytest.raises(ProviderError) as caught:
+        async for chunk in provider(sim, name).stream(
+                request(name, "go [sim:tokens=20] [sim:stream_error_after=2]"), timeout=10):
+            got.append(chunk.text)
+    assert len(got) == 2
+    assert caught.value.error_type == "server_error" and caught.value.status_code is None
+    assert caught.value.retryable

@@ -12,6 +12,7 @@
     400 whose code mentions content filter   content_filter   400
     400, 404, 409, 413, 422                  bad_request      4xx
     401, 403                                 auth             401/403
+    error event inside a stream              by its type      None (overloaded → server_error, …)
     anything else                            other            …
 
 Messages never carry secrets: anything shaped like an API key, and the current key values from the
@@ -73,7 +74,24 @@ def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
     return max(0.0, parsed.timestamp() - time.time())
 
 
+def _body_type(text: str) -> str:
+    """Classify an error reported inside a stream (no HTTP status of its own) by its body."""
+    if "rate_limit" in text:
+        return "rate_limit"
+    if "timeout" in text:
+        return "timeout"
+    if any(word in text for word in ("overloaded", "server_error", "api_error", "internal")):
+        return "server_error"
+    if "content_filter" in text or "content_policy" in text:
+        return "content_filter"
+    if "invalid_request" in text:
+        return "bad_request"
+    return "other"
+
+
 def _status_type(status: int, text: str) -> str:
+    if status < 400:
+        return _body_type(text)
     if status == 429:
         return "rate_limit"
     if status in (408, 504):
@@ -115,12 +133,16 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> ProviderError
                     | httpx2.TransportError | ConnectionError):
         error_type, summary = "connection", "connection failed"
     elif isinstance(exc, openai.APIStatusError | anthropic.APIStatusError):
-        status = exc.status_code
-        error_type = _status_type(status, _body_text(exc.body))
+        error_type = _status_type(exc.status_code, _body_text(exc.body))
+        status = exc.status_code if exc.status_code >= 400 else None  # < 400: an error event mid-stream
         retry_after = parse_retry_after(exc.response.headers)
         summary = {"rate_limit": "rate limited", "timeout": "timed out", "server_error": "server error",
                    "auth": "authentication failed", "content_filter": "blocked by the content filter",
                    "bad_request": "bad request"}.get(error_type, "request failed")
+        detail = getattr(exc, "message", "") or ""
+    elif isinstance(exc, openai.APIError | anthropic.APIError):
+        error_type = _body_type(_body_text(exc.body))
+        summary = "failed mid-stream"
         detail = getattr(exc, "message", "") or ""
     elif isinstance(exc, openai.ContentFilterFinishReasonError):
         error_type, summary = "content_filter", "blocked by the content filter"

@@ -30,6 +30,7 @@ request, so a config can make a bad candidate:
     [sim:cached_fraction=0.5]   share of input tokens reported as cached
     [sim:status=400]            always fail with this HTTP status, in the API's error shape
     [sim:finish=length]         force "length" or "content_filter" as the finish reason
+    [sim:stream_error_after=3]  streams send an error event after 3 text chunks (server_error/overloaded)
 
 Admin endpoints (only with ``--admin``): ``GET /admin/profiles``, ``POST /admin/profiles`` with
 ``{"model": "gpt-4o-mini", "profile": {"error_rate": 0.2}}`` (fields merge into the profile),

@@ -153,6 +153,10 @@ class SimApp:
         yield _data(openai_chunk(rid, model, created, text="", role=True, include_usage=include_usage))
         gap = (out.latency_s - out.ttft_s) / max(1, len(out.pieces))
         for i, piece in enumerate(out.pieces):
+            if i == out.stream_error_after:
+                yield _data({"error": {"message": "The server had an error while streaming (simulated).",
+                                       "type": "server_error", "param": None, "code": None}})
+                return
             if i:
                 await _sleep(gap)
             yield _data(openai_chunk(rid, model, created, text=piece, include_usage=include_usage))
@@ -183,6 +187,10 @@ class SimApp:
             yield _event(event)
         gap = (out.latency_s - out.ttft_s) / max(1, len(out.pieces))
         for i, piece in enumerate(out.pieces):
+            if i == out.stream_error_after:
+                yield _event({"type": "error", "error": {"type": "overloaded_error",
+                                                         "message": "Overloaded (simulated, mid-stream)."}})
+                return
             if i:
                 await _sleep(gap)
             yield _event(anthropic_delta_event(piece))

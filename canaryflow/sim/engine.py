@@ -39,6 +39,7 @@ class Outcome:
     finish_reason: str = "stop"
     retry_after_s: float | None = None
     hang_s: float = 0.0
+    stream_error_after: int | None = None
 
 
 def sample_latency(rng: random.Random, median_ms: float, p95_ms: float) -> float:
@@ -152,7 +153,8 @@ class Simulator:
         inp = input_token_count(messages)
         return Outcome("ok", 200, latency, ttft, text=text, pieces=pieces(text), input_tokens=inp,
                        output_tokens=count_tokens(text), finish_reason=finish,
-                       cached_input_tokens=int(inp * profile.cached_fraction))
+                       cached_input_tokens=int(inp * profile.cached_fraction),
+                       stream_error_after=profile.stream_error_after)
 
 
 def _truncate(text: str, n_tokens: int) -> str:

@@ -37,6 +37,8 @@ class ModelProfile(BaseModel):
     json_answers: bool = Field(default=False, description="answer as a JSON object")
     status: int | None = Field(default=None, ge=400, le=599, description="always fail with this status")
     finish: str | None = Field(default=None, description="force a finish reason: length or content_filter")
+    stream_error_after: int | None = Field(default=None, ge=0,
+                                           description="streams fail mid-way after this many text chunks")
 
 
 def _p(median: float, p95: float, quality: float, tokens: int = 60) -> ModelProfile:
@@ -117,6 +119,8 @@ def apply_markers(profile: ModelProfile, texts: list[str]) -> ModelProfile:
                 updates["status"] = int(_float(value, name))
             elif name == "finish":
                 updates["finish"] = value
+            elif name == "stream_error_after":
+                updates["stream_error_after"] = int(_float(value, name))
     return profile.model_copy(update=updates) if updates else profile
 
 
