@@ -272,3 +272,12 @@ def test_tables_match_the_migrations(reg: Registry) -> None:
 def test_unreachable_database_is_registry_unavailable() -> None:
     with pytest.raises(RegistryUnavailable, match="unavailable"):
         Registry(f"postgresql+psycopg://postgres:secret@127.0.0.1:{free_port()}/nothing")
+
+
+@pytest.mark.postgres
+def test_a_value_too_long_for_its_column_is_a_validation_error(postgres_url: str) -> None:
+    reg = Registry(postgres_url)
+    reg.push_config(spec())
+    with pytest.raises(ValidationFailed, match="rejected a value"):
+        reg.record_audit("support-bot", "x" * 100, actor="al", source="cli", reason="", details={})
+    assert reg.audit("support-bot")[-1].action == "set_stable"

@@ -19,12 +19,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import ProgrammingError as SAProgrammingError
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-from canaryflow.errors import RegistryUnavailable
+from canaryflow.errors import RegistryUnavailable, ValidationFailed
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -79,12 +79,16 @@ def create_engine(url: str) -> sa.Engine:
 
 @contextmanager
 def translate_errors(url: str) -> Iterator[None]:
-    """Turn driver-level failures into :class:`RegistryUnavailable` naming the database."""
+    """Turn driver-level failures into :class:`RegistryUnavailable` naming the database (a value the
+    database refuses, e.g. too long for its column, into :class:`ValidationFailed`)."""
     try:
         yield
     except OperationalError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise RegistryUnavailable(f"registry database {redact(url)} unavailable: {detail}") from exc
+    except DataError as exc:
+        detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+        raise ValidationFailed(f"the registry database rejected a value: {detail}") from exc
     except SAProgrammingError as exc:
         detail = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
         raise RegistryUnavailable(
