@@ -141,10 +141,12 @@ def test_an_unreachable_registry_keeps_the_last_state_serving(url: str) -> None:
     client.close()
 
 
-def test_unknown_key_and_specs(url: str) -> None:
-    client = Client(url)
-    with pytest.raises(NotFound, match="unknown config 'nope'"):
+def test_unknown_key_and_specs(url: str, other: Registry) -> None:
+    client = Client(url, refresh_interval=0)
+    with pytest.raises(NotFound, match="unknown config 'nope' \\(known: support-bot\\)"):
         client.resolve("nope", {"key": "u"})
+    other.push_config(spec("m1").model_copy(update={"key": "nope"}))
+    assert client.resolve("nope", {"key": "u"}, VARS).version == 1  # created since: served at once
     assert client.spec("support-bot", 2).model == "m2"
     assert client.spec("support-bot", 1).model == "m1"
     client.close()

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.resolution import CompiledConfig, Resolution
-from canaryflow.errors import CanaryflowError
+from canaryflow.errors import CanaryflowError, NotFound
 from canaryflow.registry import SEGMENTS_REVISION_KEY, Registry
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class Client:
         self._compiled: dict[str, CompiledConfig] = {}
         self._specs: dict[tuple[str, int], ConfigSpec] = {}
         self._segments_revision: int | None = None
+        self._known: frozenset[str] | None = None  # keys that existed at the last revision check
         self._next_check = 0.0
         self._lock = threading.Lock()
         self.last_checked: float | None = None  # time.time() of the last successful revision check
@@ -117,6 +118,7 @@ class Client:
             except CanaryflowError as exc:
                 self._failed(exc)
                 return False
+            self._known = frozenset(k for k in revisions if k != SEGMENTS_REVISION_KEY)
             segments_changed = revisions.get(SEGMENTS_REVISION_KEY) != self._segments_revision
             ok = True
             for key, compiled in list(self._compiled.items()):
@@ -197,6 +199,11 @@ class Client:
         return CompiledConfig(state, versions, segments)
 
     def _load(self, key: str) -> CompiledConfig:
+        known = self._known
+        if known is not None and key not in known:  # no database round trip per request for a typo
+            listing = ", ".join(sorted(known)[:20]) or "the registry is empty"
+            raise NotFound(f"unknown config {key!r} (known: {listing}); push it with "
+                           "'canaryflow config push FILE'")
         with self._lock:
             compiled = self._compiled.get(key)
             if compiled is None:
