@@ -4,6 +4,9 @@ time-skipping server step by step while reacting to the rollout's state."""
 
 from __future__ import annotations
 
+import gzip
+import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -11,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
@@ -97,6 +100,28 @@ class ScriptedAnalysis:
 
 
 Reaction = Callable[[RolloutStatus], Awaitable[bool]]
+HISTORIES = Path(__file__).parent / "histories"
+SAVE_HISTORIES = "CANARYFLOW_SAVE_HISTORIES"
+
+
+async def save_history(client: Client, handle: WorkflowHandle[Any, Any], name: str) -> None:
+    """Write every run of ``handle``'s workflow (continue-as-new makes several) as gzipped JSON."""
+    HISTORIES.mkdir(exist_ok=True)
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+    runs, run_id = [], handle.first_execution_run_id or handle.run_id
+    while run_id:
+        history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        runs.append(history)
+        last = history.events[-1]
+        run_id = (
+            last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+            if last.HasField("workflow_execution_continued_as_new_event_attributes")
+            else None
+        )
+    for i, history in enumerate(runs):
+        path = HISTORIES / f"{safe}{'' if i == 0 else f'-run{i}'}.json.gz"
+        data = json.dumps(history.to_json_dict(), separators=(",", ":")).encode()
+        path.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 
 
 async def drive(

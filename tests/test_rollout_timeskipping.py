@@ -1,14 +1,18 @@
 """The rollout workflow on Temporal's time-skipping test server, against a real SQLite registry.
 
 Each scenario checks the outcome, the registry's serving state and its audit trail afterwards. The
-analysis activity is scripted (the real one is D's, tested against real Prometheus).
+analysis activity is scripted (the real one is tested against real Prometheus in its own tests).
+
+``CANARYFLOW_SAVE_HISTORIES=1 pytest tests/test_rollout_timeskipping.py`` rewrites the histories under
+``tests/histories/`` that ``tests/test_replay.py`` replays.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +27,14 @@ from canaryflow.domain.gates import Verdict
 from canaryflow.domain.rollout_status import RolloutStatus
 from canaryflow.registry import Registry
 from canaryflow.temporal import ensure_search_attributes, workflow_id
-from tests.rollout_fixtures import ScriptedAnalysis, drive, make_registry, unique_key
+from tests.rollout_fixtures import (
+    SAVE_HISTORIES,
+    ScriptedAnalysis,
+    drive,
+    make_registry,
+    save_history,
+    unique_key,
+)
 from worker import build_worker
 
 pytestmark = pytest.mark.temporal
@@ -66,9 +77,10 @@ class Rig:
     analysis: ScriptedAnalysis
     key: str
     task_queue: str
+    handles: list[WorkflowHandle[Any, Any]] = field(default_factory=list)
 
     async def start(self, plan: Any = None, version: int = 2, **extra: Any) -> WorkflowHandle[Any, Any]:
-        return await self.env.client.start_workflow(
+        handle = await self.env.client.start_workflow(
             "RolloutWorkflow",
             {
                 "config_key": self.key,
@@ -82,6 +94,8 @@ class Rig:
             result_type=RolloutStatus,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )
+        self.handles.append(handle)
+        return handle
 
     def audit(self) -> list[tuple[str, str, str]]:
         """The audit events the rollout wrote (the setup's pushes left out)."""
@@ -100,13 +114,17 @@ class Rig:
 
 
 @pytest.fixture
-async def rig(env: WorkflowEnvironment, tmp_path: Path) -> AsyncIterator[Rig]:
+async def rig(env: WorkflowEnvironment, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
     key = unique_key()
     analysis = ScriptedAnalysis()
     registry = make_registry(tmp_path / "registry.db", key)
     queue = f"tq-{uuid.uuid4().hex[:8]}"
     async with build_worker(env.client, registry, task_queue=queue, activities=[analysis.analyze_stage]):
-        yield Rig(env, registry, analysis, key, queue)
+        rig = Rig(env, registry, analysis, key, queue)
+        yield rig
+        if os.environ.get(SAVE_HISTORIES):  # regenerate tests/histories/ for tests/test_replay.py
+            for n, handle in enumerate(rig.handles):
+                await save_history(env.client, handle, f"{request.node.name}-{n}")
     registry.close()
 
 
