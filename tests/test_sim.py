@@ -248,3 +248,11 @@ def test_cli_rejects_a_bad_profiles_file(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         f"error: {profiles}: gpt-4o-mini.quality: Input should be less than or equal to 1"]
+
+
+@pytest.mark.parametrize(("marker", "problem"), [
+    ("[sim:quality=2]", "quality"), ("[sim:status=99]", "status"),
+    ("[sim:latency_ms=fast]", "needs a number"), ("[sim:finish=maybe]", "finish")])
+def test_bad_markers_are_400s_naming_the_marker(sim: SimServer, marker: str, problem: str) -> None:
+    with pytest.raises(openai.BadRequestError, match=problem):
+        oai(sim).chat.completions.create(model="gpt-4o", messages=[user(f"hi {marker}")])

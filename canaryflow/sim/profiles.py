@@ -10,9 +10,9 @@ Markers (see :mod:`canaryflow.sim` for the list) are ``[sim:name=value]`` anywhe
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
 MARKER = re.compile(r"\[sim:([a-z_]+)(?:=([^\]\s]*))?\]")
@@ -36,7 +36,7 @@ class ModelProfile(BaseModel):
     cached_fraction: float = Field(default=0.0, ge=0, le=1, description="share of input tokens cached")
     json_answers: bool = Field(default=False, description="answer as a JSON object")
     status: int | None = Field(default=None, ge=400, le=599, description="always fail with this status")
-    finish: str | None = Field(default=None, description="force a finish reason: length or content_filter")
+    finish: Literal["length", "content_filter"] | None = Field(default=None, description="forced finish")
     stream_error_after: int | None = Field(default=None, ge=0,
                                            description="streams fail mid-way after this many text chunks")
 
@@ -104,9 +104,9 @@ def apply_markers(profile: ModelProfile, texts: list[str]) -> ModelProfile:
                 updates["latency_median_ms"] = median
                 updates["latency_p95_ms"] = median * ratio
             elif name in ("error_rate", "rate_limit_rate", "timeout_rate", "quality", "cached_fraction"):
-                updates[name] = min(1.0, max(0.0, _float(value, name)))
+                updates[name] = _float(value, name)
             elif name == "rate_limit":
-                updates["rate_limit_rate"] = min(1.0, max(0.0, _float(value, name)))
+                updates["rate_limit_rate"] = _float(value, name)
             elif name == "hang_ms":
                 updates["hang_s"] = _float(value, name) / 1000.0
             elif name == "retry_after":
@@ -121,7 +121,13 @@ def apply_markers(profile: ModelProfile, texts: list[str]) -> ModelProfile:
                 updates["finish"] = value
             elif name == "stream_error_after":
                 updates["stream_error_after"] = int(_float(value, name))
-    return profile.model_copy(update=updates) if updates else profile
+    if not updates:
+        return profile
+    try:
+        return ModelProfile.model_validate({**profile.model_dump(), **updates})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise ValueError(f"sim marker for {first['loc'][0]}: {first['msg']}") from None
 
 
 def strip_markers(text: str) -> str:
