@@ -7,6 +7,8 @@ from typing import Any
 import anthropic.types
 import openai.types.chat
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from canaryflow.errors import ValidationFailed
@@ -158,3 +160,30 @@ def test_openai_stream_without_usage_still_closes() -> None:
     closing = to_ant.close()
     assert [e["type"] for e in closing] == ["content_block_stop", "message_delta", "message_stop"]
     assert to_ant.close() == []
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=40)
+
+
+@settings(max_examples=150, deadline=None)
+@given(system=st.one_of(st.none(), TEXT),
+       turns=st.lists(st.tuples(st.sampled_from(["user", "assistant"]), TEXT), min_size=1, max_size=6),
+       temperature=st.one_of(st.none(), st.floats(0, 2)),
+       max_tokens=st.one_of(st.none(), st.integers(1, 4096)),
+       stop=st.one_of(st.none(), st.lists(TEXT, min_size=1, max_size=3)))
+def test_any_openai_request_survives_the_round_trip(system: str | None, turns: list[tuple[str, str]],
+                                                    temperature: float | None, max_tokens: int | None,
+                                                    stop: list[str] | None) -> None:
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": role, "content": text} for role, text in turns]
+    body: dict[str, Any] = {"model": "m", "messages": messages}
+    if temperature is not None:
+        body["temperature"] = temperature
+    if max_tokens is not None:
+        body["max_tokens"] = max_tokens
+    if stop is not None:
+        body["stop"] = stop
+    back = anthropic_request_to_openai(openai_request_to_anthropic(body))
+    assert back["messages"] == messages
+    assert back.get("temperature") == temperature and back.get("stop") == stop
+    assert back["max_completion_tokens"] == (max_tokens or 1024)
