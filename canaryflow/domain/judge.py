@@ -8,8 +8,8 @@ Kinds of gates and how each is decided:
 
   - relative margin, or an absolute margin of 0: the candidate's share of all bad events against the
     share a rate ratio of ``1 + margin`` would give (mixture SPRT; the stable rate cancels out);
-  - absolute margin > 0: confidence sequences for each variation's rate at α/2 each; the difference's
-    interval is ``[L_c − U_s, U_c − L_s]``.
+  - absolute margin > 0: confidence sequences for each variation's rate (stable at 0.2·α, candidate at
+    0.8·α, a union bound); the difference's interval is ``[L_c − U_s, U_c − L_s]``.
 
   FAIL when the interval's lower end exceeds the margin; PASS when its upper end is below the margin and
   the minimum sample is met; otherwise INCONCLUSIVE. "Higher is better" rates (completion) are judged on
@@ -32,6 +32,9 @@ from canaryflow.domain.gates import Evidence, Gate, Measurement, Verdict
 from canaryflow.domain.sequential import rate_bounds, ratio_bounds
 
 DEFAULT_RATIO_MIN_SAMPLES = 30
+#: Share of α spent on the stable rate's bounds with an absolute margin: stable usually sees far more traffic,
+#: so its bounds stay tight at a smaller α and the candidate's get the rest.
+STABLE_ALPHA_SHARE = 0.2
 HIGHER_IS_BETTER = frozenset({"completion_rate", "shadow_agreement"})
 
 
@@ -103,11 +106,12 @@ def judge_rate(
         note = (f"rate ratio CS [{r_lo:.3g}, {r_hi:.3g}] vs allowed {rho0:.3g} "
                 f"(mixture SPRT on the candidate's share of {bad_c + bad_s:g} bad events)")
     else:
-        lc, uc = rate_bounds(bad_c, cand_total, alpha / 2)
-        ls, us = rate_bounds(bad_s, stable_total, alpha / 2)
+        lc, uc = rate_bounds(bad_c, cand_total, alpha * (1 - STABLE_ALPHA_SHARE))
+        ls, us = rate_bounds(bad_s, stable_total, alpha * STABLE_ALPHA_SHARE)
         lo, hi = lc - us, uc - ls
         fail, ok = lo > margin, hi < margin
-        note = f"rate CS candidate [{lc:.4g}, {uc:.4g}], stable [{ls:.4g}, {us:.4g}] at α/2 each"
+        note = (f"rate CS candidate [{lc:.4g}, {uc:.4g}] at {1 - STABLE_ALPHA_SHARE:g}α, "
+                f"stable [{ls:.4g}, {us:.4g}] at {STABLE_ALPHA_SHARE:g}α")
     needed = _needed(gate, min_samples)
     if fail:
         verdict = Verdict.FAIL
