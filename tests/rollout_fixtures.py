@@ -5,8 +5,10 @@ time-skipping server step by step while reacting to the rollout's state."""
 from __future__ import annotations
 
 import gzip
+import http.server
 import json
 import re
+import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -145,3 +147,33 @@ async def drive(
             return status
         await env.sleep(step)
     raise AssertionError(f"the rollout did not get there in {max_steps} steps; last state: {status}")
+
+
+class Webhook:
+    """A real HTTP endpoint on loopback that records every POSTed JSON body with its headers."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], dict[str, Any]]] = []
+        hook = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                hook.received.append((dict(self.headers), json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def events(self) -> list[str]:
+        return [body["event"] for _, body in self.received]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -30,11 +30,13 @@ from canaryflow.temporal import ensure_search_attributes, workflow_id
 from tests.rollout_fixtures import (
     SAVE_HISTORIES,
     ScriptedAnalysis,
+    Webhook,
     drive,
     make_registry,
     save_history,
     unique_key,
 )
+from tests.servers import free_port
 from worker import build_worker
 
 pytestmark = pytest.mark.temporal
@@ -149,6 +151,7 @@ async def test_default_plan_end_to_end(rig: Rig) -> None:
     await drive(rig.env, handle, approve_when_asked(handle), step=1800)
     status: RolloutStatus = await handle.result()
     assert status.state == "promoted" and status.stage == "full"
+    assert status.continued >= 1  # the server suggested continue-as-new; the approvals after it still counted
     assert status.approved == ["internal", "beta", "canary-10"]
     state = rig.registry.serving_state(rig.key)
     assert state.stable_version == 2 and state.exposure.stage_kind == "none"
@@ -280,6 +283,28 @@ async def test_approvals_are_checked_and_recorded(rig: Rig) -> None:
     ok = [e for e in status.events if e.action == "approve" and e.accepted]
     assert len(ok) == 1 and ok[0].by == "bob" and "ignored unknown field(s): colour" in ok[0].detail
     assert [a for a in rig.actions() if a.endswith("refused")] == ["approval_refused", "approval_refused"]
+
+
+async def test_notifications_reach_the_webhook_and_a_broken_one_blocks_nothing(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hook = Webhook()
+    monkeypatch.setenv("CF_TEST_HOOK", hook.url)
+    dead = f"http://127.0.0.1:{free_port()}/nobody-listens"
+    try:
+        handle = await rig.start(plan={**PLAN, "notify": [dead, "env:CF_TEST_HOOK", "env:CF_UNSET_HOOK"]})
+        await drive(rig.env, handle, lambda s: _true(s.state == "awaiting_approval"), step=120)
+        await handle.signal("reject", {"by": "bob", "reason": "tone"})
+        await failure(handle)
+    finally:
+        hook.close()
+    assert hook.events() == ["stage_started", "stage_started", "awaiting_approval", "rolled_back"]
+    _, body = hook.received[-1]
+    assert "stage internal: rejected by bob: tone" in body["text"]
+    assert body["fields"]["config"] == rig.key and body["blocks"][0]["text"]["text"] == body["text"]
+    keys = [h["Idempotency-Key"] for h, _ in hook.received]
+    assert len(set(keys)) == 4 and all(k.startswith(workflow_id(rig.key)) for k in keys)
+    rig.assert_restored()
 
 
 @pytest.mark.parametrize(
