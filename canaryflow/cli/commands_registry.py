@@ -6,3 +6,4 @@ from canaryflow.cli import eval_cmds  # noqa: F401
 from canaryflow.cli import config_cmds  # noqa: F401
 from canaryflow.cli import rollout_cmds  # noqa: F401
 from canaryflow.cli import keys_cmds  # noqa: F401
+from canaryflow.cli import codec_cmds  # noqa: F401

@@ -5,12 +5,12 @@ from __future__ import annotations
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 
 from canaryflow.errors import CanaryflowError
 from canaryflow.settings import Settings, get_settings
 from canaryflow.temporal.names import SEARCH_ATTRIBUTES
+from canaryflow.temporal_codec import data_converter
 
 
 async def connect(settings: Settings | None = None) -> Client:
@@ -24,7 +24,7 @@ async def connect(settings: Settings | None = None) -> Client:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
-            data_converter=pydantic_data_converter,
+            data_converter=data_converter(),  # encrypted when CANARYFLOW_PAYLOAD_KEY is set
             tls=settings.temporal_tls,
         )
     except RuntimeError as exc:
