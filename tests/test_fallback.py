@@ -187,3 +187,10 @@ async def test_stream_failing_after_the_first_chunk_does_not_fall_back(sim: SimS
             texts.append(chunk.text)
     assert len(texts) == 3 and caught.value.error_type == "server_error"
     assert breaker.state("openai", "gpt-4o") == "open"  # the failure still counts against the circuit
+
+
+async def test_a_scoped_marker_breaks_only_the_primary(sim: SimServer) -> None:
+    runner = FallbackRunner(provider_factory=factory(sim), sleep=Sleeps())
+    served = await runner.complete(resolution("gpt-4.1", [HAIKU]),
+                                   [{"role": "user", "content": "[sim@gpt-4.1:error_rate=1] What is 2 + 2?"}])
+    assert served.reason == "server_error" and served.result.text == "4"

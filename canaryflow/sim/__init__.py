@@ -14,7 +14,8 @@ lorem-like text whose length follows the profile, cut at ``max_tokens`` (finish 
 Seeded: the same seed and requests give the same answers, errors and latencies.
 
 Prompt markers — ``[sim:name=value]`` in any message (system included) overrides the profile for that
-request, so a config can make a bad candidate:
+request, so a config can make a bad candidate; ``[sim@MODEL:name=value]`` applies only to requests for
+MODEL (e.g. a failing primary whose fallback, sent the same messages, stays healthy):
 
 ::
 

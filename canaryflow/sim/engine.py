@@ -101,7 +101,7 @@ class Simulator:
         Raises:
             ValueError: a malformed ``[sim:...]`` marker.
         """
-        profile = apply_markers(lookup(self.profiles, model), [m.get("content", "") for m in messages])
+        profile = apply_markers(lookup(self.profiles, model), [m.get("content", "") for m in messages], model)
         rng = self._rng(model, messages)
         u_error = rng.random()
         latency = sample_latency(rng, profile.latency_median_ms, profile.latency_p95_ms) * self.latency_scale

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 _DATE_SUFFIX = re.compile(r"-(\d{4}-\d{2}-\d{2}|\d{8}|latest)$")
-MARKER = re.compile(r"\[sim:([a-z_]+)(?:=([^\]\s]*))?\]")
+MARKER = re.compile(r"\[sim(?:@([^:\]\s]+))?:([a-z_]+)(?:=([^\]\s]*))?\]")
 
 
 class ModelProfile(BaseModel):
@@ -86,17 +86,21 @@ def _float(value: str | None, name: str) -> float:
         raise ValueError(f"marker [sim:{name}=...] needs a number, got {value!r}") from exc
 
 
-def apply_markers(profile: ModelProfile, texts: list[str]) -> ModelProfile:
+def apply_markers(profile: ModelProfile, texts: list[str], model: str | None = None) -> ModelProfile:
     """``profile`` with every ``[sim:...]`` marker found in ``texts`` applied (unknown markers ignored).
+
+    A scoped marker ``[sim@MODEL:name=value]`` applies only when ``model`` is ``MODEL``.
 
     Raises:
         ValueError: a marker whose value is not a number where one is needed.
     """
     updates: dict[str, Any] = {}
     for text in texts:
-        if "[sim:" not in text:
+        if "[sim" not in text:
             continue
-        for name, value in MARKER.findall(text):
+        for scope, name, value in MARKER.findall(text):
+            if scope and scope != model:
+                continue
             if name == "latency_ms":
                 median = _float(value, name)
                 base = profile.latency_median_ms
@@ -132,7 +136,7 @@ def apply_markers(profile: ModelProfile, texts: list[str]) -> ModelProfile:
 
 def strip_markers(text: str) -> str:
     """``text`` without its ``[sim:...]`` markers."""
-    return MARKER.sub("", text) if "[sim:" in text else text
+    return MARKER.sub("", text) if "[sim" in text else text
 
 
 __all__ = ["DEFAULT_PROFILES", "MARKER", "ModelProfile", "apply_markers", "default_profiles", "lookup",
