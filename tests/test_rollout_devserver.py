@@ -253,3 +253,50 @@ async def test_a_worker_killed_mid_stage_is_replaced_and_each_change_applies_onc
     assert changes == ["apply_exposure", "apply_exposure", "apply_exposure", "promote"]
     assert registry.serving_state(key).stable_version == 2
     registry.close()
+
+
+async def test_the_canaryflow_rollout_commands(stack: Stack) -> None:
+    key = "cli-bot"
+    registry = make_registry(stack.dir / "registry.db", key)
+    plan_file = stack.dir / "plan.yaml"
+    plan_file.write_text(json.dumps({**PLAN, "approvers": ["alice"]}))
+
+    async def cf(*args: str) -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            str(ROOT / ".venv/bin/canaryflow"),
+            *args,
+            env=stack.env(),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        return proc.returncode or 0, out.decode(), err.decode()
+
+    with worker(stack):
+        code, out, _ = await cf("rollout", "start", key, "2", "--plan", str(plan_file), "--by", "alice")
+        assert code == 0 and f"started rollout-{key}" in out
+        code, _, err = await cf("rollout", "start", key, "2", "--plan", str(plan_file))
+        assert code == 1 and err.strip() == (
+            f"error: a rollout of '{key}' is already running (workflow rollout-{key}): see "
+            f"'canaryflow rollout status {key}', or abort it first"
+        )
+        await wait_status(stack, f"rollout-{key}", lambda s: s.state == "awaiting_approval")
+        code, _, err = await cf("rollout", "approve", key, "--by", "mallory")
+        assert (
+            code == 1
+            and "approve refused: 'mallory' is not an approver" in err
+            and len(err.splitlines()) == 1
+        )
+        code, out, _ = await cf("rollout", "approve", key, "--by", "alice", "--comment", "looks good")
+        assert code == 0 and "approve accepted: approved stage 'internal': looks good" in out
+        await stack.client.get_workflow_handle(f"rollout-{key}").result()
+        code, out, _ = await cf("rollout", "status", key, "--json")
+        assert code == 0 and json.loads(out)["state"] == "promoted"
+        code, out, _ = await cf("rollout", "status", key)
+        assert code == 0 and "promoted" in out and "completed" in out
+        code, _, err = await cf("rollout", "status", "nobody")
+        assert code == 1 and "no rollout of 'nobody'" in err
+        code, _, err = await cf("rollout", "start", key, "2", "--plan", "slow")
+        assert code == 1 and "--plan 'slow': neither a preset" in err
+    assert [a.action for a in registry.audit(key) if a.action.endswith("refused")] == ["approval_refused"]
+    registry.close()
