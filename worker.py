@@ -29,34 +29,53 @@ from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger("canaryflow.worker")
 
-#: Activities other modules provide, imported only when their module exists in the tree.
-OPTIONAL_ACTIVITIES = (("activities.analysis", "analyze_stage"), ("activities.shadow", "shadow_replay"))
+#: Workflows and activities other modules provide, imported only when their module exists in the tree.
+OPTIONAL_WORKFLOWS = (("workflows.evaluation", "EvaluationWorkflow"),)
+OPTIONAL_ACTIVITIES = (
+    ("activities.analysis", "analyze_stage"),
+    ("activities.shadow", "shadow_replay"),
+    ("activities.evaluation", "eval_prepare"),
+    ("activities.evaluation", "eval_chunk"),
+)
 #: Pure, deterministic modules the sandbox may share between workflow runs (keeps parked rollouts small).
 PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "canaryflow")
 
 
-def optional_activities() -> list[Callable[..., Any]]:
-    """The analysis and shadow activities, if their modules are present."""
+def _optional(entries: Sequence[tuple[str, str]]) -> list[Any]:
     found = []
-    for module_name, attr in OPTIONAL_ACTIVITIES:
+    for module_name, attr in entries:
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 raise
-            log.warning("%s is not available: rollouts that measure gates will wait for it", module_name)
+            log.warning("%s is not available: %s is not registered", module_name, attr)
             continue
         found.append(getattr(module, attr))
     return found
 
 
+def optional_activities() -> list[Callable[..., Any]]:
+    """The analysis, shadow and evaluation activities, if their modules are present."""
+    return _optional(OPTIONAL_ACTIVITIES)
+
+
+def optional_workflows() -> list[type]:
+    """Workflows besides the rollout (the evaluation workflow), if their modules are present."""
+    return _optional(OPTIONAL_WORKFLOWS)
+
+
 def build_worker(client: Client, registry: Registry, *, task_queue: str = "canaryflow",
                  activities: Sequence[Callable[..., Any]] | None = None, **kwargs: Any) -> Worker:
-    """A worker for the rollout workflow with the registry and notify activities plus ``activities``
-    (default: the analysis and shadow activities, when present)."""
+    """A worker for the rollout workflow with the registry and notify activities plus ``activities``.
+
+    By default (``activities=None``) it also runs every optional workflow and activity that is present
+    (analysis, shadow replay, evaluation); tests pass their own ``activities`` and get the rollout only.
+    """
     extra = list(activities) if activities is not None else optional_activities()
+    workflows = [RolloutWorkflow] if activities is not None else [RolloutWorkflow, *optional_workflows()]
     return Worker(
-        client, task_queue=task_queue, workflows=[RolloutWorkflow],
+        client, task_queue=task_queue, workflows=workflows,
         activities=[*ExposureActivities(registry).all(), notify, *extra],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
