@@ -13,6 +13,7 @@ from canaryflow.domain.errors import ValidationFailed
 from canaryflow.domain.gates import Gate, Verdict
 from canaryflow.domain.judge import (
     error_measurement,
+    exceedances,
     judge_custom,
     judge_floor,
     judge_rate,
@@ -184,3 +185,36 @@ def test_ratio_bounds_and_normal_mixture() -> None:
     assert ratio_bounds(0, 10, 0, 10, 0.05) == (0.0, math.inf)
     assert normal_mixture_halfwidth(1e-4, 1e-4, 0.05) > normal_mixture_halfwidth(1e-5, 1e-4, 0.05) > 0.0
     assert normal_mixture_halfwidth(0.0, 1e-4, 0.05) == 0.0
+
+
+P95 = Gate(metric="latency_p95", margin=0.2, mode="relative")
+INF = math.inf
+
+
+@pytest.mark.parametrize(
+    ("buckets", "verdict"),
+    [
+        # 30 % of the candidate's requests above 1.28 s while stable's p95 is 0.6 s (allowed 0.72): FAIL
+        ([(0.32, 100), (0.64, 300), (1.28, 700), (2.56, 1000), (INF, 1000)], Verdict.FAIL),
+        # p95 read off a wide bucket, but only about 3 of 40 requests beyond the allowed value: not proven
+        ([(0.32, 10), (0.64, 37), (1.28, 39), (2.56, 40), (INF, 40)], Verdict.INCONCLUSIVE),
+    ],
+)
+def test_quantile_fail_needs_sequential_evidence(
+    buckets: list[tuple[float, float]], verdict: Verdict
+) -> None:
+    n = buckets[-1][1]
+    m = judge_ratio(P95, cand_value=1.2, stable_value=0.6, cand_samples=n, stable_samples=19 * n, at=0.0,
+                    quantile=0.95, cand_buckets=buckets)
+    assert m.verdict is verdict, m.summary()
+    assert m.evidence.interval is not None and "share of candidate requests above 0.72" in m.evidence.note
+
+
+@pytest.mark.parametrize(
+    ("threshold", "expected"),
+    [(0.48, (800.0, 1000.0)), (0.64, (700.0, 1000.0)), (3.0, (0.0, 1000.0)), (0.16, (950.0, 1000.0)),
+     (1.92, (150.0, 1000.0))],
+)
+def test_exceedances(threshold: float, expected: tuple[float, float]) -> None:
+    buckets = [(0.32, 100), (0.64, 300), (1.28, 700), (2.56, 1000), (INF, 1000)]
+    assert exceedances(buckets, threshold) == expected

@@ -141,12 +141,20 @@ def judge_ratio(
     at: float,
     queries: Sequence[str] = (),
     min_samples: int = 0,
+    quantile: float | None = None,
+    cand_buckets: Sequence[tuple[float, float]] | None = None,
 ) -> Measurement:
     """Judge a value where lower is better (latency quantile, cost or tokens per request).
 
     Relative mode compares ``candidate / stable − 1`` with the margin; absolute mode the difference.
     Neither PASS nor FAIL before both variations have the minimum sample
     (default :data:`DEFAULT_RATIO_MIN_SAMPLES`).
+
+    For a quantile ``q`` with the candidate's histogram (``cand_buckets``: cumulative ``(le, count)``),
+    a FAIL also needs sequential evidence: the allowed value ``T`` (stable's quantile plus the margin) is
+    exceeded by more than ``1 − q`` of the candidate's requests — the always-valid lower bound of the share
+    of requests above T (:func:`exceedances`) must exceed ``1 − q``. A quantile read off a few requests'
+    buckets can jump a whole bucket; this keeps such noise from rolling a good candidate back.
     """
     needed = _needed(gate, min_samples, DEFAULT_RATIO_MIN_SAMPLES)
     if cand_samples <= 0 or stable_samples <= 0 or cand_value is None or stable_value is None:
@@ -161,17 +169,49 @@ def judge_ratio(
     else:
         excess = diff
         note = f"candidate − stable = {diff:.4g} (allowed ≤ {margin:g})"
+    interval: tuple[float, float] | None = None
     if min(cand_samples, stable_samples) < needed:
         verdict = Verdict.INCONCLUSIVE
         note += f"; waiting for {needed} samples per variation"
     else:
         verdict = Verdict.FAIL if excess > margin else Verdict.PASS
+    if verdict is Verdict.FAIL and quantile is not None and cand_buckets:
+        allowed = stable_value * (1 + margin) if gate.mode == "relative" else stable_value + margin
+        above, total = exceedances(cand_buckets, allowed)
+        lo, hi = rate_bounds(above, total, gate.alpha)
+        interval = (lo, hi)
+        note += (f"; share of candidate requests above {allowed:.4g}: ≥ {above:g}/{total:g}, "
+                 f"CS [{lo:.3g}, {hi:.3g}] vs {1 - quantile:.3g}")
+        if lo <= 1 - quantile:
+            verdict = Verdict.INCONCLUSIVE
     ev = Evidence(
         stable_value=stable_value, candidate_value=cand_value, stable_samples=stable_samples,
-        candidate_samples=cand_samples, difference=diff, margin=gate.margin, mode=gate.mode,
-        alpha=gate.alpha, queries=list(queries), note=note,
+        candidate_samples=cand_samples, difference=diff, interval=interval, margin=gate.margin,
+        mode=gate.mode, alpha=gate.alpha, queries=list(queries), note=note,
     )
     return _measure(gate, verdict, at, ev)
+
+
+def exceedances(buckets: Sequence[tuple[float, float]], threshold: float) -> tuple[float, float]:
+    """``(how many observations exceed threshold, total)`` from cumulative histogram buckets.
+
+    Within the bucket holding ``threshold`` observations are taken as evenly spread — the same linear
+    interpolation ``histogram_quantile`` uses for the quantile itself.
+    """
+    ordered = sorted(buckets)
+    if not ordered:
+        return 0.0, 0.0
+    total = ordered[-1][1]
+    prev_le, prev_cum = 0.0, 0.0
+    for le, cum in ordered:
+        if le >= threshold:
+            if math.isinf(le):
+                return max(0.0, total - prev_cum), total
+            share = (threshold - prev_le) / (le - prev_le) if le > prev_le else 1.0
+            below = prev_cum + (cum - prev_cum) * max(0.0, min(1.0, share))
+            return max(0.0, total - below), total
+        prev_le, prev_cum = le, cum
+    return 0.0, total
 
 
 def judge_floor(
@@ -247,6 +287,7 @@ __all__ = [
     "DEFAULT_RATIO_MIN_SAMPLES",
     "HIGHER_IS_BETTER",
     "error_measurement",
+    "exceedances",
     "judge_custom",
     "judge_floor",
     "judge_rate",

@@ -20,6 +20,7 @@ from canaryflow.domain.judge import (
 )
 from canaryflow.errors import MetricsUnavailable
 from canaryflow.metrics.promql import (
+    QUANTILES,
     RATE_METRICS,
     REQUESTS,
     Selector,
@@ -66,10 +67,16 @@ def _values(gate: Gate, src: MetricsSource, cand: Selector, stable: Selector, wi
             return judge_floor(gate, value=cv, samples=cn, at=now, queries=queries[:2],
                                min_samples=min_samples)
         sv, sn = _value(src, qs.value, qs.numerator, qs.samples, now)
+        buckets = None
+        if qc.buckets is not None:
+            raw = src.vector(qc.buckets, at=now, label="le")
+            buckets = [(float(le), count) for le, count in raw.items() if le]
+            queries.append(qc.buckets)
     except MetricsUnavailable as exc:
         return error_measurement(gate, str(exc), at=now, queries=queries)
     return judge_ratio(gate, cand_value=cv, stable_value=sv, cand_samples=cn, stable_samples=sn, at=now,
-                       queries=queries, min_samples=min_samples)
+                       queries=queries, min_samples=min_samples, quantile=QUANTILES.get(gate.metric),
+                       cand_buckets=buckets)
 
 
 def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: float) -> Measurement:

@@ -76,6 +76,7 @@ class ValueQueries:
     value: str | None
     numerator: str | None
     samples: str
+    buckets: str | None = None
 
 
 def rate_queries(metric: str, sel: Selector, window: int) -> RateQueries:
@@ -94,9 +95,9 @@ def value_queries(metric: str, sel: Selector, window: int) -> ValueQueries:
     """PromQL for latency quantiles, cost and tokens per request, and the shadow agreement mean."""
     if metric in QUANTILES:
         q = QUANTILES[metric]
-        value = (f"histogram_quantile({q}, sum by (le) "
-                 f"(increase({DURATION}_bucket{sel.labels()}[{window}s])))")
-        return ValueQueries(value, None, _inc(f"{DURATION}_count", sel, window))
+        buckets = f"sum by (le) (increase({DURATION}_bucket{sel.labels()}[{window}s]))"
+        count = _inc(f"{DURATION}_count", sel, window)
+        return ValueQueries(f"histogram_quantile({q}, {buckets})", None, count, buckets)
     if metric == "cost_per_request":
         return ValueQueries(None, _inc(COST, sel, window), _inc(REQUESTS, sel, window, outcome="success"))
     if metric == "tokens_per_request":

@@ -28,6 +28,14 @@ class MetricsSource(Protocol):
         """
         ...
 
+    def vector(self, promql: str, *, at: float, label: str) -> dict[str, float]:
+        """The instant vector's values keyed by one label's value (e.g. ``le`` of histogram buckets).
+
+        Raises:
+            MetricsUnavailable: the query could not be answered.
+        """
+        ...
+
 
 class PrometheusSource:
     """A :class:`MetricsSource` over a Prometheus server's HTTP API.
@@ -51,15 +59,31 @@ class PrometheusSource:
         """Release the HTTP session."""
         self._prom.close()
 
-    def scalar(self, promql: str, *, at: float) -> float | None:
-        """Evaluate ``promql`` at ``at`` and sum the values of the resulting vector (or read the scalar)."""
+    def _query(self, promql: str, at: float) -> Any:
         try:
-            data: Any = self._prom.custom_query(
+            return self._prom.custom_query(
                 promql, params={"time": f"{at:.3f}", "timeout": f"{self.timeout:g}s"}, timeout=self.timeout
             )
         except Exception as exc:  # requests/urllib3/prometheus_api_client errors alike
             raise MetricsUnavailable(f"Prometheus at {self.url} did not answer: {_short(exc)}") from exc
-        return parse_result(data)
+
+    def scalar(self, promql: str, *, at: float) -> float | None:
+        """Evaluate ``promql`` at ``at`` and sum the values of the resulting vector (or read the scalar)."""
+        return parse_result(self._query(promql, at))
+
+    def vector(self, promql: str, *, at: float, label: str) -> dict[str, float]:
+        """Evaluate ``promql`` at ``at``: values by the ``label`` of each series (NaN values skipped)."""
+        data = self._query(promql, at)
+        try:
+            out: dict[str, float] = {}
+            for item in data:
+                value = float(item["value"][1])
+                if not math.isnan(value):
+                    key = str(item["metric"].get(label, ""))
+                    out[key] = out.get(key, 0.0) + value
+            return out
+        except (TypeError, KeyError, ValueError, IndexError, AttributeError) as exc:
+            raise MetricsUnavailable(f"unexpected Prometheus answer: {str(data)[:200]}") from exc
 
 
 def parse_result(data: Any) -> float | None:
