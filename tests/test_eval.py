@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,11 +29,13 @@ from canaryflow.providers import factory
 from canaryflow.registry import Registry
 from canaryflow.registry import traffic as tlog
 from canaryflow.sim import QUESTIONS, SimServer, Simulator
+from canaryflow.temporal import start_dev_server
 from tests.servers import free_port
 from workflows.evaluation import EvaluationWorkflow
 
 KEY = "eval-bot"
-TEST_SERVER = str(Path(".venv/bin/temporal-test-server").resolve())
+ROOT = Path(__file__).resolve().parent.parent
+TEST_SERVER = str(ROOT / ".venv" / "bin" / "temporal-test-server")
 
 
 @pytest.fixture(scope="module")
@@ -179,3 +185,35 @@ async def test_workflow_runs_chunks_and_reports(env: WorkflowEnvironment, regist
     chunks = [e for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
     assert len(chunks) == 1 + 4  # prepare + ceil(10 / 3) chunks
     assert "Paris" not in str(history)  # numbers only in the history, no answers
+
+
+@pytest.mark.temporal
+def test_cli_runs_the_workflow_on_the_dev_server(registry: Registry, dataset: Path, sim: SimServer,
+                                                 tmp_path: Path) -> None:
+    """``canaryflow eval`` without --local: the stock worker (``python worker.py``) runs the workflow."""
+    server = start_dev_server(port=free_port(), ui_port=None, db_file=tmp_path / "temporal.db",
+                              log_file=tmp_path / "server.log")
+    env = {**os.environ, "CANARYFLOW_TEMPORAL_ADDRESS": server.address, "CANARYFLOW_DB_URL": registry.url,
+           "CANARYFLOW_TASK_QUEUE": f"eval-{uuid.uuid4().hex[:8]}", "OPENAI_BASE_URL": sim.openai_base_url,
+           "OPENAI_API_KEY": "sk-test-eval"}
+    log = open(tmp_path / "worker.log", "wb")  # noqa: SIM115
+    worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        cli = str(Path(sys.executable).parent / "canaryflow")
+        out = subprocess.run([cli, "eval", KEY, "--versions", "2,3", "--dataset", str(dataset)], env=env,
+                             capture_output=True, text=True, timeout=120, check=False)
+        assert out.returncode == 0, out.stderr + (tmp_path / "worker.log").read_text()
+        assert "started workflow eval-eval-bot-" in out.stderr
+        lines = {line.split()[0] + (" " + line.split()[1] if line.startswith("acc") else ""): line.split()
+                 for line in out.stdout.splitlines()[1:] if line.strip()}
+        assert lines["measure"][1:] == ["v1", "v2", "v3"]
+        assert lines["acc exact"][2:] == ["100.0%", "0.0%", "0.0%"]
+        assert lines["acc contains"][2:] == ["100.0%", "0.0%", "100.0%"]
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        server.stop()
