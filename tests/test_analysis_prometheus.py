@@ -98,6 +98,10 @@ GATES = [
     Gate(metric="error_rate", margin=0.01, min_samples=500),
     Gate(metric="latency_p95", margin=0.2, mode="relative"),
     Gate(metric="cost_per_request", margin=0.1, mode="relative"),
+    # a ratio of counters judged like a built-in rate: the share of requests that finished normally
+    Gate(metric="custom", name="finished", margin=0.01, higher_is_better=True, min_samples=500,
+         events='sum(increase(canaryflow_requests_total{$selector,finish_reason="stop"}[$window]))',
+         total="sum(increase(canaryflow_requests_total{$selector}[$window]))"),
 ]
 
 
@@ -120,6 +124,11 @@ async def test_raised_error_rate_and_latency_fail(prometheus: Prometheus, export
     assert any('variation="candidate"' in q and 'outcome="error"' in q for q in err.evidence.queries)
     assert by_gate["latency_p95"].verdict is Verdict.FAIL, by_gate["latency_p95"].summary()
     assert by_gate["cost_per_request"].verdict is Verdict.PASS, by_gate["cost_per_request"].summary()
+    finished = by_gate["finished"]
+    assert finished.verdict is Verdict.FAIL, finished.summary()
+    assert finished.evidence.candidate_value == pytest.approx(0.9, rel=0.05)
+    assert any(f'config="{key}",version="2",variation="candidate",finish_reason="stop"' in q
+               for q in finished.evidence.queries)
     assert report.verdict() is Verdict.FAIL
     assert report.candidate_samples > 1500
     assert stage_verdict(GATES, [report])[0] is Verdict.FAIL
@@ -132,7 +141,7 @@ def test_equal_rates_pass(prometheus: Prometheus, exporter: Exporter) -> None:
                         f'sum(rate(canaryflow_requests_total{{config="{key}"}}[1m]))')
     gates = [*GATES, custom]
     report = measure_sync(_request(key, start, gates), PrometheusSource(prometheus.url))
-    assert [m.verdict for m in report.measurements] == [Verdict.PASS] * 4, [
+    assert [m.verdict for m in report.measurements] == [Verdict.PASS] * 5, [
         m.summary() for m in report.measurements]
     assert stage_verdict(gates, [report])[0] is Verdict.PASS
 

@@ -218,3 +218,40 @@ def test_quantile_fail_needs_sequential_evidence(
 def test_exceedances(threshold: float, expected: tuple[float, float]) -> None:
     buckets = [(0.32, 100), (0.64, 300), (1.28, 700), (2.56, 1000), (INF, 1000)]
     assert exceedances(buckets, threshold) == expected
+
+
+RATIO = {"metric": "custom", "name": "truncated",
+         "events": 'sum(increase(canaryflow_requests_total{$selector,finish_reason="length"}[$window]))',
+         "total": "sum(increase(canaryflow_requests_total{$selector}[$window]))", "margin": 0.0}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({}, None),
+        ({"margin": None}, "margin"),
+        ({"total": None}, "both 'events' and 'total'"),
+        ({"success": "result < 1"}, "not query/success"),
+        ({"total": "sum(x)"}, "$selector and $window"),
+        ({"name": None}, "name"),
+    ],
+)
+def test_custom_ratio_gate_validation(change: dict[str, Any], message: str | None) -> None:
+    spec = {k: v for k, v in {**RATIO, **change}.items() if v is not None}
+    if message is None:
+        assert Gate(**spec).is_ratio
+    else:
+        with pytest.raises(ValidationError, match=message.replace("$", r"\$")):
+            Gate(**spec)
+
+
+def test_builtin_gates_refuse_ratio_fields() -> None:
+    with pytest.raises(ValidationError, match="not query"):
+        Gate(metric="error_rate", margin=0.01, events="sum(x{$selector}[$window])")
+
+
+def test_custom_ratio_higher_is_better_is_judged_on_the_complement() -> None:
+    gate = Gate(**{**RATIO, "higher_is_better": True, "margin": 0.02})  # type: ignore[arg-type]
+    m = judge_rate(gate, cand_events=800, cand_total=1000, stable_events=18810, stable_total=19000, at=0.0)
+    assert m.verdict is Verdict.FAIL and m.evidence.candidate_value == pytest.approx(0.8)
+    assert m.evidence.interval is not None and m.evidence.interval[1] < -0.02

@@ -61,6 +61,10 @@ class Gate(BaseModel):
     query: str | None = Field(default=None, description="PromQL, custom gates only")
     success: str | None = Field(default=None, description="condition on `result`, e.g. 'result >= 0.99'")
     failure: str | None = Field(default=None, description="condition on `result`, e.g. 'result < 0.9'")
+    events: str | None = Field(
+        default=None, description="custom ratio gates: PromQL counting bad events ($selector, $window)")
+    total: str | None = Field(default=None, description="custom ratio gates: PromQL counting all events")
+    higher_is_better: bool = Field(default=False, description="custom ratio gates: events are good ones")
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     min_samples: int = Field(default=0, ge=0)
     failure_limit: int = Field(default=0, ge=0, description="FAIL measurements tolerated before failing")
@@ -71,6 +75,21 @@ class Gate(BaseModel):
     @model_validator(mode="after")
     def _well_formed(self) -> Gate:
         if self.metric == "custom":
+            if self.is_ratio:
+                if self.query or self.success or self.failure:
+                    raise ValueError("a custom ratio gate takes 'events' and 'total', not query/success/"
+                                     "failure")
+                if not (self.events and self.total):
+                    raise ValueError("a custom ratio gate needs both 'events' and 'total' (PromQL)")
+                if self.margin is None:
+                    raise ValueError("a custom ratio gate needs a 'margin' (e.g. 0.01 absolute)")
+                for q in (self.events, self.total):
+                    if "$selector" not in q or "$window" not in q:
+                        raise ValueError("'events' and 'total' must use $selector and $window, e.g. "
+                                         "sum(increase(my_total{$selector}[$window]))")
+                if not self.name:
+                    raise ValueError("a custom gate needs a 'name'")
+                return self
             if not self.query:
                 raise ValueError("a custom gate needs 'query' (PromQL)")
             if not (self.success or self.failure):
@@ -84,13 +103,18 @@ class Gate(BaseModel):
                     except ValidationFailed as exc:
                         raise ValueError(str(exc)) from None
         else:
-            if self.query or self.success or self.failure:
+            if self.query or self.success or self.failure or self.events or self.total:
                 raise ValueError(
                     f"built-in gate {self.metric!r} takes 'margin' and 'mode', not query/success/failure"
                 )
             if self.margin is None:
                 raise ValueError(f"gate {self.metric!r} needs a 'margin' (e.g. 0.01 absolute, 0.2 relative)")
         return self
+
+    @property
+    def is_ratio(self) -> bool:
+        """A custom gate judging a ratio of counters (``events`` / ``total``) like a built-in rate."""
+        return self.metric == "custom" and (self.events is not None or self.total is not None)
 
     @property
     def label(self) -> str:

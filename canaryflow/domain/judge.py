@@ -86,7 +86,9 @@ def judge_rate(
     Returns:
         The measurement; its evidence interval bounds candidate − stable of the rate as reported.
     """
-    hib = gate.metric in HIGHER_IS_BETTER if higher_is_better is None else higher_is_better
+    if higher_is_better is None:
+        higher_is_better = gate.metric in HIGHER_IS_BETTER or gate.higher_is_better
+    hib = higher_is_better
     if cand_total <= 0 or stable_total <= 0:
         who = "candidate" if cand_total <= 0 else "stable"
         return nodata_measurement(gate, f"no {who} requests in the window yet", at=at, queries=queries)

@@ -24,6 +24,7 @@ from canaryflow.metrics.promql import (
     RATE_METRICS,
     REQUESTS,
     Selector,
+    expand,
     rate_queries,
     selectors,
     value_queries,
@@ -38,8 +39,13 @@ def _zero(x: float | None) -> float:
 
 def _rate(gate: Gate, src: MetricsSource, cand: Selector, stable: Selector, window: int, now: float,
           min_samples: int) -> Measurement:
-    qc, qs = rate_queries(gate.metric, cand, window), rate_queries(gate.metric, stable, window)
-    queries = [qc.events, qc.total, qs.events, qs.total]
+    if gate.is_ratio:
+        events, total = gate.events or "", gate.total or ""
+        queries = [expand(events, cand, window), expand(total, cand, window),
+                   expand(events, stable, window), expand(total, stable, window)]
+    else:
+        qc, qs = rate_queries(gate.metric, cand, window), rate_queries(gate.metric, stable, window)
+        queries = [qc.events, qc.total, qs.events, qs.total]
     try:
         ce, ct, se, st = (src.scalar(q, at=now) for q in queries)
     except MetricsUnavailable as exc:
@@ -84,6 +90,8 @@ def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: floa
     cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind)
     window = window_seconds(req.window_start, now)
     try:
+        if gate.metric in RATE_METRICS or gate.is_ratio:
+            return _rate(gate, src, cand, stable, window, now, req.min_samples)
         if gate.metric == "custom":
             query = gate.query or ""
             try:
@@ -91,8 +99,6 @@ def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: floa
             except MetricsUnavailable as exc:
                 return error_measurement(gate, str(exc), at=now, queries=[query])
             return judge_custom(gate, result=result, at=now, queries=[query])
-        if gate.metric in RATE_METRICS:
-            return _rate(gate, src, cand, stable, window, now, req.min_samples)
         return _values(gate, src, cand, stable, window, now, req.min_samples)
     except Exception as exc:  # a bug must not look like a pass: record it as ERROR
         return error_measurement(gate, f"internal error measuring {gate.label}: {exc!r}", at=now)

@@ -36,11 +36,15 @@ class Selector:
         if not _LABEL_VALUE.match(self.config) or not _LABEL_VALUE.match(self.variation):
             raise ValueError(f"unsafe label value in {self!r}")
 
-    def labels(self, **extra: str) -> str:
-        """``{config="k",version="3",variation="candidate",...}``."""
+    def matchers(self, **extra: str) -> str:
+        """``config="k",version="3",variation="candidate",...`` (what ``$selector`` expands to)."""
         pairs = [f'config="{self.config}"', f'version="{self.version}"', f'variation="{self.variation}"']
         pairs += [f'{k}=~"{v}"' if "|" in v else f'{k}="{v}"' for k, v in extra.items()]
-        return "{" + ",".join(pairs) + "}"
+        return ",".join(pairs)
+
+    def labels(self, **extra: str) -> str:
+        """``{config="k",version="3",variation="candidate",...}``."""
+        return "{" + self.matchers(**extra) + "}"
 
 
 def window_seconds(window_start: float, now: float) -> int:
@@ -109,6 +113,11 @@ def value_queries(metric: str, sel: Selector, window: int) -> ValueQueries:
     raise ValueError(f"{metric!r} is not a value metric")
 
 
+def expand(template: str, sel: Selector, window: int) -> str:
+    """A custom ratio gate's query for one variation: ``$selector`` and ``$window`` filled in."""
+    return template.replace("$selector", sel.matchers()).replace("$window", f"{window}s")
+
+
 RATE_METRICS = frozenset({"error_rate", "completion_rate", "negative_feedback_rate"})
 VALUE_METRICS = frozenset({*QUANTILES, "cost_per_request", "tokens_per_request", "shadow_agreement"})
 
@@ -125,6 +134,7 @@ __all__ = [
     "RateQueries",
     "Selector",
     "ValueQueries",
+    "expand",
     "rate_queries",
     "selectors",
     "value_queries",
