@@ -14,7 +14,6 @@ are passed through.
 from __future__ import annotations
 
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -30,7 +29,7 @@ from canaryflow.providers.fallback import FallbackRunner
 from canaryflow.providers.pricing import cost_usd
 from canaryflow.registry import traffic as tlog
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
-from canaryflow.serving.stream import Stream
+from canaryflow.serving.stream import Stream, new_request_id
 
 PASS_THROUGH = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
                           "frequency_penalty", "response_format"})
@@ -81,8 +80,10 @@ def merge_parameters(config: Mapping[str, Any], caller: Mapping[str, Any] | None
         if value is None or name not in PASS_THROUGH:
             continue
         if name == "max_tokens":
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationFailed("'max_tokens' must be a positive integer", source="max_tokens")
             cap = config.get("max_tokens")
-            merged[name] = min(int(value), int(cap)) if cap is not None else int(value)
+            merged[name] = min(value, int(cap)) if cap is not None else value
         elif name not in config:
             merged[name] = value
     return merged
@@ -141,7 +142,7 @@ class TrafficPlane:
 
         ``variables`` are the template variables of the request (used to render a shadow candidate).
         """
-        request_id = uuid.uuid4().hex
+        request_id = new_request_id()
         started = time.perf_counter()
         caller = [dict(m) for m in messages]
         try:

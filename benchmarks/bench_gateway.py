@@ -1,0 +1,275 @@
+"""The gateway's added latency and throughput, against the simulator directly and the LiteLLM proxy.
+
+Three targets answer the same OpenAI chat request, all in front of one provider simulator (latency 0, so
+only the proxies' own cost shows):
+
+* ``direct``  — the simulator itself;
+* ``gateway`` — ``canaryflow gateway`` (metrics on, traffic log on at ``--traffic-rate``);
+* ``litellm`` — the LiteLLM proxy, from ``benchmarks/.venv-litellm`` (never a project dependency):
+  ``python3 -m venv benchmarks/.venv-litellm && benchmarks/.venv-litellm/bin/pip install 'litellm[proxy]'``.
+
+Latency: sequential requests on one keep-alive connection, p50/p99; "added" = target − direct.
+Throughput: ``--concurrency`` requests in flight for ``--duration`` seconds. Each server is its own process
+with one worker; the load generator is this process. Run::
+
+    .venv/bin/python benchmarks/bench_gateway.py [--requests 500] [--duration 10] [--concurrency 32] \\
+        [--readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+LITELLM = ROOT / "benchmarks" / ".venv-litellm" / "bin" / "litellm"
+CANARYFLOW = Path(sys.executable).parent / "canaryflow"
+BODY = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 50}
+MASTER_KEY = "sk-bench-" + "0123456789abcdef" * 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise TimeoutError(f"{url} did not come up")
+
+
+@contextlib.contextmanager
+def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        try:
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+class Conn:
+    """A minimal HTTP/1.1 keep-alive client over asyncio streams: the load generator must cost less than
+    what it measures (httpx's pool slows down sharply at high concurrency)."""
+
+    def __init__(self, url: str, body: dict[str, object], headers: dict[str, str]) -> None:
+        parts = httpx.URL(url)
+        self.host, self.port = parts.host, parts.port or 80
+        data = json.dumps(body).encode()
+        head = (f"POST {parts.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n")
+        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.raw = head.encode() + b"\r\n" + data
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self) -> int:
+        if self.reader is None or self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        reader = self.reader
+        self.writer.write(self.raw)
+        status = int((await reader.readline()).split()[1])
+        length, chunked, close = 0, False, False
+        while True:
+            line = await reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode("latin-1").partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value
+            elif name == "connection":
+                close = "close" in value.lower()
+        if chunked:
+            while True:
+                size = int((await reader.readline()).strip(), 16)
+                await reader.readexactly(size + 2)
+                if size == 0:
+                    break
+        elif length:
+            await reader.readexactly(length)
+        if close:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+
+async def latency(url: str, body: dict[str, object], headers: dict[str, str], n: int) -> list[float]:
+    conn = Conn(url, body, headers)
+    out = []
+    for i in range(max(20, n // 10) + n):  # warm-up first
+        t = time.perf_counter()
+        status = await conn.post()
+        if status != 200:
+            raise RuntimeError(f"{url} answered {status}")
+        if i >= max(20, n // 10):
+            out.append(time.perf_counter() - t)
+    conn.close()
+    return out
+
+
+async def throughput(url: str, body: dict[str, object], headers: dict[str, str], duration: float,
+                     concurrency: int) -> tuple[float, int]:
+    ok = errors = 0
+    stop = time.perf_counter() + duration
+
+    async def worker() -> None:
+        nonlocal ok, errors
+        conn = Conn(url, body, headers)
+        while time.perf_counter() < stop:
+            try:
+                if await conn.post() == 200:
+                    ok += 1
+                else:
+                    errors += 1
+            except (OSError, ValueError, asyncio.IncompleteReadError):
+                errors += 1
+                conn.close()
+        conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return ok / (time.perf_counter() - start), errors
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=500, help="sequential requests per target (latency)")
+    parser.add_argument("--duration", type=float, default=10.0,
+                        help="seconds of load per target (throughput)")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--traffic-rate", type=float, default=0.1, help="gateway traffic-log sampling rate")
+    parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--readme", action="store_true", help="append the table to benchmarks/README.md")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
+    sim_port, gw_port, ll_port = free_port(), free_port(), free_port()
+    sim = f"http://127.0.0.1:{sim_port}"
+    db = f"sqlite:///{tmp / 'registry.db'}"
+    from canaryflow.domain.config import ConfigSpec
+    from canaryflow.registry import Registry
+
+    registry = Registry(db)
+    registry.push_config(ConfigSpec.model_validate({
+        "key": "bench", "provider": "openai", "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "You are a benchmark assistant."}],
+        "parameters": {"max_tokens": 100}}))
+    registry.close()
+    env = {"OPENAI_BASE_URL": f"{sim}/v1", "OPENAI_API_KEY": "sk-bench", "CANARYFLOW_DB_URL": db}
+    targets: dict[str, tuple[str, dict[str, object], dict[str, str]]] = {
+        "direct": (f"{sim}/v1/chat/completions", {**BODY, "model": "gpt-4o-mini"},
+                   {"authorization": "Bearer sk-bench"}),
+        "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", {**BODY, "model": "bench"}, {}),
+    }
+    litellm_note = ""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(process([str(CANARYFLOW), "sim", "--port", str(sim_port), "--latency-scale", "0"],
+                                    env, tmp / "sim.log"))
+        stack.enter_context(process([str(CANARYFLOW), "gateway", "--port", str(gw_port), "--traffic-rate",
+                                     str(args.traffic_rate)], env, tmp / "gateway.log"))
+        if args.no_litellm:
+            litellm_note = "not run (--no-litellm)"
+        elif not LITELLM.exists():
+            litellm_note = f"not installed ({LITELLM.relative_to(ROOT)} missing)"
+        else:
+            cfg = tmp / "litellm.yaml"
+            cfg.write_text("model_list:\n  - model_name: bench\n    litellm_params:\n"
+                           f"      model: openai/gpt-4o-mini\n      api_base: {sim}/v1\n"
+                           "      api_key: sk-bench\n")
+            stack.enter_context(process(
+                [str(LITELLM), "--config", str(cfg), "--port", str(ll_port), "--host", "127.0.0.1",
+                 "--num_workers", "1"],
+                {"LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+                 "LITELLM_LOG": "ERROR"}, tmp / "litellm.log"))
+            targets["litellm"] = (f"http://127.0.0.1:{ll_port}/v1/chat/completions",
+                                  {**BODY, "model": "bench"}, {"authorization": f"Bearer {MASTER_KEY}"})
+        wait_http(f"{sim}/healthz")
+        wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+        if "litellm" in targets:
+            try:
+                wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=180)
+            except TimeoutError:
+                litellm_note = f"did not start (see {tmp / 'litellm.log'})"
+                del targets["litellm"]
+        results: dict[str, dict[str, float]] = {}
+        for name, (url, body, headers) in targets.items():
+            lat = asyncio.run(latency(url, body, headers, args.requests))
+            rps, errors = asyncio.run(throughput(url, body, headers, args.duration, args.concurrency))
+            results[name] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "mean": statistics.mean(lat) * 1000,
+                             "rps": rps, "errors": errors}
+            print(f"{name:8} p50 {results[name]['p50']:.2f} ms  p99 {results[name]['p99']:.2f} ms  "
+                  f"{rps:.0f} req/s ({errors} errors)", flush=True)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+    base = results["direct"]
+    lines = [
+        f"### bench_gateway.py — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
+        f"{os.cpu_count()} CPUs, Python {platform.python_version()}",
+        "",
+        f"`.venv/bin/python benchmarks/bench_gateway.py --requests {args.requests} "
+        f"--duration {args.duration:g} "
+        f"--concurrency {args.concurrency} --traffic-rate {args.traffic_rate:g}` — simulator latency 0; "
+        f"gateway with metrics and traffic log ({args.traffic_rate:g} sampled) on.",
+        "",
+        "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | throughput req/s |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        added = ("—", "—") if name == "direct" else (f"{r['p50'] - base['p50']:.2f}",
+                                                   f"{r['p99'] - base['p99']:.2f}")
+        lines.append(f"| {name} | {r['p50']:.2f} | {r['p99']:.2f} | {added[0]} | {added[1]} "
+                     f"| {r['rps']:.0f} |")
+    if litellm_note:
+        lines.append(f"| litellm | {litellm_note} | | | | |")
+    if "gateway" in results and "litellm" in results:
+        ratio = results["gateway"]["rps"] / results["litellm"]["rps"]
+        lines += ["", f"Gateway throughput = {ratio:.1f}× LiteLLM's; added p50 "
+                      f"{results['gateway']['p50'] - base['p50']:.2f} ms vs "
+                      f"{results['litellm']['p50'] - base['p50']:.2f} ms."]
+    table = "\n".join(lines)
+    print("\n" + table)
+    if args.readme:
+        with open(ROOT / "benchmarks" / "README.md", "a") as f:
+            f.write("\n" + table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
