@@ -8,6 +8,7 @@ Routes::
     POST /v1/feedback           {"request_id", "sentiment": "positive"|"negative", "comment"?}
     GET  /metrics               Prometheus exposition of the traffic-plane instruments
     GET  /healthz               registry reachable? serving cache fresh? (503 when not)
+    GET  /openapi.json          the OpenAPI description (canaryflow/gateway/openapi.py)
 
 The hot path touches no database: resolution reads the client's cache, the traffic log is written in
 batches by a background thread, shadow mirrors run as background tasks.
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from canaryflow.errors import CanaryflowError, ValidationFailed
 from canaryflow.gateway import apis
+from canaryflow.gateway.openapi import openapi_endpoint
 from canaryflow.gateway.protocol import caller_context, read_json, status_of
 from canaryflow.metrics.instruments import CONTENT_TYPE, default_metrics
 from canaryflow.serving.traffic import TrafficPlane
@@ -109,6 +111,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None) -> Starlette
         Route("/v1/feedback", feedback, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
+        Route("/openapi.json", openapi_endpoint, methods=["GET"]),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
 

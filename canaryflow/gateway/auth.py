@@ -11,8 +11,9 @@ The keys file (``CANARYFLOW_GATEWAY_KEYS_FILE``, default ``.canaryflow/gateway-k
 
 The middleware re-reads the file when it changes (checked at most once a second), so ``canaryflow gateway-keys
 revoke`` takes effect on a running gateway. Clients send the key as ``Authorization: Bearer <key>``
-(the OpenAI client's ``api_key``) or ``x-api-key: <key>`` (the Anthropic client's). ``/healthz`` and
-``/metrics`` stay open (probes and Prometheus); every other path needs a valid key.
+(the OpenAI client's ``api_key``) or ``x-api-key: <key>`` (the Anthropic client's). ``/healthz``,
+``/metrics`` and ``/openapi.json`` stay open (probes, Prometheus, the API description); every other
+path needs a valid key.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 
 from canaryflow.errors import NotFound, ValidationFailed
 
-OPEN_PATHS = frozenset({"/healthz", "/metrics"})
+OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 """Paths served without a key (liveness probes, Prometheus scrapes)."""
 KEY_PREFIX = "cfk_"
 

@@ -80,6 +80,15 @@ def anthropic_messages(body: dict[str, Any]) -> list[dict[str, str]]:
     return out
 
 
+def _stop_list(value: Any, field: str) -> list[str]:
+    """A stop string or list of strings as a list (ValidationFailed naming ``field`` otherwise)."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ValidationFailed(f"'{field}' must be a string or a list of strings", source=field)
+
+
 def openai_parameters(body: dict[str, Any]) -> dict[str, Any]:
     """Config-style parameters from an OpenAI request body."""
     params: dict[str, Any] = {k: body[k] for k in (*_SHARED, "presence_penalty", "frequency_penalty", "seed")
@@ -89,7 +98,7 @@ def openai_parameters(body: dict[str, Any]) -> dict[str, Any]:
         params["max_tokens"] = max_tokens
     stop = body.get("stop")
     if stop is not None:
-        params["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        params["stop"] = _stop_list(stop, "stop")
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") in ("text", "json_object"):
         params["response_format"] = fmt["type"]
@@ -102,7 +111,7 @@ def anthropic_parameters(body: dict[str, Any]) -> dict[str, Any]:
     if body.get("max_tokens") is not None:
         params["max_tokens"] = body["max_tokens"]
     if body.get("stop_sequences"):
-        params["stop"] = list(body["stop_sequences"])
+        params["stop"] = _stop_list(body["stop_sequences"], "stop_sequences")
     return params
 
 
