@@ -103,7 +103,9 @@ def judge_rate(
     if gate.mode == "relative" or margin == 0.0:
         rho0 = 1.0 + margin if gate.mode == "relative" else 1.0
         r_lo, r_hi = ratio_bounds(bad_c, cand_total, bad_s, stable_total, alpha)
-        lo, hi = ps * (r_lo - 1.0), (ps * (r_hi - 1.0) if math.isfinite(r_hi) else math.inf)
+        events = bad_c + bad_s
+        lo = _difference_at(r_lo, events, cand_total, stable_total)
+        hi = _difference_at(r_hi, events, cand_total, stable_total)
         fail, ok = r_lo > rho0, r_hi < rho0
         note = (f"rate ratio CS [{r_lo:.3g}, {r_hi:.3g}] vs allowed {rho0:.3g} "
                 f"(mixture SPRT on the candidate's share of {bad_c + bad_s:g} bad events)")
@@ -270,6 +272,14 @@ def judge_custom(
     note = f"result {result:.6g}: {why}"
     ev = Evidence(candidate_value=result, alpha=gate.alpha, queries=list(queries), note=note)
     return _measure(gate, verdict, at, ev)
+
+
+def _difference_at(rho: float, events: float, cand_total: float, stable_total: float) -> float:
+    """The rate difference p_c − p_s implied by a rate ratio ρ, with both rates fitted to the pooled
+    events: ``p_s = events / (ρ·n_c + n_s)``, ``p_c = ρ·p_s`` (monotone in ρ)."""
+    if math.isinf(rho):
+        return events / cand_total
+    return (rho - 1.0) * events / (rho * cand_total + stable_total)
 
 
 def _relative_excess(cand: float, stable: float) -> float:

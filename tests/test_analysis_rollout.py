@@ -1,0 +1,90 @@
+"""End to end: a candidate with a raised error rate, served through the gateway from the simulator, scraped
+by a real Prometheus, judged by the real ``analyze_stage`` activity inside a rollout on the Temporal dev
+server — rolled back, with the evidence in the workflow's failure message."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+
+from canaryflow.domain.plan import RolloutInput
+from canaryflow.registry import Registry
+from canaryflow.temporal import DevServer, start_dev_server, workflow_id
+from tests.servers import Prometheus, free_port
+from tests.traffic_stack import Stack, running_stack, spec
+from worker import build_worker
+
+pytestmark = [pytest.mark.temporal, pytest.mark.prometheus]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    d = tmp_path_factory.mktemp("devserver")
+    srv = start_dev_server(port=free_port(), ui_port=None, db_file=d / "temporal.db",
+                           log_file=d / "server.log")
+    yield srv
+    srv.stop()
+
+
+def _traffic(stack: Stack, key: str, stop: threading.Event) -> None:
+    """Requests from many users, as fast as the gateway answers, until ``stop``."""
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        with contextlib.suppress(openai.APIError):  # the candidate's injected errors
+            client.chat.completions.create(
+                model=key, messages=[{"role": "user", "content": "What is the capital of France?"}],
+                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+
+
+async def test_raised_error_rate_is_rolled_back_with_evidence(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"e2e-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    bad = "You are helpful. [sim:error_rate=0.3]"
+    configs = [spec(key, system="You are helpful."), spec(key, system=bad)]
+    plan = {
+        "stages": [{"name": "canary-50", "kind": "percent", "percent": 50, "min_duration": "10m"},
+                   {"name": "full", "kind": "full"}],
+        "gates": [{"metric": "error_rate", "margin": 0.0, "mode": "absolute"}],
+        "analysis_interval": "2s",
+    }
+    with running_stack(tmp_path, configs=configs) as stack:
+        address = stack.url.removeprefix("http://")
+        prometheus.add_target(address)
+        prometheus.wait_scraped(address)
+        stop = threading.Event()
+        sender = threading.Thread(target=_traffic, args=(stack, key, stop), daemon=True)
+        sender.start()
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        registry = Registry(stack.registry.url)
+        try:
+            async with build_worker(client, registry, task_queue=queue):
+                inp = RolloutInput.model_validate(
+                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                     task_queue=queue)
+                with pytest.raises(WorkflowFailureError) as info:
+                    await asyncio.wait_for(handle.result(), 120)
+        finally:
+            stop.set()
+            sender.join(15)
+        message = str(info.value.cause)
+        assert "canary-50" in message and "error_rate FAIL" in message, message
+        assert "candidate 0." in message and "vs stable" in message
+        assert "interval [" in message and "margin 0 absolute" in message
+        # compensation restored stable
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 1 and state.exposure.candidate_version is None
