@@ -212,3 +212,18 @@ def test_healthz_reports_an_unreachable_registry(tmp_path: Path) -> None:
         (tmp_path / "registry.db").mkdir()  # the database path is now a directory: unreachable
         r = httpx.get(f"{s.url}/healthz")
         assert r.status_code == 503 and r.json()["registry"].startswith("unreachable")
+
+
+async def test_loadgen_sends_feedback_by_correctness(stack: Stack) -> None:
+    from canaryflow.sim.loadgen import run_loadgen
+
+    before = stack.count("canaryflow_feedback_total", config="support-bot")
+    summary = await run_loadgen(stack.url, "support-bot", rate=40, duration=0.5, concurrency=4, users=50,
+                                variables={"product": "Acme"})
+    assert summary.sent == 20 and summary.ok == 20 and not summary.errors
+    assert sum(summary.by_variation.values()) == 20
+    sent = summary.feedback_sent["positive"] + summary.feedback_sent["negative"]
+    assert sent == 20  # every simulator question has a known answer
+    assert summary.feedback_sent["positive"] == sum(summary.correct.values())
+    assert stack.count("canaryflow_feedback_total", config="support-bot") == before + sent
+    assert {"v1 stable", "v2 pinned"} >= set(summary.by_variation)

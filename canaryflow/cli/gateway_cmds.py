@@ -44,16 +44,24 @@ def loadgen(
     users: int = typer.Option(200, min=1, help="Synthetic users (~10% internal, ~20% beta, rest regular)."),
     seed: int = typer.Option(7, help="Seed of users, questions and feedback draws."),
     feedback_share: float = typer.Option(1.0, min=0.0, max=1.0, help="Share of answers that get feedback."),
+    var: list[str] = typer.Option([], "--var", help="Template variable NAME=VALUE (repeatable)."),
 ) -> None:
     """Send the simulator's known questions through the gateway as synthetic users, with feedback."""
     from canaryflow.settings import get_settings
     from canaryflow.sim.loadgen import run_loadgen
 
+    variables = {}
+    for item in var:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ValidationFailed(f"--var {item!r}: write NAME=VALUE", source="--var")
+        variables[name] = value
     settings = get_settings()
     base = url or f"http://{settings.gateway_host}:{settings.gateway_port}"
     try:
         summary = asyncio.run(run_loadgen(base, config, rate=rate, duration=duration, concurrency=concurrency,
-                                          users=users, seed=seed, feedback_share=feedback_share))
+                                          users=users, seed=seed, feedback_share=feedback_share,
+                                          variables=variables))
     except OSError as exc:
         raise ValidationFailed(f"cannot reach the gateway at {base}: {exc}", source="--url") from exc
     for line in summary.lines():

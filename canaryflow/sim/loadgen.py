@@ -83,7 +83,7 @@ class LoadgenSummary:
 
 async def run_loadgen(base_url: str, config: str, *, rate: float = 10.0, duration: float = 10.0,
                       concurrency: int = 16, users: int = 200, seed: int = 7, feedback_share: float = 1.0,
-                      api_key: str = "loadgen") -> LoadgenSummary:
+                      api_key: str = "loadgen", variables: dict[str, str] | None = None) -> LoadgenSummary:
     """Send ``rate`` requests per second for ``duration`` seconds through the gateway at ``base_url``.
 
     Args:
@@ -96,6 +96,7 @@ async def run_loadgen(base_url: str, config: str, *, rate: float = 10.0, duratio
         seed: seeds users, questions and feedback draws.
         feedback_share: share of answers that get feedback.
         api_key: sent as the OpenAI key (the gateway does not check it).
+        variables: the config's template variables (``canaryflow.variables``).
     """
     rng = random.Random(seed)
     people = make_users(users, rng)
@@ -111,7 +112,8 @@ async def run_loadgen(base_url: str, config: str, *, rate: float = 10.0, duratio
             try:
                 raw = await client.chat.completions.with_raw_response.create(
                     model=config, messages=[{"role": "user", "content": prompt}],
-                    extra_body={"canaryflow": {"user": user.key, "attributes": user.attributes}})
+                    extra_body={"canaryflow": {"user": user.key, "attributes": user.attributes,
+                                               "variables": variables or {}}})
             except openai.APIStatusError as exc:
                 summary.errors[f"http_{exc.status_code}"] += 1
                 return
