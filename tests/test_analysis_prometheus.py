@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -168,3 +169,33 @@ def test_prometheus_down_gives_errors_then_the_consecutive_error_limit() -> None
             assert verdict is Verdict.INCONCLUSIVE
     assert verdict is Verdict.ERROR
     assert status.consecutive_errors == 3 and "consecutive errors" in status.reason
+
+
+def test_a_refused_query_errors_only_its_own_gate(prometheus: Prometheus) -> None:
+    bad = Gate(metric="custom", name="typo", query="sum(rate(x[1m]", success="result < 1")
+    gates = [bad, Gate(metric="error_rate", margin=0.01)]
+    report = measure_sync(_request(f"q-{uuid.uuid4().hex[:8]}", time.time() - 60, gates),
+                          PrometheusSource(prometheus.url))
+    typo, err = report.measurements
+    assert typo.verdict is Verdict.ERROR and "refused the query" in typo.evidence.note
+    assert err.verdict is Verdict.NODATA  # Prometheus itself answered
+
+
+def test_a_silent_prometheus_costs_one_timeout_per_interval() -> None:
+    """A server that accepts connections and never answers: the first query times out, the rest of the
+    interval fails fast."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    port = listener.getsockname()[1]
+    try:
+        gates = [Gate(metric="error_rate", margin=0.01),
+                 Gate(metric="latency_p95", margin=0.2, mode="relative")]
+        report = measure_sync(_request("slow", time.time() - 60, gates),
+                              PrometheusSource(f"http://127.0.0.1:{port}", timeout=1))
+    finally:
+        listener.close()
+    first, second = report.measurements
+    assert first.verdict is second.verdict is Verdict.ERROR
+    assert "did not answer" in first.evidence.note
+    assert "not retried in this interval" in second.evidence.note

@@ -30,7 +30,7 @@ from canaryflow.metrics.promql import (
     value_queries,
     window_seconds,
 )
-from canaryflow.metrics.source import MetricsSource
+from canaryflow.metrics.source import MetricsSource, PrometheusUnreachable
 
 
 def _zero(x: float | None) -> float:
@@ -104,9 +104,43 @@ def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: floa
         return error_measurement(gate, f"internal error measuring {gate.label}: {exc!r}", at=now)
 
 
+class _FailFast:
+    """Once Prometheus did not answer, fail the interval's other queries at once (one timeout, not one
+    per query, when Prometheus is slow or down). A refused query (bad PromQL) trips nothing."""
+
+    def __init__(self, src: MetricsSource) -> None:
+        self._src = src
+        self._down: str | None = None
+
+    def _guard(self) -> None:
+        if self._down is not None:
+            raise MetricsUnavailable(f"{self._down} (not retried in this interval)")
+
+    def scalar(self, promql: str, *, at: float) -> float | None:
+        self._guard()
+        try:
+            return self._src.scalar(promql, at=at)
+        except PrometheusUnreachable as exc:
+            self._down = str(exc)
+            raise
+
+    def vector(self, promql: str, *, at: float, label: str) -> dict[str, float]:
+        self._guard()
+        try:
+            return self._src.vector(promql, at=at, label=label)
+        except PrometheusUnreachable as exc:
+            self._down = str(exc)
+            raise
+
+
 def measure_sync(req: AnalysisRequest, src: MetricsSource, now: float | None = None) -> AnalysisReport:
-    """Measure every gate of the request once, plus both variations' request counts in the window."""
+    """Measure every gate of the request once, plus both variations' request counts in the window.
+
+    The first query that fails makes every later query of this interval fail fast (ERROR measurements),
+    so a slow Prometheus costs one timeout per interval.
+    """
     now = time.time() if now is None else now
+    src = _FailFast(src)
     measurements = [measure_gate(g, req, src, now) for g in req.gates]
     cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind)
     window = window_seconds(req.window_start, now)

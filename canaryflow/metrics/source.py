@@ -9,12 +9,17 @@ from __future__ import annotations
 import math
 from typing import Any, Protocol
 
+import requests
 from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from canaryflow.errors import MetricsUnavailable
 
 DEFAULT_TIMEOUT_S = 5.0
+
+
+class PrometheusUnreachable(MetricsUnavailable):
+    """Prometheus did not answer at all (connection refused, timeout) — as opposed to refusing a query."""
 
 
 class MetricsSource(Protocol):
@@ -64,8 +69,10 @@ class PrometheusSource:
             return self._prom.custom_query(
                 promql, params={"time": f"{at:.3f}", "timeout": f"{self.timeout:g}s"}, timeout=self.timeout
             )
-        except Exception as exc:  # requests/urllib3/prometheus_api_client errors alike
-            raise MetricsUnavailable(f"Prometheus at {self.url} did not answer: {_short(exc)}") from exc
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise PrometheusUnreachable(f"Prometheus at {self.url} did not answer: {_short(exc)}") from exc
+        except Exception as exc:  # HTTP errors (a bad query), prometheus_api_client errors
+            raise MetricsUnavailable(f"Prometheus at {self.url} refused the query: {_short(exc)}") from exc
 
     def scalar(self, promql: str, *, at: float) -> float | None:
         """Evaluate ``promql`` at ``at`` and sum the values of the resulting vector (or read the scalar)."""
@@ -110,4 +117,4 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "MetricsSource", "PrometheusSource", "parse_result"]
+__all__ = ["DEFAULT_TIMEOUT_S", "MetricsSource", "PrometheusSource", "PrometheusUnreachable", "parse_result"]
