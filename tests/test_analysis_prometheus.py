@@ -99,6 +99,7 @@ GATES = [
     Gate(metric="error_rate", margin=0.01, min_samples=500),
     Gate(metric="latency_p95", margin=0.2, mode="relative"),
     Gate(metric="cost_per_request", margin=0.1, mode="relative"),
+    Gate(metric="negative_feedback_rate", margin=0.02),  # no feedback at all: 0 negative per request
     # a ratio of counters judged like a built-in rate: the share of requests that finished normally
     Gate(metric="custom", name="finished", margin=0.01, higher_is_better=True, min_samples=500,
          events='sum(increase(canaryflow_requests_total{$selector,finish_reason="stop"}[$window]))',
@@ -142,7 +143,7 @@ def test_equal_rates_pass(prometheus: Prometheus, exporter: Exporter) -> None:
                         f'sum(rate(canaryflow_requests_total{{config="{key}"}}[1m]))')
     gates = [*GATES, custom]
     report = measure_sync(_request(key, start, gates), PrometheusSource(prometheus.url))
-    assert [m.verdict for m in report.measurements] == [Verdict.PASS] * 5, [
+    assert [m.verdict for m in report.measurements] == [Verdict.PASS] * 6, [
         m.summary() for m in report.measurements]
     assert stage_verdict(gates, [report])[0] is Verdict.PASS
 

@@ -91,7 +91,9 @@ def rate_queries(metric: str, sel: Selector, window: int) -> RateQueries:
         good = _inc(REQUESTS, sel, window, finish_reason=NORMAL_FINISH)
         return RateQueries(good, _inc(REQUESTS, sel, window))
     if metric == "negative_feedback_rate":
-        return RateQueries(_inc(FEEDBACK, sel, window, sentiment="negative"), _inc(FEEDBACK, sel, window))
+        # per request served, not per feedback given: no feedback at all is data (nothing negative), and
+        # a sparse feedback stream does not leave the gate without a denominator
+        return RateQueries(_inc(FEEDBACK, sel, window, sentiment="negative"), _inc(REQUESTS, sel, window))
     raise ValueError(f"{metric!r} is not a rate metric")
 
 
