@@ -23,6 +23,7 @@ def health_of(client: Client, stale_after: float = STALE_AFTER_S) -> dict[str, A
     report: dict[str, Any] = {"registry": "ok"}
     try:
         client.registry.revisions()
+        client.refresh()  # an idle gateway's cache is refreshed by the probe (else it looks stale)
     except Exception as exc:  # any failure means unreachable
         report["registry"] = f"unreachable: {exc}"
     report["registry_ms"] = round((time.perf_counter() - started) * 1000, 2)
