@@ -28,9 +28,27 @@ from canaryflow.devstack import DevStack, Ports, canaryflow_command, tail
 from canaryflow.errors import CanaryflowError
 from canaryflow.temporal.devserver import temporal_binary
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+#: The demo's copies of examples/ with the {{product}} variable filled in (the load generator sends none).
+EXAMPLES = Path(__file__).resolve().parents[1] / "deploy" / "demo"
+SEGMENTS = Path(__file__).resolve().parents[1] / "examples" / "segments.yaml"
 KEY = "support-bot"
 WORKFLOW_ID = f"rollout-{KEY}"
+DEMO_MAX = "20 s"
+
+
+def _demo_plan() -> dict[str, Any]:
+    """The ``fast`` preset with stages capped at 20 s (30 s in shadow): with the demo's little traffic the
+    sequential judge stays INCONCLUSIVE on the small stages, which then wait for a human approval."""
+    from canaryflow.domain.plan import FAST_PLAN
+
+    plan = FAST_PLAN.model_dump(mode="json", exclude={"name"}, exclude_none=True, exclude_defaults=True)
+    for stage in plan["stages"]:
+        if stage["kind"] != "full":
+            stage["max_duration"] = "30s" if stage["kind"] == "shadow" else "20s"
+    return plan
+
+
+DEMO_PLAN = _demo_plan()
 
 
 @dataclass
@@ -67,7 +85,7 @@ class Story:
 
     def start_load(self, rate: float, seconds: float) -> None:
         args = ["canaryflow", "loadgen", KEY, "--rate", f"{rate:g}", "--duration", f"{seconds:g}",
-                "--concurrency", "32"]
+                "--concurrency", "64"]
         log = self.stack.logs / "loadgen.log"
         self.say("$ " + shlex.join(args) + f" > {log} &")
         with open(log, "ab") as out:
@@ -88,10 +106,16 @@ class Story:
 
     # ------------------------------------------------------------------------------------ rollouts
     def start_rollout(self, version: int, reason: str) -> None:
-        payload = {"config_key": KEY, "candidate_version": version, "plan": "fast", "requested_by": "demo",
+        """``temporal workflow start`` with the rollout input written to a file the user can read."""
+        payload = {"config_key": KEY, "candidate_version": version, "plan": DEMO_PLAN, "requested_by": "demo",
                    "reason": reason}
+        path = self.stack.root / f"rollout-v{version}.json"
+        text = json.dumps(payload, separators=(",", ":"))
+        path.write_text(text + "\n")
+        self.say(f"$ cat {path}   # the fast plan, stages capped at {DEMO_MAX}\n  {text}")
         self.run(["temporal", "workflow", "start", "--task-queue", "canaryflow", "--type", "RolloutWorkflow",
-                  "--workflow-id", WORKFLOW_ID, "--input", json.dumps(payload, separators=(",", ":"))])
+                  "--workflow-id", WORKFLOW_ID, "--input-file", str(path),
+                  "--static-summary", f"{KEY} v{version}: {reason}"])
 
     def status(self) -> dict[str, Any] | None:
         """The rollout's ``status`` query (stock CLI), or None while it cannot answer."""
@@ -116,25 +140,33 @@ class Story:
         return status.rsplit("_", 1)[-1].upper()
 
     def follow(self, *, approve: bool, deadline_s: float) -> tuple[str, dict[str, Any] | None]:
-        """Print the rollout's progress until it closes; approve what waits if ``approve``."""
+        """Print the rollout's progress until it closes; approve what waits for approval if ``approve``."""
         deadline = time.monotonic() + deadline_s
-        shown: tuple[Any, ...] = ()
+        stage_seen, state_seen, last_line = "", "", 0.0
         approved: set[str] = set()
         last: dict[str, Any] | None = None
         while time.monotonic() < deadline:
             st = self.status()
             if st is not None:
                 last = st
-                stage = _stage_name(st)
-                seen = (stage, st.get("state"), st.get("waiting_for"))
-                if seen != shown:
-                    shown = seen
-                    self.say(f"  · stage {stage} [{st.get('state')}] {st.get('waiting_for') or ''}".rstrip())
+                stage, state = _stage_name(st), str(st.get("state"))
+                if stage != stage_seen:
+                    if stage_seen:
+                        ended = verdict_lines(st.get("last_verdict"))[:1]
+                        self.say(f"    {stage_seen} done" + (f": {ended[0]}" if ended else ""))
+                    self.say(f"  · stage {stage} ({_exposure(st)})")
+                    stage_seen, last_line = stage, time.monotonic()
+                elif state != state_seen or time.monotonic() - last_line > 15:
+                    self.say(f"    [{state}] {st.get('waiting_for') or ''}".rstrip())
+                    last_line = time.monotonic()
+                state_seen = state
+                waiting = str((st.get("approval") or {}).get("stage"))
+                if approve and state == "awaiting_approval" and waiting not in approved:
+                    approved.add(waiting)
+                    why = (st.get("approval") or {}).get("why", "")
+                    self.say(f"    {waiting} waits for approval ({why}); the numbers a human reads first:")
                     for line in verdict_lines(st.get("last_verdict")):
                         self.say(f"      {line}")
-                waiting = str((st.get("approval") or {}).get("stage"))
-                if approve and st.get("state") == "awaiting_approval" and waiting not in approved:
-                    approved.add(waiting)
                     body = {"by": "demo", "stage": waiting, "comment": "numbers look good"}
                     self.run(["temporal", "workflow", "signal", "--workflow-id", WORKFLOW_ID,
                               "--name", "approve", "--input", json.dumps(body, separators=(",", ":"))])
@@ -145,6 +177,21 @@ class Story:
         raise CanaryflowError(f"the rollout did not finish within {deadline_s:g}s; see "
                               f"{self.stack.urls()['Temporal UI']} and {self.stack.logs}/worker.log"
                               f"{tail(self.stack.logs / 'worker.log')}")
+
+
+def _exposure(st: dict[str, Any]) -> str:
+    try:
+        stage = st["plan"]["stages"][int(st.get("stage_index", 0))]
+    except (KeyError, IndexError, TypeError, ValueError):
+        return "?"
+    kind = stage.get("kind")
+    if kind == "shadow":
+        return f"candidate answers {float(stage.get('shadow_fraction') or 0) * 100:g} % of traffic in shadow"
+    if kind == "segments":
+        return "segments " + ", ".join(stage.get("segments") or [])
+    if kind == "percent":
+        return f"{stage.get('percent'):g} % of users"
+    return "everyone"
 
 
 def _query_payload(stdout: str) -> dict[str, Any] | None:
@@ -223,4 +270,4 @@ def run_demo(*, state_dir: Path, quick: bool = False, keep: bool = False, ports:
         say("Stopped everything the demo started.")
 
 
-__all__ = ["EXAMPLES", "KEY", "WORKFLOW_ID", "Story", "run_demo", "verdict_lines"]
+__all__ = ["EXAMPLES", "KEY", "SEGMENTS", "WORKFLOW_ID", "Story", "run_demo", "verdict_lines"]

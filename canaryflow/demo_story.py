@@ -38,15 +38,20 @@ def _wait_for_traffic(story: Story, requests: int, deadline_s: float = 60.0) -> 
                           f"see {story.stack.logs}/loadgen.log and gateway.log")
 
 
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current directory when it is under it (shorter commands to copy)."""
+    rel = os.path.relpath(path)
+    return Path(rel) if not rel.startswith("..") else path
+
+
 def tell(story: Story) -> None:
     """Steps 1–4 of the story; raises CanaryflowError when something does not go as told."""
-    from canaryflow.demo import EXAMPLES, KEY, WORKFLOW_ID, verdict_lines
+    from canaryflow.demo import EXAMPLES, KEY, SEGMENTS, WORKFLOW_ID, verdict_lines
 
     started = time.monotonic()
-    rel = os.path.relpath(EXAMPLES)
-    ex = Path(rel) if not rel.startswith("..") else EXAMPLES
+    ex, segments = _shown(EXAMPLES), _shown(SEGMENTS)
     story.step("1. Push the stable config and two candidates (configs are versioned, immutable)")
-    story.run(["canaryflow", "segment", "push", str(ex / "segments.yaml")])
+    story.run(["canaryflow", "segment", "push", str(segments)])
     story.run(["canaryflow", "config", "push", str(ex / f"{KEY}.v1.yaml")])
     story.say("  (the first version of a config becomes its stable version)")
     story.run(["canaryflow", "config", "push", str(ex / f"{KEY}.v2.yaml")])
@@ -56,8 +61,8 @@ def tell(story: Story) -> None:
     story.run(["canaryflow", "config", "diff", KEY, "1", "2"], check=False)
 
     story.step("   Users send traffic through the gateway (load generator: internal, beta, regular users)")
-    story.start_load(rate=20.0, seconds=900.0)
-    _wait_for_traffic(story, 60 if story.quick else 150)
+    story.start_load(rate=10.0, seconds=900.0)
+    _wait_for_traffic(story, 40 if story.quick else 100)
 
     story.step("2. Roll out v2 with the stock Temporal CLI and the 'fast' plan "
                "(shadow → internal → beta → 5 % → 10 % → full)")

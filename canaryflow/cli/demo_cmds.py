@@ -64,12 +64,19 @@ def demo(
     quick: bool = typer.Option(False, "--quick", help="Shorter story (CI): less traffic, shorter waits."),
     state_dir: Path = typer.Option(Path(".canaryflow"), "--dir", help="Logs, databases, generated config."),
     keep: bool = typer.Option(False, "--keep", help="Leave the stack running at the end (until Ctrl-C)."),
+    temporal_port: int = typer.Option(7233, help="Temporal frontend port."),
+    ui_port: int = typer.Option(8233, help="Temporal UI port."),
+    prometheus_port: int = typer.Option(9090, help="Prometheus port."),
+    gateway_port: int = typer.Option(8080, help="Gateway port."),
+    sim_port: int = typer.Option(8091, help="Provider simulator port."),
 ) -> None:
     """The whole story on a local stack: push configs, roll out a good candidate, see a bad one roll back."""
     from canaryflow.demo import run_demo
+    from canaryflow.devstack import Ports
 
     _stop_on_sigterm()
-    run_demo(state_dir=state_dir, quick=quick, keep=keep)
+    ports = Ports(temporal_port, ui_port, prometheus_port, gateway_port, sim_port)
+    run_demo(state_dir=state_dir, quick=quick, keep=keep, ports=ports)
 
 
 @app.command("compare")
