@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import anthropic
 import openai
@@ -86,3 +87,20 @@ def test_open_circuit_skips_the_primary(stack: Stack, oai: openai.OpenAI) -> Non
     assert stack.count("canaryflow_fallbacks_total", config="fb-circuit", reason="circuit_open") == \
         reasons.count("circuit_open")
     assert stack.count("canaryflow_requests_total", config="fb-circuit", outcome="success") == 12
+
+
+def test_timeout_after_fallbacks_is_504_in_both_shapes(tmp_path: Path) -> None:
+    configs = [spec("slow", model="o3", fallback=[{"provider": "openai", "model": "o3"}])]
+    with running_stack(tmp_path, configs=configs, timeout=0.3) as s:
+        s.simulator.update_profile("o3", {"timeout_rate": 1.0, "hang_s": 5.0})
+        oai = openai.OpenAI(base_url=f"{s.url}/v1", api_key="x", max_retries=0)
+        with pytest.raises(openai.APIStatusError) as err:
+            oai.chat.completions.create(model="slow", messages=Q, extra_body=CTX)
+        assert err.value.status_code == 504
+        assert err.value.response.json()["error"]["code"] == "timeout"
+        ant = anthropic.Anthropic(base_url=s.url, api_key="x", max_retries=0)
+        with pytest.raises(anthropic.APIStatusError) as aerr:
+            ant.messages.create(model="slow", max_tokens=20, messages=Q, extra_body=CTX)  # type: ignore[arg-type]
+        assert aerr.value.status_code == 504
+        assert aerr.value.response.json()["error"]["type"] == "timeout_error"
+        assert s.count("canaryflow_requests_total", config="slow", outcome="error", error_type="timeout") == 2

@@ -91,6 +91,7 @@ def test_gateway_logs_redacted_requests(tmp_path: Path) -> None:
         assert len(rows) == 3  # retention cap
         content = rows[0].request["messages"][-1]["content"]
         assert content == "#3 I am [EMAIL], my key is [SECRET]"
+        assert rows[0].request["variables"] == {"product": "Acme"}  # what shadow replay re-renders with
         assert rows[0].response["text"] and rows[0].version == 1 and rows[0].latency_ms is not None
         assert rows[0].request_id == r.headers["x-canaryflow-request-id"]
     with running_stack(tmp_path / "off", configs=[spec("unlogged")], traffic_rate=0.0) as s:

@@ -76,7 +76,8 @@ class Stream:
             return
         self._done = True
         err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
-        self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller)
+        self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller,
+                                 self._variables)
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._gen()

@@ -148,10 +148,11 @@ class TrafficPlane:
         try:
             result, index, reason = await self._run(res, caller)
         except ProviderError as exc:
-            self._count_error(res, exc, started, request_id, caller)
+            self._count_error(res, exc, started, request_id, caller, variables)
             raise
         except BaseException as exc:
-            self._count_error(res, ProviderError(str(exc) or type(exc).__name__), started, request_id, caller)
+            error = ProviderError(str(exc) or type(exc).__name__)
+            self._count_error(res, error, started, request_id, caller, variables)
             raise
         return self._finish(res, caller, result, index, reason, started, request_id, None, variables)
 
@@ -174,10 +175,10 @@ class TrafficPlane:
         return result, served.fallback_index, served.reason
 
     def _count_error(self, res: Resolution, exc: ProviderError, started: float, request_id: str,
-                     caller: list[dict[str, str]]) -> None:
+                     caller: list[dict[str, str]], variables: Mapping[str, object] | None = None) -> None:
         duration = time.perf_counter() - started
         record_request(_labels(res), outcome="error", error_type=exc.error_type, metrics=self.metrics)
-        self._log(res, caller, request_id, None, duration, exc.error_type)
+        self._log(res, caller, variables, request_id, None, duration, exc.error_type)
 
     def _finish(self, res: Resolution, caller: list[dict[str, str]], result: ChatResult, index: int | None,
                 reason: str | None, started: float, request_id: str, ttfc: float | None,
@@ -191,7 +192,7 @@ class TrafficPlane:
         if index is not None:
             record_fallback(_labels(res), reason or "other", metrics=self.metrics)
         self._remember_labels(request_id, labels)
-        self._log(res, caller, request_id, result, duration, None, cost)
+        self._log(res, caller, variables, request_id, result, duration, None, cost)
         if self.shadow.wants(res):
             self._mirror(res, caller, result.text, variables)
         return Completion(request_id, result.text, result.finish_reason, res.config_key, res.version,
@@ -204,8 +205,9 @@ class TrafficPlane:
         if len(self._recent) > self._remember:
             self._recent.popitem(last=False)
 
-    def _log(self, res: Resolution, caller: list[dict[str, str]], request_id: str, result: ChatResult | None,
-             duration: float, error_type: str | None, cost: float | None = None) -> None:
+    def _log(self, res: Resolution, caller: list[dict[str, str]], variables: Mapping[str, object] | None,
+             request_id: str, result: ChatResult | None, duration: float, error_type: str | None,
+             cost: float | None = None) -> None:
         log = self.traffic_log
         if log is None or not log.sampled():
             return
@@ -215,7 +217,8 @@ class TrafficPlane:
                             model=result.model)
         log.add(tlog.TrafficRecord(
             request_id=request_id, config_key=res.config_key, version=res.version, variation=res.variation,
-            request={"messages": caller, "parameters": dict(res.parameters), "segment": res.segment},
+            request={"messages": caller, "variables": {k: str(v) for k, v in (variables or {}).items()},
+                     "parameters": dict(res.parameters), "segment": res.segment},
             response=response, latency_ms=duration * 1000.0, error_type=error_type,
             input_tokens=result.input_tokens if result else None,
             output_tokens=result.output_tokens if result else None, cost_usd=cost,
