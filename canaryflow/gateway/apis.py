@@ -52,7 +52,7 @@ async def _serve(plane: TrafficPlane, request: Request, api: Api) -> Response:
             meta = body.get("metadata")
             ctx = caller_context(body, request.headers,
                                  fallback_user=meta.get("user_id") if isinstance(meta, dict) else None)
-        res = plane.prepare(key, context=ctx.context(), variables=ctx.variables, parameters=params)
+        res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables, parameters=params)
         if body.get("stream"):
             stream = await plane.astream(res, messages, variables=ctx.variables)
             headers = serving_headers(stream.request_id, stream.version, stream.variation,

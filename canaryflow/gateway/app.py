@@ -65,7 +65,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None) -> Starlette
                 raise ValidationFailed("'config' must name a config key", source="config")
             flat = {"canaryflow": {k: body[k] for k in ("user", "attributes", "variables") if k in body}}
             ctx = caller_context(flat, request.headers)
-            res = plane.prepare(key, context=ctx.context(), variables=ctx.variables)
+            res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables)
         except CanaryflowError as exc:
             return _plain_error(exc)
         return JSONResponse(res.as_dict())

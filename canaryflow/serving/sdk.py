@@ -72,13 +72,13 @@ class SdkTraffic:
     async def _complete(self, key: str, messages: Messages,
                         context: Mapping[str, Any] | None, variables: Mapping[str, object] | None,
                         parameters: Mapping[str, Any] | None) -> Completion:
-        res = self.plane.prepare(key, context=context, variables=variables, parameters=parameters)
+        res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
         return await self.plane.acomplete(res, messages, variables=variables)
 
     async def _stream(self, key: str, messages: Messages,
                       context: Mapping[str, Any] | None, variables: Mapping[str, object] | None,
                       parameters: Mapping[str, Any] | None) -> Stream:
-        res = self.plane.prepare(key, context=context, variables=variables, parameters=parameters)
+        res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
         return await self.plane.astream(res, messages, variables=variables)
 
     def complete(self, key: str, messages: Messages, context: Context = None,

@@ -136,6 +136,19 @@ class TrafficPlane:
             res = replace(res, parameters=merge_parameters(res.parameters, parameters))
         return res
 
+    async def aprepare(self, key: str, *, context: Mapping[str, Any] | None = None,
+                       variables: Mapping[str, object] | None = None,
+                       parameters: Mapping[str, Any] | None = None) -> Resolution:
+        """:meth:`prepare` for the event loop: a cache refresh or first load runs in a worker thread, so a
+        slow or unreachable registry never blocks the requests being served."""
+        aresolve = getattr(self.resolver, "aresolve", None)
+        if aresolve is None:
+            return self.prepare(key, context=context, variables=variables, parameters=parameters)
+        res: Resolution = await aresolve(key, context, variables)
+        if parameters:
+            res = replace(res, parameters=merge_parameters(res.parameters, parameters))
+        return res
+
     async def acomplete(self, res: Resolution, messages: Sequence[Mapping[str, str]], *,
                         variables: Mapping[str, object] | None = None) -> Completion:
         """Serve one completion for a prepared resolution; counts it once whatever happens.
