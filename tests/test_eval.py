@@ -95,6 +95,7 @@ async def test_local_dataset_accuracy_side_by_side(registry: Registry, dataset: 
     assert rows[4]["accuracy_exact"] == 0.0
     assert all(r["calls"] == 10 for r in rows.values())
     assert rows[1]["tokens_per_request"] is not None and float(rows[1]["tokens_per_request"] or 0) > 0
+    assert float(rows[1]["cost_per_request"] or 0) > 0  # gpt-4o-mini is in the price table
     table = result.table()
     assert "v1" in table and "v4" in table and "acc exact" in table and "100.0%" in table
 

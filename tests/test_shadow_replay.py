@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from activities.shadow import ShadowProgress, ShadowReplayInput, replay_shadow
+from activities.shadow import ShadowProgress, ShadowReplayInput, judge_replay, replay_shadow
 from canaryflow.domain.config import ConfigSpec
+from canaryflow.domain.gates import Gate, Verdict
 from canaryflow.evaluation.replay import parse_judge_score
 from canaryflow.providers import factory
 from canaryflow.registry import Registry
@@ -56,7 +57,8 @@ def registry(tmp_path: Path, env: None) -> Registry:
         tlog.TrafficRecord(
             request_id=uuid.uuid4().hex, config_key=KEY, version=1, variation="stable",
             request={"messages": [{"role": "user", "content": q.prompt}], "parameters": {}},
-            response={"text": q.answer, "finish_reason": "stop"}, latency_ms=10.0,
+            response={"text": q.answer, "finish_reason": "stop"}, latency_ms=10.0, input_tokens=20,
+            output_tokens=5,
         )
         for q in QUESTIONS
     ]
@@ -141,3 +143,26 @@ async def test_judge_model_scores_pairs(registry: Registry) -> None:
 )
 def test_parse_judge_score(reply: str, score: float | None) -> None:
     assert parse_judge_score(reply) == score
+
+
+async def test_replay_numbers_judge_the_shadow_gates(registry: Registry) -> None:
+    gates = [Gate(metric="shadow_agreement", margin=0.3, min_samples=10),
+             Gate(metric="error_rate", margin=0.05),
+             Gate(metric="tokens_per_request", margin=0.5, mode="relative", min_samples=10),
+             Gate(metric="cost_per_request", margin=0.5, mode="relative", min_samples=10),
+             Gate(metric="negative_feedback_rate", margin=0.02)]  # not measurable by replay: left out
+    good = judge_replay(gates, await replay_shadow(_input(2), registry), at=1.0)
+    assert [m.gate for m in good.measurements] == ["shadow_agreement", "error_rate", "tokens_per_request",
+                                                   "cost_per_request"]
+    by_gate = {m.gate: m for m in good.measurements}
+    assert by_gate["shadow_agreement"].verdict is Verdict.PASS, by_gate["shadow_agreement"].summary()
+    assert by_gate["error_rate"].verdict is not Verdict.FAIL
+    tokens = by_gate["tokens_per_request"]
+    assert tokens.evidence.stable_value == 25.0 and tokens.evidence.stable_samples == 20  # from the log
+    assert tokens.evidence.candidate_value is not None and tokens.evidence.candidate_value > 0
+    assert tokens.verdict in (Verdict.PASS, Verdict.FAIL)
+    bad = judge_replay(gates, await replay_shadow(_input(3), registry), at=2.0)
+    assert bad.measurements[0].verdict is Verdict.FAIL
+    broken = judge_replay(gates, await replay_shadow(_input(4), registry), at=3.0)
+    assert broken.measurements[1].verdict is Verdict.FAIL, broken.measurements[1].summary()
+    assert broken.measurements[0].verdict is Verdict.NODATA

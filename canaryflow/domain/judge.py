@@ -55,7 +55,8 @@ def nodata_measurement(gate: Gate, message: str, *, at: float, queries: Sequence
 
 
 def _needed(gate: Gate, min_samples: int, default: int = 0) -> int:
-    return max(gate.min_samples, min_samples, default)
+    """The sample a verdict needs: the gate's own minimum (else ``default``), at least the stage's."""
+    return max(gate.min_samples or default, min_samples)
 
 
 def judge_rate(

@@ -8,16 +8,16 @@ exceptions; concurrency and request rate are bounded by :class:`Pacer`.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.evaluation import CallOutcome
 from canaryflow.errors import CanaryflowError, ProviderError
 from canaryflow.providers import ChatRequest, get_provider
+from canaryflow.providers.pricing import cost_usd
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)")
@@ -34,12 +34,10 @@ def render_messages(spec: ConfigSpec, variables: Mapping[str, object], key: str)
 
 
 def _cost(provider: str, model: str, input_tokens: int, output_tokens: int, cached: int) -> float:
-    """Dollar cost through the price table when the pricing module is present (else 0)."""
+    """Dollar cost through the price table (0 for a model it does not know)."""
     try:
-        pricing: Any = importlib.import_module("canaryflow.providers.pricing")
-        usage = {"input_tokens": input_tokens, "output_tokens": output_tokens, "cached_input_tokens": cached}
-        return float(pricing.cost_usd(provider, model, usage))
-    except Exception:
+        return cost_usd(provider, model, input_tokens, output_tokens, cached)
+    except CanaryflowError:
         return 0.0
 
 
