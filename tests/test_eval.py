@@ -211,6 +211,10 @@ def test_cli_runs_the_workflow_on_the_dev_server(registry: Registry, dataset: Pa
         assert lines["measure"][1:] == ["v1", "v2", "v3"]
         assert lines["acc exact"][2:] == ["100.0%", "0.0%", "0.0%"]
         assert lines["acc contains"][2:] == ["100.0%", "0.0%", "100.0%"]
+        missing = subprocess.run([cli, "eval", KEY, "--versions", "9", "--dataset", str(dataset)], env=env,
+                                 capture_output=True, text=True, timeout=120, check=False)
+        assert missing.returncode == 1 and "failed" in missing.stderr and "9" in missing.stderr
+        assert "Traceback" not in missing.stderr
     finally:
         worker.send_signal(signal.SIGTERM)
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -41,8 +42,20 @@ async def _run_temporal(inp: EvalInput, *, quiet: bool) -> EvalResult:
                                          result_type=EvalResult)
     if not quiet:
         typer.echo(f"started workflow {wf_id} on task queue {settings.task_queue}", err=True)
+    waiter = asyncio.ensure_future(handle.result())
+    shown = ""
     try:
-        result: EvalResult = await handle.result()
+        while not quiet and not waiter.done():
+            await asyncio.wait({waiter}, timeout=1.0)
+            if waiter.done():
+                break
+            with contextlib.suppress(Exception):
+                p = await handle.query("progress", result_type=dict[str, int])
+                line = f"  {p.get('done', 0)}/{p.get('size', 0)} items"
+                if p.get("size") and line != shown:
+                    typer.echo(line, err=True)
+                    shown = line
+        result: EvalResult = await waiter
         return result
     except Exception as exc:
         cause = getattr(exc, "cause", None)
