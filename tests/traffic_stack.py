@@ -17,6 +17,7 @@ from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.segments import SegmentFile
 from canaryflow.gateway.server import build_gateway
 from canaryflow.metrics.instruments import Metrics
+from canaryflow.providers.factory import clear_cache
 from canaryflow.registry import Registry
 from canaryflow.serving.client import Client
 from canaryflow.serving.traffic import TrafficPlane
@@ -66,7 +67,12 @@ class Stack:
 
 @contextlib.contextmanager
 def sim_env(sim: SimServer) -> Iterator[None]:
-    """Point the official clients at the simulator (restores the environment afterwards)."""
+    """Point the official clients at the simulator (restores the environment afterwards).
+
+    Cached provider clients are dropped on both sides: their connections belong to an event loop that may be
+    gone, and a later simulator may get the same port.
+    """
+    clear_cache()
     wanted = {"OPENAI_BASE_URL": sim.openai_base_url, "ANTHROPIC_BASE_URL": sim.anthropic_base_url,
               "OPENAI_API_KEY": "sk-test-openai", "ANTHROPIC_API_KEY": "sk-ant-test"}
     saved = {k: os.environ.get(k) for k in wanted}
@@ -74,6 +80,7 @@ def sim_env(sim: SimServer) -> Iterator[None]:
     try:
         yield
     finally:
+        clear_cache()
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
