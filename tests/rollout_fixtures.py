@@ -4,6 +4,7 @@ time-skipping server step by step while reacting to the rollout's state."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import http.server
 import json
@@ -70,10 +71,14 @@ class ScriptedAnalysis:
         self.script = script or {}
         self.samples = samples
         self.calls: list[str] = []
+        self.block: set[str] = set()
+        self.release = asyncio.Event()
 
     @activity.defn(name="analyze_stage")
     async def analyze_stage(self, req: AnalysisRequest) -> AnalysisReport:
         self.calls.append(req.stage)
+        if req.stage in self.block:  # hold this stage's analysis until the test releases it
+            await self.release.wait()
         verdicts = self.script.get(req.stage, [Verdict.PASS])
         n = self.calls.count(req.stage) - 1
         verdict = verdicts[min(n, len(verdicts) - 1)]

@@ -62,14 +62,26 @@ PLAN: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+async def start_env() -> WorkflowEnvironment:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=TEST_SERVER, data_converter=pydantic_data_converter
     )
     await ensure_search_attributes(environment.client)
+    return environment
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await start_env()
     yield environment
     await environment.shutdown()
+
+
+@pytest.fixture
+def own_server() -> bool:
+    """Ask for a test server of one's own: the test server stops skipping time for good once an activity
+    completes after its workflow was cancelled, which would slow every later test."""
+    return True
 
 
 @dataclass
@@ -117,17 +129,24 @@ class Rig:
 
 @pytest.fixture
 async def rig(env: WorkflowEnvironment, tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Rig]:
+    own = "own_server" in request.fixturenames
+    environment = await start_env() if own else env
     key = unique_key()
     analysis = ScriptedAnalysis()
     registry = make_registry(tmp_path / "registry.db", key)
     queue = f"tq-{uuid.uuid4().hex[:8]}"
-    async with build_worker(env.client, registry, task_queue=queue, activities=[analysis.analyze_stage]):
-        rig = Rig(env, registry, analysis, key, queue)
+    async with build_worker(
+        environment.client, registry, task_queue=queue, activities=[analysis.analyze_stage]
+    ):
+        rig = Rig(environment, registry, analysis, key, queue)
         yield rig
+        analysis.release.set()
         if os.environ.get(SAVE_HISTORIES):  # regenerate tests/histories/ for tests/test_replay.py
             for n, handle in enumerate(rig.handles):
-                await save_history(env.client, handle, f"{request.node.name}-{n}")
+                await save_history(environment.client, handle, f"{request.node.name}-{n}")
     registry.close()
+    if own:
+        await environment.shutdown()
 
 
 def approve_when_asked(handle: WorkflowHandle[Any, Any], by: str = "alice") -> Any:
@@ -251,6 +270,22 @@ async def test_cancellation_during_the_approval_wait_restores_stable(rig: Rig) -
     assert isinstance(cause, CancelledError)
     rig.assert_restored()
     assert rig.actions()[-2:] == ["clear_exposure", "rollout_aborted"]
+
+
+async def test_cancellation_during_an_analysis_restores_stable_and_ends_cancelled(
+    rig: Rig, own_server: bool
+) -> None:
+    rig.analysis.block = {"shadow"}
+    handle = await rig.start()
+    await drive(rig.env, handle, lambda s: _true(bool(rig.analysis.calls)), step=60.5)
+    await handle.cancel()
+    try:
+        cause = await failure(handle)
+    finally:
+        rig.analysis.release.set()
+    assert isinstance(cause, CancelledError)
+    rig.assert_restored()
+    assert rig.actions() == ["apply_exposure", "clear_exposure", "rollout_aborted"]
 
 
 @pytest.mark.parametrize("stage", ["shadow", "internal", "canary-5", "full"])

@@ -1,0 +1,162 @@
+"""The rollout workflow's effects: every activity it runs, named once with its timeout, retry policy and
+the summary the Temporal UI shows. Workflow code only (these call ``workflow.execute_activity``); each
+function updates the rollout's state with what the activity did, and the workflow then refreshes the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, CancelledError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
+    from canaryflow.domain.gates import Evidence, Measurement, Verdict
+    from canaryflow.domain.rollout_status import Event, RolloutStatus
+    from canaryflow.domain.rollout_view import describe_exposure, exposure_for, verdict_line
+    from canaryflow.domain.stages import Rollback, assess
+    from canaryflow.temporal import names
+    from canaryflow.temporal.messages import (
+        AuditRecord,
+        ExposureChange,
+        Notification,
+        NotifyResult,
+        PromoteVersion,
+        RolloutTarget,
+        ValidateRollout,
+    )
+
+REFUSALS = {"approve": "approval_refused", "promote": "promotion_refused"}
+
+
+def cause(err: ActivityError) -> str:
+    """The activity's own error message (not the chain behind it)."""
+    inner = err.cause
+    if isinstance(inner, FailureError):
+        return inner.message
+    return str(inner or err)
+
+
+def reraise_cancellation(err: ActivityError) -> None:
+    """An activity cut short because the workflow was cancelled: let the cancellation through."""
+    if isinstance(err.cause, CancelledError):
+        raise asyncio.CancelledError() from err
+
+
+def now() -> float:
+    """Workflow time, seconds since the epoch."""
+    return workflow.now().timestamp()
+
+
+async def validate(s: RolloutStatus) -> RolloutTarget:
+    """The config exists, the candidate exists and is not stable, the plan's segments exist."""
+    request = ValidateRollout(config_key=s.config_key, candidate_version=s.candidate_version, plan=s.plan)
+    target: RolloutTarget = await workflow.execute_activity(
+        names.VALIDATE_ROLLOUT, request, result_type=RolloutTarget,
+        start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
+        summary=f"validate {s.config_key} v{s.candidate_version} and the plan")
+    return target
+
+
+async def apply_stage(s: RolloutStatus, index: int) -> None:
+    """Apply stage ``index``'s exposure (idempotent) and start the stage's clock."""
+    stage = s.plan.stages[index]
+    change = ExposureChange(config_key=s.config_key, exposure=exposure_for(s, index), by=s.requested_by,
+                            reason=f"rollout stage {stage.name}")
+    await workflow.execute_activity(
+        names.APPLY_EXPOSURE, change, result_type=int,
+        start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
+        summary=f"expose v{s.candidate_version}: {describe_exposure(stage)}")
+    t = now()
+    s.applied_stage, s.stage_started_at, s.reports, s.last_analysis_at = index, t, [], None
+    s.record(Event(at=t, action="stage_started", by=s.requested_by, detail=stage.name))
+
+
+async def measure(s: RolloutStatus) -> None:
+    """Measure the stage's gates once; an analysis that fails past its retries is an ERROR measurement
+    (analysis as data: counted against the gates' consecutive-error limit, not an exception)."""
+    stage = s.plan.stages[s.stage_index]
+    gates = s.plan.gates_for(s.stage_index)
+    assert s.stage_started_at is not None
+    request = AnalysisRequest(
+        config_key=s.config_key, stable_version=s.stable_version or 0, candidate_version=s.candidate_version,
+        stage=stage.name, stage_kind=stage.kind, window_start=s.stage_started_at, gates=gates,
+        min_samples=stage.min_samples)
+    try:
+        report = await workflow.execute_activity(
+            names.ANALYZE_STAGE, request, result_type=AnalysisReport,
+            start_to_close_timeout=names.ANALYSIS_TIMEOUT, retry_policy=names.ANALYSIS_RETRY,
+            summary=f"measure {len(gates)} gate(s) of {stage.name}")
+    except ActivityError as err:
+        reraise_cancellation(err)
+        t = now()
+        report = AnalysisReport(at=t, measurements=[
+            Measurement(gate=g.label, verdict=Verdict.ERROR, at=t, dry_run=g.dry_run,
+                        evidence=Evidence(note=f"analysis failed: {cause(err)[:200]}")) for g in gates])
+    s.add_report(report)
+    s.last_analysis_at = now()
+    s.add_verdict(assess(s.plan, s).record(stage.name, s.last_analysis_at))
+
+
+async def promote(s: RolloutStatus, by: str) -> None:
+    """The candidate becomes stable (idempotent; retried until it succeeds)."""
+    change = PromoteVersion(config_key=s.config_key, version=s.candidate_version, by=by,
+                            reason=f"rollout promoted by {by}")
+    await workflow.execute_activity(
+        names.PROMOTE_CANDIDATE, change, result_type=int,
+        start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.RESTORE_RETRY,
+        summary=f"promote v{s.candidate_version} to stable")
+    s.state, s.outcome = "promoted", f"v{s.candidate_version} is stable (promoted by {by})"
+    s.record(Event(at=now(), action="promoted", by=by))
+
+
+async def restore(s: RolloutStatus, action: Rollback) -> None:
+    """Everyone back on stable, whatever happens: shielded, so a second cancellation cannot stop it."""
+    by = s.stop.by if s.stop else "canaryflow"
+    change = ExposureChange(config_key=s.config_key, by=by, reason=action.reason[:500])
+    task = asyncio.ensure_future(workflow.execute_activity(
+        names.RESTORE_STABLE, change, result_type=int,
+        start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.RESTORE_RETRY,
+        summary=f"restore stable v{s.stable_version}"))
+    try:
+        await asyncio.shield(task)
+    except BaseException:
+        await task  # cancelled again while restoring: the restore itself still runs to its end
+    s.record(Event(at=now(), action=f"rollout_{action.outcome}", by=by, detail=action.reason, audit=True))
+
+
+async def flush_audit(s: RolloutStatus, evidence: list[str] | None = None) -> None:
+    """Write the events queued for the registry's audit log (refused approvals, the rollout's end)."""
+    while s.audit_pending:
+        e = s.audit_pending[0]
+        action = REFUSALS.get(e.action, e.action)
+        record = AuditRecord(config_key=s.config_key, action=action, actor=e.by or "unknown",
+                             reason=e.detail[:500], details={"stage": s.stage, "candidate_version":
+                                                             s.candidate_version, "evidence": evidence or []})
+        await workflow.execute_activity(
+            names.RECORD_AUDIT, record, start_to_close_timeout=names.REGISTRY_TIMEOUT,
+            retry_policy=names.REGISTRY_RETRY, summary=f"audit {action}")
+        s.audit_pending.pop(0)
+
+
+async def notify(s: RolloutStatus, event: str, text: str, fields: dict[str, str] | None = None) -> None:
+    """Tell the plan's webhooks; a failure is logged and never stops the rollout (or its rollback)."""
+    if not s.plan.notify:
+        return
+    info = workflow.info()
+    note = Notification(
+        targets=s.plan.notify, event=event, text=f"[canaryflow] {text}",
+        fields={"config": s.config_key, "candidate": f"v{s.candidate_version}", "stage": s.stage,
+                "last verdict": verdict_line(s.last_verdict)[:300], **(fields or {})},
+        idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id}/{event}/{len(s.events)}")
+    try:
+        await workflow.execute_activity(
+            names.NOTIFY, note, result_type=NotifyResult, start_to_close_timeout=names.NOTIFY_TIMEOUT,
+            retry_policy=names.NOTIFY_RETRY, summary=f"notify {event}")
+    except ActivityError as err:
+        reraise_cancellation(err)
+        workflow.logger.warning("notification %s failed; the rollout goes on", event)
+
+
+__all__ = ["apply_stage", "cause", "flush_audit", "measure", "notify", "promote", "restore", "validate"]
