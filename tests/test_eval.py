@@ -155,6 +155,10 @@ def test_version_stats_merge_and_table() -> None:
     assert s["calls"] == 3 and s["error_rate"] == pytest.approx(1 / 3)
     assert s["accuracy_exact"] == pytest.approx(1 / 3) and s["exact_agreement"] == 0.5
     assert a.error_types == {"rate_limit": 1} and sorted(a.latencies_s) == [0.1, 0.3]
+    assert s["accuracy_json"] is None  # no expected answer was JSON
+    a.add(CallOutcome(ok=True, text='{"a": 1}'), expected='{"a": 1}')
+    a.add(CallOutcome(ok=True, text="a: 1"), expected='{"a": 1}')
+    assert a.summary()["accuracy_json"] == 0.5
     assert quantile([1.0, 2.0, 3.0], 0.5) == 2.0 and quantile([], 0.5) is None
     assert "33.3%" in format_table([s])
 

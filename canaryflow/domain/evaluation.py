@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from canaryflow.domain.agreement import contains_match, exact_match, json_match, score_agreement
+from canaryflow.domain.agreement import contains_match, exact_match, json_match, parse_json, score_agreement
 
 
 class CallOutcome(BaseModel):
@@ -54,6 +54,7 @@ class VersionStats(BaseModel):
     graded: int = 0
     exact_correct: int = 0
     contains_correct: int = 0
+    json_graded: int = 0
     json_correct: int = 0
 
     def add(self, out: CallOutcome, *, reference: str | None = None, expected: str | None = None) -> None:
@@ -65,6 +66,7 @@ class VersionStats(BaseModel):
             self.error_types[key] = self.error_types.get(key, 0) + 1
             if expected is not None:
                 self.graded += 1
+                self.json_graded += parse_json(expected)[0]
             return
         self.latencies_s.append(round(out.latency_s, 6))
         self.input_tokens += out.input_tokens
@@ -83,7 +85,9 @@ class VersionStats(BaseModel):
             self.graded += 1
             self.exact_correct += exact_match(out.text, expected)
             self.contains_correct += contains_match(out.text, expected)
-            self.json_correct += json_match(out.text, expected)
+            if parse_json(expected)[0]:
+                self.json_graded += 1
+                self.json_correct += json_match(out.text, expected)
 
     def add_judge(self, score: float) -> None:
         """Count one judge-model score in [0, 1]."""
@@ -127,7 +131,7 @@ class VersionStats(BaseModel):
             "judge_score": _div(self.judge_sum, self.judged),
             "accuracy_exact": _div(self.exact_correct, self.graded),
             "accuracy_contains": _div(self.contains_correct, self.graded),
-            "accuracy_json": _div(self.json_correct, self.graded),
+            "accuracy_json": _div(self.json_correct, self.json_graded),
         }
 
 
