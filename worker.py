@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import os
 import signal
+import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
@@ -65,8 +67,14 @@ def optional_workflows() -> list[type]:
     return _optional(OPTIONAL_WORKFLOWS)
 
 
-def build_worker(client: Client, registry: Registry, *, task_queue: str = "canaryflow",
-                 activities: Sequence[Callable[..., Any]] | None = None, **kwargs: Any) -> Worker:
+def build_worker(
+    client: Client,
+    registry: Registry,
+    *,
+    task_queue: str = "canaryflow",
+    activities: Sequence[Callable[..., Any]] | None = None,
+    **kwargs: Any,
+) -> Worker:
     """A worker for the rollout workflow with the registry and notify activities plus ``activities``.
 
     By default (``activities=None``) it also runs every optional workflow and activity that is present
@@ -75,11 +83,16 @@ def build_worker(client: Client, registry: Registry, *, task_queue: str = "canar
     extra = list(activities) if activities is not None else optional_activities()
     workflows = [RolloutWorkflow] if activities is not None else [RolloutWorkflow, *optional_workflows()]
     return Worker(
-        client, task_queue=task_queue, workflows=workflows,
+        client,
+        task_queue=task_queue,
+        workflows=workflows,
         activities=[*ExposureActivities(registry).all(), notify, *extra],
         workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)),
-        graceful_shutdown_timeout=timedelta(seconds=30), **kwargs)
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
+        ),
+        graceful_shutdown_timeout=timedelta(seconds=30),
+        **kwargs,
+    )
 
 
 async def run_worker(settings: Settings | None = None) -> None:
@@ -95,8 +108,11 @@ async def run_worker(settings: Settings | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     worker = build_worker(client, registry, task_queue=settings.task_queue)
-    print(f"worker: task queue {settings.task_queue!r} on {settings.temporal_address} "
-          f"(namespace {settings.temporal_namespace}); Ctrl-C to stop", flush=True)
+    print(
+        f"worker: task queue {settings.task_queue!r} on {settings.temporal_address} "
+        f"(namespace {settings.temporal_namespace}); Ctrl-C to stop",
+        flush=True,
+    )
     async with worker:
         await stop.wait()
         print("worker: shutting down (letting running activities finish)", flush=True)
@@ -107,6 +123,9 @@ def main() -> None:
     """``python worker.py``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     asyncio.run(run_worker())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # temporalio's core may crash the interpreter at exit (sdk-python#300)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,10 @@ from typing import Any
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
 from canaryflow.domain.rollout_status import RolloutStatus
-from canaryflow.temporal import DevServer, start_dev_server, temporal_binary
+from canaryflow.temporal import DevServer, ensure_search_attributes, start_dev_server, temporal_binary
 from tests.rollout_fixtures import make_registry
 from tests.servers import free_port
 
@@ -143,6 +144,9 @@ def worker(stack: Stack) -> Iterator[subprocess.Popen[bytes]]:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
                 proc.kill()
+                raise
+    assert proc.returncode == 0, f"the worker did not shut down cleanly: {proc.returncode}"
+    assert "shutting down" in (stack.dir / "worker.log").read_text()
 
 
 async def wait_status(stack: Stack, wf_id: str, ok: Any, timeout: float = 60) -> RolloutStatus:
@@ -300,3 +304,19 @@ async def test_the_canaryflow_rollout_commands(stack: Stack) -> None:
         assert code == 1 and "--plan 'slow': neither a preset" in err
     assert [a.action for a in registry.audit(key) if a.action.endswith("refused")] == ["approval_refused"]
     registry.close()
+
+
+async def test_the_worker_registers_missing_search_attributes(tmp_path: Path) -> None:
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_binary(), data_converter=pydantic_data_converter, port=free_port()
+    )
+    try:
+        assert await ensure_search_attributes(env.client) == [
+            "CanaryflowConfigKey",
+            "CanaryflowPercent",
+            "CanaryflowStage",
+            "CanaryflowState",
+        ]
+        assert await ensure_search_attributes(env.client) == []
+    finally:
+        await env.shutdown()
