@@ -167,7 +167,7 @@ class Story:
                     self.say(f"    {waiting} waits for approval ({why}); the numbers a human reads first:")
                     for line in verdict_lines(st.get("last_verdict")):
                         self.say(f"      {line}")
-                    body = {"by": "demo", "stage": waiting, "comment": "numbers look good"}
+                    body = {"by": "demo", "stage": waiting, "comment": "reviewed the numbers"}
                     self.run(["temporal", "workflow", "signal", "--workflow-id", WORKFLOW_ID,
                               "--name", "approve", "--input", json.dumps(body, separators=(",", ":"))])
             closed = self.closed_status()

@@ -85,7 +85,13 @@ def tell(story: Story) -> None:
     failed = [v for v in (status or {}).get("verdicts", []) if v.get("verdict") == "FAIL"]
     for line in verdict_lines(failed[-1] if failed else (status or {}).get("last_verdict")):
         story.say(f"      {line}")
-    story.run(["temporal", "workflow", "describe", "--workflow-id", WORKFLOW_ID], check=False)
+    described = story.run(["temporal", "workflow", "describe", "--workflow-id", WORKFLOW_ID], check=False,
+                          show=False)
+    story.say(f"$ temporal workflow describe --workflow-id {WORKFLOW_ID} | grep Message")
+    for line in described.splitlines():
+        if "Message:" in line:
+            story.say("  " + line.strip())
+    story.run(["temporal", "workflow", "list", "--query", f'CanaryflowConfigKey="{KEY}"'], check=False)
     story.run(["canaryflow", "serve", "show", KEY], check=False)
 
     story.step("4. Compare the versions side by side (from Prometheus) and read the feedback")

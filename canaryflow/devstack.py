@@ -118,7 +118,8 @@ class DevStack:
             sim = self._spawn("sim", canaryflow_command("sim"))
             _wait(lambda: _http_ok(f"http://127.0.0.1:{self.ports.sim}/v1/models")
                   or _port_open(self.ports.sim), sim, "the simulator")
-            gw = self._spawn("gateway", canaryflow_command("gateway"))
+            # The local stack logs every request (production samples 10 %): `canaryflow feedback` shows more.
+            gw = self._spawn("gateway", canaryflow_command("gateway", "--traffic-rate", "1.0"))
             _wait(lambda: _http_ok(f"http://127.0.0.1:{self.ports.gateway}/healthz"), gw, "the gateway")
             if self.with_worker:
                 worker = self._spawn("worker", canaryflow_command("worker"))

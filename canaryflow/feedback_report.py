@@ -105,7 +105,9 @@ def feedback_report(registry: Any, key: str, *, version: int | None = None, nega
         rep = report(rec.version)
         rep.logged_requests += 1
         rep.patterns.update(failure_patterns(rec))
-    for fb in tlog.feedback(registry, key, version=version, limit=scan):
+    # Feedback on requests the traffic log sampled comes first: those show what was asked and answered.
+    given = tlog.feedback(registry, key, version=version, limit=scan)
+    for fb in sorted(given, key=lambda f: f.request_id not in by_id):
         rep = report(fb.version)
         if fb.sentiment == "negative":
             rep.negative += 1
@@ -138,7 +140,7 @@ def format_report(reports: list[VersionReport], key: str) -> str:
         if rep.patterns:
             out.append("  most common failure patterns:")
             out += [f"    {n:>4}  {name}" for name, n in rep.patterns.most_common(5)]
-        for item in rep.items:
+        for item in sorted(rep.items, key=lambda i: i.at, reverse=True):
             mark = "-" if item.sentiment == "negative" else "+"
             out.append(f"  [{mark}] {item.at} {item.request_id} ({item.variation})"
                        + (f" — {item.comment}" if item.comment else ""))

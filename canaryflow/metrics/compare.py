@@ -134,8 +134,8 @@ def _describe(by: By, labels: dict[str, str]) -> str:
 
 def format_table(rows: list[Row], by: By) -> str:
     """A plain-text table (fits 110 columns)."""
-    head: tuple[str, ...] = (by, "requests", "errors", "p50", "p95", "in tok/req", "out tok/req", "cost/req",
-                             "feedback +/-", "neg")
+    head: tuple[str, ...] = (by, "requests", "errors", "p50", "p95", "in tok/req", "out tok/req",
+                             "cost/1k req", "feedback +/-", "neg")
     lines: list[tuple[str, ...]] = [head]
     for r in rows:
         lines.append((
@@ -162,7 +162,8 @@ def _num(v: float | None) -> str:
 
 
 def _usd(v: float | None) -> str:
-    return "-" if v is None else f"${v:.5f}"
+    """Per thousand requests: a readable number for cents-per-request models and fractions of a cent alike."""
+    return "-" if v is None else f"${1000 * v:.4g}"
 
 
 __all__ = ["By", "Row", "compare", "format_table", "instant", "queries"]
