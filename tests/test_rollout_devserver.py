@@ -21,6 +21,7 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureEr
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.rollout_status import RolloutStatus
 from canaryflow.temporal import DevServer, ensure_search_attributes, start_dev_server, temporal_binary
 from tests.rollout_fixtures import make_registry
@@ -72,6 +73,18 @@ README = [
         '{"by": "alice"}',
     ],
     ["temporal", "workflow", "query", "--workflow-id", "rollout-support-bot", "--name", "status"],
+    ["temporal", "workflow", "list", "--query", 'CanaryflowConfigKey="support-bot"'],
+    [
+        "temporal",
+        "workflow",
+        "signal",
+        "--workflow-id",
+        "rollout-support-bot",
+        "--name",
+        "reject",
+        "--input",
+        '{"by": "alice", "reason": "answers too terse"}',
+    ],
 ]
 
 
@@ -187,7 +200,35 @@ async def test_readme_commands_drive_a_rollout_to_promotion(stack: Stack) -> Non
         "CanaryflowPercent": 100.0,
         "CanaryflowState": "promoted",
     }
+    await until_listed(stack, README[3], "rollout-support-bot")
+
+    # A second rollout (v3) rejected by signal: compensation restores the stable v2 at once.
+    registry.push_config(
+        ConfigSpec.model_validate({"key": "support-bot", "provider": "openai", "model": "m3"})
+    )
+    with worker(stack):
+        await stack.temporal(
+            [*README[0][:-1], INPUT.replace('"candidate_version": 2', '"candidate_version": 3')]
+        )
+        await wait_status(stack, "rollout-support-bot", lambda s: s.state == "awaiting_approval")
+        assert registry.serving_state("support-bot").exposure.candidate_version == 3
+        await stack.temporal(README[4])
+        with pytest.raises(WorkflowFailureError) as info:
+            await stack.client.get_workflow_handle("rollout-support-bot").result()
+    assert "stage internal: rejected by alice: answers too terse; stable v2 restored" in str(info.value.cause)
+    state = registry.serving_state("support-bot")
+    assert state.stable_version == 2 and state.exposure.stage_kind == "none"
     registry.close()
+
+
+async def until_listed(stack: Stack, command: list[str], wf_id: str, timeout: float = 30) -> None:
+    """Visibility is eventually consistent: poll ``temporal workflow list`` until it shows ``wf_id``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if wf_id in await stack.temporal(command):
+            return
+        await asyncio.sleep(0.5)
+    raise AssertionError(f"{command} never listed {wf_id}")
 
 
 async def test_a_bad_input_fails_fast_naming_the_field(stack: Stack) -> None:
