@@ -1,7 +1,9 @@
 """Rollout plans: ordered stages, gates, policies, the presets, and the rollout's input.
 
-A plan is data. ``default`` is the realistic shape (shadow → internal → beta → 5 % → 10 % → full over about
-two days of plan time); ``fast`` is the same shape in seconds for demos and tests. An inline plan may omit
+A plan is data. ``default`` is the realistic shape (shadow → internal → beta → 5 % → 10 % → full; at least
+8 h 40 min of minimum durations, analysis every minute, approval required after internal, beta and 10 %,
+24 h to approve). ``fast`` is the same shape in seconds for demos and tests (10 s minimum per stage, 2 min
+maximum, analysis every 5 s, one approval — after internal — with 10 min to give it). An inline plan may omit
 any plan-level field (gates, interval, policies): it takes the ``default`` preset's value. Omitted stage
 fields mean no minimum duration, no maximum, no minimum samples and no approval.
 

@@ -4,6 +4,11 @@ The state is one model so that a query returns it whole and continue-as-new carr
 payloads are validated here rather than by the data converter: a payload with a wrong type or a missing
 field is refused and *recorded* (never silently dropped, never hanging the workflow), and unknown fields
 are ignored and recorded.
+
+Who may do what: ``approve`` and ``promote`` need a name in the plan's ``approvers`` (anyone when the list is
+empty); ``pause``, ``resume``, ``reject`` and ``abort`` are open to anyone — stopping is always safe.
+``promote`` skips the rest of the current stage (its approval included); ``promote {"full": true}`` makes the
+candidate stable now. Neither overrides a failing gate.
 """
 
 from __future__ import annotations
