@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from canaryflow.domain.config import ConfigSpec
+from canaryflow.domain.resolution import CompiledConfig
 from canaryflow.domain.segments import SegmentFile
 from canaryflow.domain.serving import Exposure
 from canaryflow.errors import NotFound, RegistryUnavailable, ValidationFailed
@@ -251,7 +252,7 @@ def test_migration_upgrade_keeps_existing_data(url: str) -> None:
             "VALUES (:ts, 'old', 'push_version', 'carol', 'cli', 'legacy', '{}', '{}')"), {"ts": ts})
     engine.dispose()
     reg = Registry(url)
-    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0002"
+    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0003"
     assert reg.get_version("old", 1).author == "carol"
     assert reg.serving_state("old").revision == 2
     assert [e.action for e in reg.audit("old")] == ["push_version"]
@@ -281,3 +282,17 @@ def test_a_value_too_long_for_its_column_is_a_validation_error(postgres_url: str
     with pytest.raises(ValidationFailed, match="rejected a value"):
         reg.record_audit("support-bot", "x" * 100, actor="al", source="cli", reason="", details={})
     assert reg.audit("support-bot")[-1].action == "set_stable"
+
+
+def test_segments_keep_the_order_of_their_file(reg: Registry) -> None:
+    """"The first matching segment" follows the file's order, so a user in both gets the first one's label."""
+    file = SegmentFile.model_validate({"segments": [
+        {"name": "zeta-vip", "rules": [{"attribute": "plan", "op": "equals", "values": ["pro"]}]},
+        {"name": "alpha-all", "rules": [{"attribute": "plan", "op": "exists"}]},
+    ]})
+    reg.push_segments(file, by="alice")
+    assert [s.name for s in reg.segments()] == ["zeta-vip", "alpha-all"]
+    reg.push_config(spec())
+    state, versions, segments = reg.snapshot("support-bot")
+    res = CompiledConfig(state, versions, segments).resolve({"key": "u1", "attributes": {"plan": "pro"}}, {"product": "Acme"})
+    assert res.segment == "zeta-vip"

@@ -96,7 +96,7 @@ class Registry:
         return self._write(lambda s: segment_repo.push(s, file, by=by, source=source))
 
     def segments(self) -> list[Segment]:
-        """Every segment, sorted by name."""
+        """Every segment, in the order of the file that last defined it."""
         with self._read() as s:
             return segment_repo.all_segments(s)
 

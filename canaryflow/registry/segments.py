@@ -16,15 +16,15 @@ def push(session: Session, file: SegmentFile, *, by: str, source: str) -> list[s
     """Create or update every segment of ``file``; return the names that changed (audited)."""
     by = require_actor(by)
     changed: list[str] = []
-    for seg in file.segments:
+    for position, seg in enumerate(file.segments):
         spec = seg.model_dump(mode="json")
         insert_ignore(session, SegmentRow, name=seg.name, spec={}, updated_by=by, updated_at=utcnow())
         row = locked(session, SegmentRow, SegmentRow.name == seg.name)
         assert row is not None
-        if row.spec == spec:
+        if row.spec == spec and row.position == position:
             continue
         before = dict(row.spec)
-        row.spec, row.updated_by, row.updated_at = spec, by, utcnow()
+        row.spec, row.position, row.updated_by, row.updated_at = spec, position, by, utcnow()
         session.add(row)
         add_audit(session, None, "push_segment" if before else "create_segment", actor=by, source=source,
                   reason=f"segment {seg.name!r}", before=before, after=spec)
@@ -35,8 +35,8 @@ def push(session: Session, file: SegmentFile, *, by: str, source: str) -> list[s
 
 
 def all_segments(session: Session) -> list[Segment]:
-    """Every segment, sorted by name."""
-    rows = session.exec(select(SegmentRow).order_by(col(SegmentRow.name))).all()
+    """Every segment, in the order of the file that last defined it (then by name)."""
+    rows = session.exec(select(SegmentRow).order_by(col(SegmentRow.position), col(SegmentRow.name))).all()
     return [records.segment(r) for r in rows if r.spec]
 
 

@@ -81,6 +81,7 @@ class SegmentRow(SQLModel, table=True):
 
     name: str = Field(primary_key=True, max_length=63)
     spec: dict[str, Any] = _json(dict)
+    position: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     updated_by: str = ""
     updated_at: datetime = _ts()
 
