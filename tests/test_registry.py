@@ -294,5 +294,6 @@ def test_segments_keep_the_order_of_their_file(reg: Registry) -> None:
     assert [s.name for s in reg.segments()] == ["zeta-vip", "alpha-all"]
     reg.push_config(spec())
     state, versions, segments = reg.snapshot("support-bot")
-    res = CompiledConfig(state, versions, segments).resolve({"key": "u1", "attributes": {"plan": "pro"}}, {"product": "Acme"})
+    compiled = CompiledConfig(state, versions, segments)
+    res = compiled.resolve({"key": "u1", "attributes": {"plan": "pro"}}, {"product": "Acme"})
     assert res.segment == "zeta-vip"
