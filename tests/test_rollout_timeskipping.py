@@ -288,6 +288,24 @@ async def test_cancellation_during_an_analysis_restores_stable_and_ends_cancelle
     assert rig.actions() == ["apply_exposure", "clear_exposure", "rollout_aborted"]
 
 
+async def test_a_registry_change_failing_past_its_retries_rolls_back(rig: Rig) -> None:
+    handle = await rig.start()
+    await drive(rig.env, handle, lambda s: _true(s.state == "awaiting_approval"), step=120)
+    # Someone makes v2 stable by hand: exposing it as a candidate at the next stage is now refused.
+    rig.registry.set_stable(rig.key, 2, by="ops", reason="hotfix by hand")
+    await handle.signal("approve", {"by": "alice"})
+    cause = await failure(handle)
+    assert isinstance(cause, ApplicationError) and cause.type == "RolledBack"
+    assert (
+        "stage canary-5: apply_exposure failed after retries: candidate_version: v2 is already stable"
+        in str(cause)
+    )
+    state = rig.registry.serving_state(rig.key)
+    assert state.stable_version == 2 and state.exposure.stage_kind == "none"
+    # set_stable already ended the exposure, so the (idempotent) restore changed nothing more
+    assert rig.actions() == ["apply_exposure", "apply_exposure", "rollout_rolled_back"]
+
+
 @pytest.mark.parametrize("stage", ["shadow", "internal", "canary-5", "full"])
 async def test_a_failing_gate_rolls_back_at_each_stage_kind(rig: Rig, stage: str) -> None:
     rig.analysis.script = {stage: [FAIL]}
