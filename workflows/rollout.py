@@ -50,24 +50,32 @@ class RolloutWorkflow:
     @workflow.init
     def __init__(self, input: Any, carried: RolloutStatus | None = None) -> None:
         # The input is validated here, not by the converter: the SDK applies type hints only when the
-        # argument count matches, and a message naming the field beats a converter error.
+        # argument count matches, and a message naming the field beats a converter error. The failure
+        # itself is raised by run(), so the workflow fails at once (never a retried workflow task).
+        self.problem = ""
         try:
             self.input = RolloutInput.model_validate(input)
         except pydantic.ValidationError as exc:
-            raise ApplicationError(
-                f"invalid input: {'; '.join(describe(exc))}", type="InvalidRollout", non_retryable=True
-            ) from None
+            self.problem = f"invalid input: {'; '.join(describe(exc))}"
+            self.input = RolloutInput(config_key="invalid", candidate_version=1, requested_by="-")
         salt = f"v{self.input.candidate_version}-{workflow.info().first_execution_run_id[:8]}"
         self.s = carried or RolloutStatus(
-            config_key=self.input.config_key, candidate_version=self.input.candidate_version,
-            plan=self.input.resolved_plan(), requested_by=self.input.requested_by, reason=self.input.reason,
-            salt=salt)
+            config_key=self.input.config_key,
+            candidate_version=self.input.candidate_version,
+            plan=self.input.resolved_plan(),
+            requested_by=self.input.requested_by,
+            reason=self.input.reason,
+            salt=salt,
+        )
         self._shown: tuple[Any, ...] = ()
 
     @workflow.run
     async def run(self, input: Any, carried: RolloutStatus | None = None) -> RolloutStatus:
         """Validate, walk the stages, and end promoted (completed) or rolled back (failed)."""
         s = self.s
+        if self.problem:
+            s.outcome = self.problem
+            raise ApplicationError(self.problem, type="InvalidRollout", non_retryable=True)
         if carried is None:
             s.started_at = fx.now()
             s.record(Event(at=s.started_at, action="start", by=s.requested_by, detail=s.reason))
@@ -75,16 +83,20 @@ class RolloutWorkflow:
             try:
                 target = await fx.validate(s)
             except ActivityError as err:
-                raise ApplicationError(f"invalid rollout: {fx.cause(err)}", type="InvalidRollout",
-                                       non_retryable=True) from None
+                raise ApplicationError(
+                    f"invalid rollout: {fx.cause(err)}", type="InvalidRollout", non_retryable=True
+                ) from None
             s.stable_version = target.stable_version
         try:
             try:
                 action = await self._drive()
             except ActivityError as err:
                 fx.reraise_cancellation(err)
-                action = Rollback("rolled_back", f"stage {s.stage}: {err.activity_type or 'activity'} "
-                                  f"failed after retries: {fx.cause(err)}")
+                action = Rollback(
+                    "rolled_back",
+                    f"stage {s.stage}: {err.activity_type or 'activity'} "
+                    f"failed after retries: {fx.cause(err)}",
+                )
         except asyncio.CancelledError:
             s.stop = StopRequest(kind="cancel", by="temporal", reason="workflow cancelled")
             cancel = decide(s.plan, s, assess(s.plan, s), fx.now())
@@ -97,7 +109,9 @@ class RolloutWorkflow:
             raise ApplicationError(
                 f"{action.reason}{evidence}; stable v{s.stable_version} restored",
                 {"stage": s.stage, "outcome": action.outcome, "evidence": action.evidence},
-                type="RolledBack" if action.outcome == "rolled_back" else "Aborted", non_retryable=True)
+                type="RolledBack" if action.outcome == "rolled_back" else "Aborted",
+                non_retryable=True,
+            )
         await fx.promote(s, action.by)
         self._refresh()
         await fx.notify(s, "promoted", f"{s.config_key}: {s.outcome}")
@@ -133,10 +147,12 @@ class RolloutWorkflow:
                     s.promote = None
             elif isinstance(action, AwaitApproval):
                 if s.approval is None or s.approval.stage != action.stage:
-                    s.approval = PendingApproval(stage=action.stage, since=now, deadline=action.deadline,
-                                                 why=action.why)
-                    await fx.notify(s, "awaiting_approval",
-                                    f"approval needed for stage {action.stage}: {action.why}")
+                    s.approval = PendingApproval(
+                        stage=action.stage, since=now, deadline=action.deadline, why=action.why
+                    )
+                    await fx.notify(
+                        s, "awaiting_approval", f"approval needed for stage {action.stage}: {action.why}"
+                    )
                 await self._wait(action.until, f"approval of {action.stage}")
             elif isinstance(action, Hold):
                 if s.approval is not None and not s.approval.held:
@@ -156,7 +172,9 @@ class RolloutWorkflow:
         with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(
                 lambda: s.signals_seen != seen or workflow.info().is_continue_as_new_suggested(),
-                timeout=timeout, timeout_summary=what[:200])
+                timeout=timeout,
+                timeout_summary=what[:200],
+            )
         s.waiting_for = ""
 
     async def _compensate(self, action: Rollback) -> None:
@@ -169,8 +187,12 @@ class RolloutWorkflow:
             await fx.flush_audit(s, evidence=action.evidence)
         except ActivityError:
             workflow.logger.warning("audit of the rollback failed; the serving state is restored")
-        await fx.notify(s, "rolled_back", f"{s.config_key}: {action.reason}",
-                        {"evidence": "\n".join(action.evidence[:5]) or "-"})
+        await fx.notify(
+            s,
+            "rolled_back",
+            f"{s.config_key}: {action.reason}",
+            {"evidence": "\n".join(action.evidence[:5]) or "-"},
+        )
         await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _refresh(self) -> None:
@@ -181,9 +203,14 @@ class RolloutWorkflow:
         shown = (s.stage, percent_of(s), s.state)
         if shown != self._shown:
             self._shown = shown
-            workflow.upsert_search_attributes([
-                names.SA_CONFIG_KEY.value_set(s.config_key), names.SA_STAGE.value_set(shown[0]),
-                names.SA_PERCENT.value_set(shown[1]), names.SA_STATE.value_set(shown[2])])
+            workflow.upsert_search_attributes(
+                [
+                    names.SA_CONFIG_KEY.value_set(s.config_key),
+                    names.SA_STAGE.value_set(shown[0]),
+                    names.SA_PERCENT.value_set(shown[1]),
+                    names.SA_STATE.value_set(shown[2]),
+                ]
+            )
         workflow.set_current_details(details_markdown(s))
 
     # --- messages -------------------------------------------------------------------------------
