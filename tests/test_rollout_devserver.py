@@ -339,6 +339,8 @@ async def test_the_canaryflow_rollout_commands(stack: Stack) -> None:
         assert code == 0 and json.loads(out)["state"] == "promoted"
         code, out, _ = await cf("rollout", "status", key)
         assert code == 0 and "promoted" in out and "completed" in out
+        code, out, _ = await cf("rollout", "status", key, "--watch")  # an ended rollout: one frame, exit
+        assert code == 0 and "promoted" in out and "workflow completed" in out
         code, _, err = await cf("rollout", "status", "nobody")
         assert code == 1 and "no rollout of 'nobody'" in err
         code, _, err = await cf("rollout", "start", key, "2", "--plan", "slow")

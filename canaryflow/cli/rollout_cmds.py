@@ -113,7 +113,8 @@ def render(status: RolloutStatus, ended: str = "") -> Table:
         mark = "" if e.accepted else " [red](refused)[/red]"
         table.add_row("  event", f"{clock(e.at)} {e.action} {e.by} {e.detail}{mark}")
     if status.outcome or ended:
-        table.add_row("outcome", ended or status.outcome)
+        parts = (status.outcome, f"workflow {ended}" if ended else "")
+        table.add_row("outcome", " — ".join(t for t in parts if t))
     return table
 
 
