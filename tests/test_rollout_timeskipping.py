@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -179,6 +180,26 @@ async def test_default_plan_end_to_end(rig: Rig) -> None:
     assert {s for s in rig.analysis.calls} == {"shadow", "internal", "beta", "canary-5", "canary-10"}
     assert status.verdicts and all(v.verdict is PASS for v in status.verdicts)
     assert status.events[-1].at - status.started_at >= 8 * 3600  # the stages' minimum durations passed
+
+
+async def test_the_ui_shows_current_details_and_signal_descriptions(rig: Rig) -> None:
+    handle = await rig.start()
+    await drive(rig.env, handle, lambda s: _true(s.state == "awaiting_approval"), step=120)
+    meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+    rows = dict(line.strip("|").split("|", 1) for line in meta.current_details.splitlines()[2:])
+    rows = {k.strip(): v.strip() for k, v in rows.items()}
+    assert rows["stage"] == "2/4 internal (segments)" and rows["exposure"] == "segments internal"
+    assert rows["last verdict"].startswith("PASS n=10000/190000 · error_rate PASS 0.01 vs 0.01")
+    assert rows["waiting for"] == "approval of internal" and rows["state"] == "awaiting_approval"
+    signals = {d.name: d.description for d in meta.definition.signal_definitions}
+    assert set(signals) == {"approve", "reject", "pause", "resume", "abort", "promote"} and all(
+        signals.values()
+    )
+    desc = await handle.describe()
+    attrs = {k.name: v for k, v in desc.typed_search_attributes}
+    assert attrs["CanaryflowState"] == "awaiting_approval" and attrs["CanaryflowStage"] == "internal"
+    await handle.signal("abort", {"by": "test", "reason": "done"})
+    await failure(handle)
 
 
 async def test_approval_timeout_rolls_back(rig: Rig) -> None:

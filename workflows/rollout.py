@@ -214,7 +214,7 @@ class RolloutWorkflow:
         workflow.set_current_details(details_markdown(s))
 
     # --- messages -------------------------------------------------------------------------------
-    @workflow.query(name="status")
+    @workflow.query(name="status", description="The whole state of the rollout (JSON)")
     def status(self) -> RolloutStatus:
         """The whole state: stage, exposure, state, verdicts with evidence, pending approval, who did what."""
         return self.s
@@ -224,32 +224,50 @@ class RolloutWorkflow:
         if not self.s.terminal:
             self._refresh()
 
-    @workflow.signal(name="approve")
+    @workflow.signal(
+        name="approve",
+        description='Approve the waiting stage: {"by": "alice", "stage": "beta", "comment": "..."}',
+    )
     def approve(self, payload: Any = None) -> None:
         """``{"by": "alice", "stage": "beta", "comment": "..."}``"""
         self._signal("approve", payload)
 
-    @workflow.signal(name="reject")
+    @workflow.signal(
+        name="reject",
+        description='Reject: restore stable now, end rolled back: {"by": "alice", "reason": "..."}',
+    )
     def reject(self, payload: Any = None) -> None:
         """``{"by": "alice", "reason": "..."}``"""
         self._signal("reject", payload)
 
-    @workflow.signal(name="pause")
+    @workflow.signal(
+        name="pause",
+        description='Stop advancing (a failing gate still rolls back): {"by": "alice", "reason": "..."}',
+    )
     def pause(self, payload: Any = None) -> None:
         """``{"by": "alice", "reason": "..."}``"""
         self._signal("pause", payload)
 
-    @workflow.signal(name="resume")
+    @workflow.signal(
+        name="resume",
+        description='Advance again after a pause: {"by": "alice"}',
+    )
     def resume(self, payload: Any = None) -> None:
         """``{"by": "alice"}``"""
         self._signal("resume", payload)
 
-    @workflow.signal(name="abort")
+    @workflow.signal(
+        name="abort",
+        description='Restore stable now, end aborted: {"by": "alice", "reason": "..."}',
+    )
     def abort(self, payload: Any = None) -> None:
         """``{"by": "alice", "reason": "..."}``"""
         self._signal("abort", payload)
 
-    @workflow.signal(name="promote")
+    @workflow.signal(
+        name="promote",
+        description='Skip the rest of this stage; full: stable now: {"by": "alice", "full": true}',
+    )
     def promote(self, payload: Any = None) -> None:
         """``{"by": "alice", "full": true}``"""
         self._signal("promote", payload)

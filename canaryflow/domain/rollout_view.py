@@ -59,6 +59,19 @@ def verdict_line(record: VerdictRecord | None) -> str:
     return head + (": " + "; ".join(lines[:4]) if lines else "")
 
 
+def verdict_brief(record: VerdictRecord | None) -> str:
+    """``PASS n=412/7800 · error_rate PASS 0.011 vs 0.010 · latency_p95 INCONCLUSIVE 1.2 vs 1.1``."""
+    if record is None:
+        return "not measured yet"
+    parts = [f"{record.verdict.value} n={record.candidate_samples:g}/{record.stable_samples:g}"]
+    for g in record.gates:
+        e = g.last.evidence if g.last is not None else None
+        numbers = "" if e is None or e.candidate_value is None else (
+            f" {e.candidate_value:.3g} vs {'n/a' if e.stable_value is None else f'{e.stable_value:.3g}'}")
+        parts.append(f"{g.gate} {g.verdict.value}{numbers}")
+    return " · ".join(parts)
+
+
 def details_markdown(status: RolloutStatus) -> str:
     """The workflow's current details for the Temporal UI: a short markdown table."""
     plan = status.plan
@@ -69,7 +82,7 @@ def details_markdown(status: RolloutStatus) -> str:
         ("stage", f"{status.stage_index + 1}/{len(plan.stages)} {stage.name} ({stage.kind})"),
         ("exposure", describe_exposure(stage) if status.applied_stage == status.stage_index else "not yet"),
         ("since", clock(status.stage_started_at)),
-        ("last verdict", verdict_line(status.last_verdict)),
+        ("last verdict", verdict_brief(status.last_verdict)),
         ("waiting for", status.waiting_for or "-"),
     ]
     if status.approval is not None:
