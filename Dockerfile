@@ -16,6 +16,9 @@ COPY canaryflow ./canaryflow
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker.py ./
+# Example and demo configs (the compose `demo` profile pushes them).
+COPY examples ./examples
+COPY deploy/demo ./deploy/demo
 RUN pip install . \
  && useradd --create-home --uid 10001 --user-group canaryflow
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-import click
 import jsonschema
 import pytest
 import typer
@@ -21,11 +21,10 @@ import yaml
 
 from canaryflow.cli import app
 from canaryflow.settings import Settings
+from canaryflow.temporal.names import SEARCH_ATTRIBUTES
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = ROOT.parent / "shared" / "schemas" / "compose-spec.json"
-SEARCH_ATTRIBUTES = {"CanaryflowConfigKey": "Keyword", "CanaryflowStage": "Keyword",
-                     "CanaryflowPercent": "Double", "CanaryflowState": "Keyword"}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +69,7 @@ def test_the_production_shape_and_the_demo_profile(compose: dict[str, Any]) -> N
     for name in ("postgres", "temporal", "temporal-admin-tools", "temporal-ui", "prometheus", "grafana",
                  "gateway", "worker"):
         assert name in services and "profiles" not in services[name], name
-    for name in ("sim", "loadgen", "gateway-demo"):
+    for name in ("sim", "loadgen", "gateway-demo", "demo-setup"):
         assert services[name]["profiles"] == ["demo"], name
     assert services["temporal-admin-tools"]["restart"] == "no"
     assert services["worker"]["depends_on"]["temporal-admin-tools"]["condition"] == \
@@ -111,16 +110,26 @@ def test_mounted_files_exist(compose: dict[str, Any]) -> None:
 
 def test_commands_are_real_canaryflow_command_lines(compose: dict[str, Any]) -> None:
     """Each built service's command parses with the CLI's own parser (options and all), without running."""
-    root = typer.main.get_command(app)
-    assert isinstance(root, click.Group)
+    root: Any = typer.main.get_command(app)  # typer's (vendored) click Group
+    checked = 0
     for name, service in compose["services"].items():
         if "build" not in service:
             continue
-        args = list(service["command"])
-        ctx = root.make_context("canaryflow", list(args), resilient_parsing=False)
-        cmd_name, cmd, rest = root.resolve_command(ctx, args)
-        assert cmd is not None, f"{name}: unknown command {cmd_name}"
-        cmd.make_context(str(cmd_name), rest, parent=ctx)  # raises UsageError on an unknown option
+        if "entrypoint" in service:  # a shell script of `canaryflow ...` commands joined by &&
+            parts = [shlex.split(part) for part in " ".join(service["command"]).split("&&")]
+            assert all(part[0] == "canaryflow" for part in parts), name
+            lines = [part[1:] for part in parts]
+        else:
+            lines = [list(service["command"])]
+        for args in lines:
+            ctx = root.make_context("canaryflow", list(args), resilient_parsing=False)
+            cmd_name, cmd, rest = root.resolve_command(ctx, args)
+            assert cmd is not None, f"{name}: unknown command {cmd_name}"
+            cmd.make_context(str(cmd_name), rest, parent=ctx)  # raises UsageError on an unknown option
+            for path in (a for a in rest if a.endswith(".yaml")):
+                assert (ROOT / path).is_file(), f"{name}: {path} is not in the repository (copied to /app)"
+            checked += 1
+    assert checked >= 7
 
 
 def test_ports_and_environment_agree_with_settings(compose: dict[str, Any]) -> None:
@@ -156,8 +165,8 @@ def test_ports_and_environment_agree_with_settings(compose: dict[str, Any]) -> N
 
 def test_search_attributes_are_registered(compose: dict[str, Any]) -> None:
     script = "\n".join(compose["services"]["temporal-admin-tools"]["command"])
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        assert f"{name}={kind}" in script
+    for key in SEARCH_ATTRIBUTES:  # the worker's own list (Keyword / Double)
+        assert f"{key.name}={key._metadata_type}" in script
 
 
 def test_prometheus_scrapes_the_gateway_and_loads_the_rules(compose: dict[str, Any]) -> None:
