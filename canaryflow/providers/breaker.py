@@ -3,6 +3,9 @@
 ``closed`` → (failures / calls ≥ threshold over the last ``window_s``, at least ``min_calls``) → ``open``
 → (``cooldown_s`` later) → ``half_open``: one probe call at a time; its success closes the circuit, its
 failure opens it again. Time comes from an injectable ``clock`` so tests drive it without sleeping.
+
+Each circuit keeps running counts of the calls and failures in its window, updated as calls enter and
+leave it, so :meth:`CircuitBreaker.record` is O(1) amortised whatever the request rate.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ Clock = Callable[[], float]
 @dataclass
 class _Circuit:
     calls: deque[tuple[float, bool]] = field(default_factory=deque)
+    failures: int = 0
     state: str = "closed"
     opened_at: float = 0.0
     probe_started: float | None = None
@@ -81,6 +85,7 @@ class CircuitBreaker:
                 if ok:
                     circuit.state = "closed"
                     circuit.calls.clear()
+                    circuit.failures = 0
                 else:
                     circuit.state = "open"
                     circuit.opened_at = now
@@ -88,14 +93,23 @@ class CircuitBreaker:
                 return
             calls = circuit.calls
             calls.append((now, ok))
-            while calls and now - calls[0][0] > self.window_s:
-                calls.popleft()
-            if len(calls) >= self.min_calls:
-                failures = sum(1 for _, good in calls if not good)
-                if failures / len(calls) >= self.failure_threshold:
-                    circuit.state = "open"
-                    circuit.opened_at = now
-                    calls.clear()
+            failures = circuit.failures if ok else circuit.failures + 1
+            window = self.window_s
+            while calls and now - calls[0][0] > window:
+                if not calls.popleft()[1]:
+                    failures -= 1
+            circuit.failures = failures
+            if len(calls) >= self.min_calls and failures / len(calls) >= self.failure_threshold:
+                circuit.state = "open"
+                circuit.opened_at = now
+                calls.clear()
+                circuit.failures = 0
+
+    def window_counts(self, provider: str, model: str) -> tuple[int, int]:
+        """(failures, calls) currently counted in the closed circuit's window (for tests and diagnostics)."""
+        with self._lock:
+            circuit = self._get(provider, model)
+            return circuit.failures, len(circuit.calls)
 
 
 __all__ = ["CircuitBreaker", "Clock"]
