@@ -33,22 +33,27 @@ EXAMPLES = Path(__file__).resolve().parents[1] / "deploy" / "demo"
 SEGMENTS = Path(__file__).resolve().parents[1] / "examples" / "segments.yaml"
 KEY = "support-bot"
 WORKFLOW_ID = f"rollout-{KEY}"
-DEMO_MAX = "20 s"
 
 
-def _demo_plan() -> dict[str, Any]:
+def demo_plan(quick: bool = False) -> dict[str, Any]:
     """The ``fast`` preset with stages capped at 20 s (30 s in shadow): with the demo's little traffic the
-    sequential judge stays INCONCLUSIVE on the small stages, which then wait for a human approval."""
+    sequential judge stays INCONCLUSIVE on the small stages, which then wait for a human approval.
+
+    ``quick`` (CI): stages after shadow last 5–10 s and the analysis runs every 2 s (shadow keeps its 30 s:
+    that is where the bad candidate is caught).
+    """
     from canaryflow.domain.plan import FAST_PLAN
 
     plan = FAST_PLAN.model_dump(mode="json", exclude={"name"}, exclude_none=True, exclude_defaults=True)
     for stage in plan["stages"]:
         if stage["kind"] != "full":
-            stage["max_duration"] = "30s" if stage["kind"] == "shadow" else "20s"
+            shadow = stage["kind"] == "shadow"
+            stage["max_duration"] = "30s" if shadow else ("10s" if quick else "20s")
+            if quick and not shadow:
+                stage["min_duration"] = "5s"
+    if quick:
+        plan["analysis_interval"] = "2s"
     return plan
-
-
-DEMO_PLAN = _demo_plan()
 
 
 @dataclass
@@ -107,12 +112,13 @@ class Story:
     # ------------------------------------------------------------------------------------ rollouts
     def start_rollout(self, version: int, reason: str) -> None:
         """``temporal workflow start`` with the rollout input written to a file the user can read."""
-        payload = {"config_key": KEY, "candidate_version": version, "plan": DEMO_PLAN, "requested_by": "demo",
-                   "reason": reason}
+        payload = {"config_key": KEY, "candidate_version": version, "plan": demo_plan(self.quick),
+                   "requested_by": "demo", "reason": reason}
         path = self.stack.root / f"rollout-v{version}.json"
         text = json.dumps(payload, separators=(",", ":"))
         path.write_text(text + "\n")
-        self.say(f"$ cat {path}   # the fast plan, stages capped at {DEMO_MAX}\n  {text}")
+        cap = "10 s (--quick)" if self.quick else "20 s"
+        self.say(f"$ cat {path}   # the fast plan, stages capped at {cap}\n  {text}")
         self.run(["temporal", "workflow", "start", "--task-queue", "canaryflow", "--type", "RolloutWorkflow",
                   "--workflow-id", WORKFLOW_ID, "--input-file", str(path),
                   "--static-summary", f"{KEY} v{version}: {reason}"])
@@ -270,4 +276,4 @@ def run_demo(*, state_dir: Path, quick: bool = False, keep: bool = False, ports:
         say("Stopped everything the demo started.")
 
 
-__all__ = ["EXAMPLES", "KEY", "SEGMENTS", "WORKFLOW_ID", "Story", "run_demo", "verdict_lines"]
+__all__ = ["EXAMPLES", "KEY", "SEGMENTS", "WORKFLOW_ID", "Story", "demo_plan", "run_demo", "verdict_lines"]

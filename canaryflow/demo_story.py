@@ -78,7 +78,8 @@ def tell(story: Story) -> None:
 
     story.step("3. Roll out v3, the bad candidate: the gates catch it and it rolls back by itself")
     story.start_rollout(3, "even shorter answers")
-    outcome, status = story.follow(approve=True, deadline_s=180)
+    story.say("  (this time nobody approves anything: the gates alone decide)")
+    outcome, status = story.follow(approve=False, deadline_s=180)
     if outcome != "FAILED":
         raise CanaryflowError(f"the bad candidate should have rolled back, but the workflow ended {outcome}")
     story.say("  ✔ rolled back by itself; the failed gate's evidence:")
