@@ -111,6 +111,10 @@ class DevStack:
         prometheus = shutil.which("prometheus")
         if prometheus is None:
             raise CanaryflowError(PROMETHEUS_HINT)
+        taken = [f"{name} {port}" for name, port in vars(self.ports).items() if _port_open(port)]
+        if taken:
+            raise CanaryflowError(f"port(s) already in use: {', '.join(taken)} — is another stack (or a "
+                                  "system Prometheus/Temporal) running? Stop it or pick other ports (--help)")
         self.logs.mkdir(parents=True, exist_ok=True)
         try:
             self._start_temporal()
