@@ -3,6 +3,10 @@
 Base URLs and keys come from the providers' standard variables (``OPENAI_BASE_URL``/``OPENAI_API_KEY``,
 ``ANTHROPIC_BASE_URL``/``ANTHROPIC_API_KEY``), read on every call, so a changed environment gets a new
 client; clients are cached per (name, base URL, key) and built with ``max_retries=0``.
+
+Each client sends through :class:`~canaryflow.providers.transport.LeanTransport` (one write per request, a
+keep-alive pool per host), unless ``CANARYFLOW_PROVIDER_TRANSPORT=httpx`` or a proxy variable
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``) is set: then the clients' default httpx transport is used.
 """
 
 from __future__ import annotations
@@ -10,9 +14,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from canaryflow.errors import ProviderError, ValidationFailed
 from canaryflow.providers.base import Provider
+
+if TYPE_CHECKING:
+    import httpx2
 
 _ENV = {
     "openai": ("OPENAI_BASE_URL", "OPENAI_API_KEY"),
@@ -20,6 +28,20 @@ _ENV = {
 }
 _cache: dict[tuple[str, str | None, str], Provider] = {}
 _lock = threading.Lock()
+_PROXY_VARS = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def _http_client() -> httpx2.AsyncClient | None:
+    """The clients' HTTP client: the lean transport, or None (the client's own default; see above)."""
+    if os.environ.get("CANARYFLOW_PROVIDER_TRANSPORT", "lean") == "httpx" \
+            or any(os.environ.get(v) for v in _PROXY_VARS):
+        return None
+    import httpx2
+
+    from canaryflow.providers.transport import LeanTransport
+
+    return httpx2.AsyncClient(transport=LeanTransport(), timeout=httpx2.Timeout(600.0, connect=5.0),
+                              follow_redirects=True)
 
 
 def _build_openai(base_url: str | None, api_key: str) -> Provider:
@@ -27,7 +49,8 @@ def _build_openai(base_url: str | None, api_key: str) -> Provider:
 
     from canaryflow.providers.openai_provider import OpenAIProvider
 
-    return OpenAIProvider(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0))
+    return OpenAIProvider(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0,
+                                            http_client=_http_client()))
 
 
 def _build_anthropic(base_url: str | None, api_key: str) -> Provider:
@@ -35,7 +58,8 @@ def _build_anthropic(base_url: str | None, api_key: str) -> Provider:
 
     from canaryflow.providers.anthropic_provider import AnthropicProvider
 
-    return AnthropicProvider(anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0))
+    return AnthropicProvider(anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0,
+                                                     http_client=_http_client()))
 
 
 _BUILDERS: dict[str, Callable[[str | None, str], Provider]] = {
