@@ -3,14 +3,20 @@
 System messages move to the ``system`` field; ``max_tokens`` (required by the API) defaults to
 :data:`~canaryflow.providers.translate.DEFAULT_ANTHROPIC_MAX_TOKENS`. Stop reasons come back as OpenAI
 finish reasons. The client is built with ``max_retries=0``: retries belong to :mod:`fallback`.
+
+A plain message goes through the client's ``post`` (it builds, authenticates and sends the request and
+raises its typed errors) with the JSON body as given and the JSON answer read as is, skipping the
+parameter transform and the pydantic models; streams use ``messages.create(stream=True)``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
+import httpx2
 
 from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
 from canaryflow.providers.errors import map_error
@@ -40,6 +46,16 @@ def _usage(usage: Any) -> tuple[int, int, int]:
     return inp, int(getattr(usage, "output_tokens", 0) or 0), cached
 
 
+def _raw_usage(usage: Any) -> tuple[int, int, int]:
+    """:func:`_usage` for the JSON usage object."""
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    cached = int(usage.get("cache_read_input_tokens") or 0)
+    created = int(usage.get("cache_creation_input_tokens") or 0)
+    inp = int(usage.get("input_tokens") or 0) + cached + created
+    return inp, int(usage.get("output_tokens") or 0), cached
+
+
 class AnthropicProvider:
     """Messages through the official ``anthropic`` client."""
 
@@ -50,15 +66,21 @@ class AnthropicProvider:
 
     async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
         """One non-streaming message."""
+        body = _request_kwargs(req)
+        body.update(body.pop("extra_body", None) or {})
         try:
-            resp = await self.client.messages.create(**_request_kwargs(req), timeout=timeout)
+            raw = await self.client.post("/v1/messages", body=body, cast_to=httpx2.Response,
+                                         options={"timeout": timeout})
+            data = json.loads(raw.content)
+            text = "".join(str(block.get("text") or "") for block in data.get("content") or ()
+                           if isinstance(block, dict) and block.get("type") == "text")
+            inp, out, cached = _raw_usage(data.get("usage"))
+            return ChatResult(text=text, finish_reason=to_openai_finish(data.get("stop_reason")),
+                              input_tokens=inp, output_tokens=out, cached_input_tokens=cached,
+                              provider=self.name, model=str(data.get("model") or req.model),
+                              response_id=data.get("id"))
         except Exception as exc:
             raise map_error(exc, provider=self.name, model=req.model) from exc
-        text = "".join(getattr(block, "text", "") for block in resp.content if block.type == "text")
-        inp, out, cached = _usage(resp.usage)
-        return ChatResult(text=text, finish_reason=to_openai_finish(resp.stop_reason), input_tokens=inp,
-                          output_tokens=out, cached_input_tokens=cached, provider=self.name,
-                          model=resp.model or req.model, response_id=resp.id)
 
     async def stream(self, req: ChatRequest, *, timeout: float) -> AsyncIterator[StreamChunk]:
         """Stream a message; the last chunk carries the finish reason and the usage (whole text)."""

@@ -1,13 +1,20 @@
 """OpenAI Chat Completions adapter over ``openai.AsyncOpenAI`` (any OpenAI-compatible endpoint).
 
 The client is built with ``max_retries=0``: retries and fallbacks belong to :mod:`fallback`.
+
+A plain completion goes through the client's ``post`` (it builds, authenticates and sends the request and
+raises its typed errors) with the JSON body as given and the JSON answer read as is: the request-parameter
+transform and the pydantic response models cost ~0.6 ms per request and the traffic plane only needs the
+text, finish reason, usage, model and id. Streams use ``chat.completions.create(stream=True)``.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx2
 import openai
 
 from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
@@ -38,6 +45,14 @@ def _usage(usage: Any) -> tuple[int, int, int]:
     return int(usage.prompt_tokens or 0), int(usage.completion_tokens or 0), cached
 
 
+def _raw_usage(usage: Any) -> tuple[int, int, int]:
+    if not isinstance(usage, dict):
+        return 0, 0, 0
+    details = usage.get("prompt_tokens_details")
+    cached = int(details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), cached
+
+
 class OpenAIProvider:
     """Chat completions through the official ``openai`` client."""
 
@@ -48,21 +63,23 @@ class OpenAIProvider:
 
     async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
         """One non-streaming chat completion."""
+        body = {"model": req.model, "messages": req.messages, **openai_kwargs(req.parameters)}
         try:
-            resp = await self.client.chat.completions.create(
-                model=req.model, messages=req.messages,  # type: ignore[arg-type]
-                timeout=timeout, **openai_kwargs(req.parameters),
+            raw = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response,
+                                         options={"timeout": timeout})
+            data = json.loads(raw.content)
+            choices = data.get("choices") or [None]
+            choice = choices[0] if isinstance(choices[0], dict) else {}
+            message = choice.get("message") or {}
+            inp, out, cached = _raw_usage(data.get("usage"))
+            return ChatResult(
+                text=str(message.get("content") or ""),
+                finish_reason=str(choice.get("finish_reason") or "stop"),
+                input_tokens=inp, output_tokens=out, cached_input_tokens=cached,
+                provider=self.name, model=str(data.get("model") or req.model), response_id=data.get("id"),
             )
         except Exception as exc:
             raise map_error(exc, provider=self.name, model=req.model) from exc
-        choice = resp.choices[0] if resp.choices else None
-        inp, out, cached = _usage(resp.usage)
-        return ChatResult(
-            text=(choice.message.content or "") if choice else "",
-            finish_reason=str(choice.finish_reason) if choice and choice.finish_reason else "stop",
-            input_tokens=inp, output_tokens=out, cached_input_tokens=cached,
-            provider=self.name, model=resp.model or req.model, response_id=resp.id,
-        )
 
     async def stream(self, req: ChatRequest, *, timeout: float) -> AsyncIterator[StreamChunk]:
         """Stream a chat completion; the last chunk carries the finish reason and the usage (whole text)."""
