@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     sim_port: int = 8091
+    gateway_keys_file: str = ".canaryflow/gateway-keys.json"
+    gateway_allow_anonymous: bool = False
 
 
 def get_settings() -> Settings:

@@ -115,11 +115,18 @@ def test_revoked_key_is_refused_by_the_running_gateway(secured: tuple[Stack, Thr
         time.sleep(0.2)
 
 
-def test_non_loopback_without_keys_is_refused(tmp_path: Path) -> None:
+def test_non_loopback_without_keys_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     empty = KeyStore(tmp_path / "none.json")
+    monkeypatch.delenv("CANARYFLOW_GATEWAY_ALLOW_ANONYMOUS", raising=False)
     with pytest.raises(ValidationFailed) as err:
         protect(object(), "0.0.0.0", empty)
     assert err.value.source == "--host"
+    monkeypatch.setenv("CANARYFLOW_GATEWAY_ALLOW_ANONYMOUS", "true")  # explicit opt-out (private networks)
+    opted = object()
+    assert protect(opted, "0.0.0.0", empty) is opted
+    monkeypatch.setenv("CANARYFLOW_GATEWAY_ALLOW_ANONYMOUS", "no")
+    with pytest.raises(ValidationFailed):
+        protect(object(), "10.1.2.3", empty)
     app = object()
     assert protect(app, "127.0.0.1", empty) is app  # loopback: optional
     assert is_loopback("::1") and is_loopback("localhost") and not is_loopback("10.0.0.5")

@@ -22,6 +22,7 @@ import hashlib
 import hmac
 import ipaddress
 import json
+import logging
 import os
 import secrets
 import threading
@@ -31,15 +32,18 @@ from pathlib import Path
 from typing import Any
 
 from canaryflow.errors import NotFound, ValidationFailed
+from canaryflow.settings import get_settings
 
+log = logging.getLogger("canaryflow.gateway")
 OPEN_PATHS = frozenset({"/healthz", "/metrics", "/openapi.json"})
 """Paths served without a key (liveness probes, Prometheus scrapes)."""
 KEY_PREFIX = "cfk_"
+ANONYMOUS_ENV = "CANARYFLOW_GATEWAY_ALLOW_ANONYMOUS"
 
 
 def default_keys_file() -> Path:
     """``CANARYFLOW_GATEWAY_KEYS_FILE`` or ``.canaryflow/gateway-keys.json``."""
-    return Path(os.environ.get("CANARYFLOW_GATEWAY_KEYS_FILE") or ".canaryflow/gateway-keys.json")
+    return Path(get_settings().gateway_keys_file)
 
 
 def _digest(salt: str, secret: str) -> str:
@@ -207,22 +211,32 @@ class RequireKey:
         await self.app(scope, receive, send)
 
 
+def anonymous_allowed() -> bool:
+    """``CANARYFLOW_GATEWAY_ALLOW_ANONYMOUS=true``: serve without keys beyond loopback (a private network
+    only, e.g. the compose demo on the simulator)."""
+    return get_settings().gateway_allow_anonymous
+
+
 def protect(app: Any, host: str, store: KeyStore | None = None) -> Any:
     """``app`` behind :class:`RequireKey` when keys exist; refuse a non-loopback ``host`` without keys.
 
-    On loopback with no keys configured, ``app`` is returned as is (local development).
+    On loopback with no keys configured, ``app`` is returned as is (local development); beyond loopback
+    too when ``CANARYFLOW_GATEWAY_ALLOW_ANONYMOUS`` is set (an explicit, logged opt-out).
 
     Raises:
         ValidationFailed: ``host`` is reachable from other machines and no active key is configured.
     """
     store = store or KeyStore()
     if store.active_count() == 0:
-        if not is_loopback(host):
+        if not is_loopback(host) and not anonymous_allowed():
             raise ValidationFailed(
                 f"refusing to listen on {host} without client keys: create one with 'canaryflow gateway-keys "
                 f"add NAME' (keys file {store.path}) or listen on 127.0.0.1", source="--host")
+        if not is_loopback(host):
+            log.warning("gateway on %s without client keys (%s is set)", host, ANONYMOUS_ENV)
         return app
     return RequireKey(app, store)
 
 
-__all__ = ["OPEN_PATHS", "KeyRecord", "KeyStore", "RequireKey", "is_loopback", "presented_key", "protect"]
+__all__ = ["ANONYMOUS_ENV", "OPEN_PATHS", "KeyRecord", "KeyStore", "RequireKey", "anonymous_allowed",
+           "is_loopback", "presented_key", "protect"]
