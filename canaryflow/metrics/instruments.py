@@ -20,6 +20,7 @@ tests read exact counts and ``/metrics`` exposes only canaryflow's series.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -48,6 +49,50 @@ class Labels:
         """Label values in :data:`COMMON_LABELS` order."""
         return (self.config, str(self.version), self.variation, self.segment or "none", self.provider,
                 self.model)
+
+
+class _Bound:
+    """Labelled children of one label set, each created on first use (so no series appears that the
+    unbound calls would not have created)."""
+
+    __slots__ = ("_cost", "_duration", "_m", "_requests", "_tokens", "_ttfc", "values")
+
+    def __init__(self, metrics: Metrics, values: tuple[str, ...]) -> None:
+        self._m = metrics
+        self.values = values
+        self._requests: dict[str, Any] = {}
+        self._tokens: dict[str, Any] = {}
+        self._duration: Any = None
+        self._ttfc: Any = None
+        self._cost: Any = None
+
+    def success(self, finish_reason: str) -> Any:
+        child = self._requests.get(finish_reason)
+        if child is None:
+            child = self._requests[finish_reason] = self._m.requests.labels(*self.values, "success", "none",
+                                                                            finish_reason)
+        return child
+
+    def tokens(self, kind: str) -> Any:
+        child = self._tokens.get(kind)
+        if child is None:
+            child = self._tokens[kind] = self._m.tokens.labels(*self.values, kind)
+        return child
+
+    def duration(self) -> Any:
+        if self._duration is None:
+            self._duration = self._m.duration.labels(*self.values)
+        return self._duration
+
+    def ttfc(self) -> Any:
+        if self._ttfc is None:
+            self._ttfc = self._m.ttfc.labels(*self.values)
+        return self._ttfc
+
+    def cost(self) -> Any:
+        if self._cost is None:
+            self._cost = self._m.cost.labels(*self.values)
+        return self._cost
 
 
 class Metrics:
@@ -81,6 +126,14 @@ class Metrics:
         self.shadow_dropped = Counter(
             "canaryflow_shadow_dropped", "Shadow mirrors dropped because the mirror queue was full.",
             COMMON_LABELS, registry=r)
+        self._bound: dict[Labels, _Bound] = {}
+
+    def bound(self, labels: Labels) -> _Bound:
+        """The children of ``labels``, bound once (``labels()`` validates and locks on every call)."""
+        found = self._bound.get(labels)
+        if found is None:
+            found = self._bound[labels] = _Bound(self, labels.values())
+        return found
 
     def exposition(self) -> bytes:
         """The text exposition of every series (what ``GET /metrics`` returns)."""
@@ -136,20 +189,19 @@ def record_request(
         metrics: the instruments to use (default: :func:`default_metrics`).
     """
     m = metrics or default_metrics()
-    values = labels.values()
-    ok = outcome == "success"
-    m.requests.labels(*values, "success" if ok else "error", "none" if ok else (error_type or "other"),
-                      (finish_reason or "stop") if ok else "error").inc()
-    if not ok:
+    if outcome != "success":
+        m.requests.labels(*labels.values(), "error", error_type or "other", "error").inc()
         return
+    bound = m.bound(labels)
+    bound.success(finish_reason or "stop").inc()
     if duration_s is not None:
-        m.duration.labels(*values).observe(duration_s)
+        bound.duration().observe(duration_s)
     if ttfc_s is not None:
-        m.ttfc.labels(*values).observe(ttfc_s)
-    m.tokens.labels(*values, "input").observe(input_tokens)
-    m.tokens.labels(*values, "output").observe(output_tokens)
+        bound.ttfc().observe(ttfc_s)
+    bound.tokens("input").observe(input_tokens)
+    bound.tokens("output").observe(output_tokens)
     if cost_usd:
-        m.cost.labels(*values).inc(cost_usd)
+        bound.cost().inc(cost_usd)
 
 
 def record_fallback(labels: Labels, reason: str, *, metrics: Metrics | None = None) -> None:
