@@ -202,11 +202,14 @@ class LeanTransport(httpx2.AsyncBaseTransport):
         lines.append(b"\r\n")
         payload = b"".join(lines) + body
         slots = self._semaphore()
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await slots.acquire()
-        except TimeoutError as exc:
-            raise httpx2.PoolTimeout("no connection available") from exc
+        if slots.locked():  # every connection busy: wait up to the pool timeout
+            try:
+                async with asyncio.timeout(timeouts.get("pool")):
+                    await slots.acquire()
+            except TimeoutError as exc:
+                raise httpx2.PoolTimeout("no connection available") from exc
+        else:
+            await slots.acquire()  # free: returns at once (no timer to arm and cancel)
         conn: _Conn | None = None
         try:
             conn = self._checkout(key)
