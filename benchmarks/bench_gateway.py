@@ -10,7 +10,8 @@ only the proxies' own cost shows):
 
 Latency: sequential requests on one keep-alive connection, p50/p99; "added" = target − direct.
 Throughput: ``--concurrency`` requests in flight for ``--duration`` seconds. Each server is its own process
-with one worker; the load generator is this process. Run::
+with one worker, and each proxy runs only while it is measured (the simulator throughout), so an idle
+LiteLLM does not share the 2 cores with the gateway's run; the load generator is this process. Run::
 
     .venv/bin/python benchmarks/bench_gateway.py [--requests 500] [--duration 10] [--concurrency 32] \\
         [--readme]
@@ -179,6 +180,7 @@ def main() -> int:
     parser.add_argument("--readme", action="store_true", help="append the table to benchmarks/README.md")
     args = parser.parse_args()
 
+    load_before = f"{os.getloadavg()[0]:.2f}"
     tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
     sim_port, gw_port, ll_port = free_port(), free_port(), free_port()
     sim = f"http://127.0.0.1:{sim_port}"
@@ -193,47 +195,50 @@ def main() -> int:
         "parameters": {"max_tokens": 100}}))
     registry.close()
     env = {"OPENAI_BASE_URL": f"{sim}/v1", "OPENAI_API_KEY": "sk-bench", "CANARYFLOW_DB_URL": db}
-    targets: dict[str, tuple[str, dict[str, object], dict[str, str]]] = {
+    # name -> (url, body, headers, command, env, readiness URL); each proxy runs only while it is measured
+    Target = tuple[str, dict[str, object], dict[str, str], list[str] | None, dict[str, str], str]
+    targets: dict[str, Target] = {
         "direct": (f"{sim}/v1/chat/completions", {**BODY, "model": "gpt-4o-mini"},
-                   {"authorization": "Bearer sk-bench"}),
-        "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", {**BODY, "model": "bench"}, {}),
+                   {"authorization": "Bearer sk-bench"}, None, {}, f"{sim}/healthz"),
+        "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", {**BODY, "model": "bench"}, {},
+                    [str(CANARYFLOW), "gateway", "--port", str(gw_port), "--traffic-rate",
+                     str(args.traffic_rate)], env, f"http://127.0.0.1:{gw_port}/healthz"),
     }
     litellm_note = ""
-    with contextlib.ExitStack() as stack:
-        stack.enter_context(process([str(CANARYFLOW), "sim", "--port", str(sim_port), "--latency-scale", "0"],
-                                    env, tmp / "sim.log"))
-        stack.enter_context(process([str(CANARYFLOW), "gateway", "--port", str(gw_port), "--traffic-rate",
-                                     str(args.traffic_rate)], env, tmp / "gateway.log"))
-        if args.no_litellm:
-            litellm_note = "not run (--no-litellm)"
-        elif not LITELLM.exists():
-            litellm_note = f"not installed ({LITELLM.relative_to(ROOT)} missing)"
-        else:
-            cfg = tmp / "litellm.yaml"
-            cfg.write_text("model_list:\n  - model_name: bench\n    litellm_params:\n"
-                           f"      model: openai/gpt-4o-mini\n      api_base: {sim}/v1\n"
-                           "      api_key: sk-bench\n")
-            stack.enter_context(process(
-                [str(LITELLM), "--config", str(cfg), "--port", str(ll_port), "--host", "127.0.0.1",
-                 "--num_workers", "1"],
-                {"LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                 "LITELLM_LOG": "ERROR"}, tmp / "litellm.log"))
-            targets["litellm"] = (f"http://127.0.0.1:{ll_port}/v1/chat/completions",
-                                  {**BODY, "model": "bench"}, {"authorization": f"Bearer {MASTER_KEY}"})
+    if args.no_litellm:
+        litellm_note = "not run (--no-litellm)"
+    elif not LITELLM.exists():
+        litellm_note = f"not installed ({LITELLM.relative_to(ROOT)} missing)"
+    else:
+        cfg = tmp / "litellm.yaml"
+        cfg.write_text("model_list:\n  - model_name: bench\n    litellm_params:\n"
+                       f"      model: openai/gpt-4o-mini\n      api_base: {sim}/v1\n"
+                       "      api_key: sk-bench\n")
+        targets["litellm"] = (
+            f"http://127.0.0.1:{ll_port}/v1/chat/completions", {**BODY, "model": "bench"},
+            {"authorization": f"Bearer {MASTER_KEY}"},
+            [str(LITELLM), "--config", str(cfg), "--port", str(ll_port), "--host", "127.0.0.1",
+             "--num_workers", "1"],
+            {"LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+             "LITELLM_LOG": "ERROR"},
+            f"http://127.0.0.1:{ll_port}/health/liveliness")
+    results: dict[str, dict[str, float]] = {}
+    with process([str(CANARYFLOW), "sim", "--port", str(sim_port), "--latency-scale", "0"], env,
+                 tmp / "sim.log"):
         wait_http(f"{sim}/healthz")
-        wait_http(f"http://127.0.0.1:{gw_port}/healthz")
-        if "litellm" in targets:
-            try:
-                wait_http(f"http://127.0.0.1:{ll_port}/health/liveliness", timeout=180)
-            except TimeoutError:
-                litellm_note = f"did not start (see {tmp / 'litellm.log'})"
-                del targets["litellm"]
-        results: dict[str, dict[str, float]] = {}
-        for name, (url, body, headers) in targets.items():
-            lat = asyncio.run(latency(url, body, headers, args.requests))
-            rps, errors = asyncio.run(throughput(url, body, headers, args.duration, args.concurrency))
-            results[name] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99), "mean": statistics.mean(lat) * 1000,
-                             "rps": rps, "errors": errors}
+        for name, (url, body, headers, cmd, extra_env, ready) in targets.items():
+            with contextlib.ExitStack() as stack:
+                if cmd is not None:
+                    stack.enter_context(process(cmd, extra_env, tmp / f"{name}.log"))
+                    try:
+                        wait_http(ready, timeout=180)
+                    except TimeoutError:
+                        litellm_note = f"did not start (see {tmp / f'{name}.log'})"
+                        continue
+                lat = asyncio.run(latency(url, body, headers, args.requests))
+                rps, errors = asyncio.run(throughput(url, body, headers, args.duration, args.concurrency))
+            results[name] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
+                             "mean": statistics.mean(lat) * 1000, "rps": rps, "errors": errors}
             print(f"{name:8} p50 {results[name]['p50']:.2f} ms  p99 {results[name]['p99']:.2f} ms  "
                   f"{rps:.0f} req/s ({errors} errors)", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
@@ -246,7 +251,8 @@ def main() -> int:
         f"`.venv/bin/python benchmarks/bench_gateway.py --requests {args.requests} "
         f"--duration {args.duration:g} "
         f"--concurrency {args.concurrency} --traffic-rate {args.traffic_rate:g}` — simulator latency 0; "
-        f"gateway with metrics and traffic log ({args.traffic_rate:g} sampled) on.",
+        f"gateway with metrics and traffic log ({args.traffic_rate:g} sampled) on; load average before the "
+        f"run {load_before}, after {os.getloadavg()[0]:.2f}.",
         "",
         "| target | p50 ms | p99 ms | added p50 ms | added p99 ms | throughput req/s |",
         "|---|---|---|---|---|---|",
