@@ -4,6 +4,7 @@ rolls back to stable. Time-skipping Temporal server, a real Prometheus the test 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +25,7 @@ from worker import build_worker
 pytestmark = [pytest.mark.temporal, pytest.mark.prometheus]
 TEST_SERVER = str(Path(".venv/bin/temporal-test-server").resolve())
 LIMIT = 3
+BLIP_ERRORS, BLIP_LIMIT = 3, 30  # errors seen before Prometheus restarts; a limit its restart stays under
 PLAN = {
     "stages": [{"name": "canary-5", "kind": "percent", "percent": 5, "min_duration": "2m"},
                {"name": "full", "kind": "full"}],
@@ -80,4 +82,49 @@ async def test_prometheus_down_means_errors_then_rollback_never_promotion(
     assert state.stable_version == 1 and state.exposure.stage_kind == "none"
     actions = [e.action for e in registry.audit(key) if e.source == workflow_id(key)]
     assert "promote" not in actions and actions.count("apply_exposure") == 1  # canary-5 only
+    registry.close()
+
+
+async def test_a_short_prometheus_outage_below_the_limit_does_not_roll_back(
+        env: WorkflowEnvironment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prometheus down for fewer intervals than the limit, then back on the same port: ERRORs recorded, then
+    the gate passes again and the rollout promotes. A custom gate on ``vector(1)`` passes whenever
+    Prometheus answers, so the outage is the only thing measured. Real time (no skipping)."""
+    prom = Prometheus()
+    prom.start()
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prom.url)
+    key = unique_key("blip")
+    registry = make_registry(tmp_path / "registry.db", key)
+    queue = f"tq-{uuid.uuid4().hex[:8]}"
+    plan = {"stages": [{"name": "canary-5", "kind": "percent", "percent": 5, "min_duration": "1s"},
+                       {"name": "full", "kind": "full"}],
+            "gates": [{"metric": "custom", "name": "prometheus_answers", "query": "vector(1)",
+                       "success": "result >= 1", "consecutive_error_limit": BLIP_LIMIT}],
+            "analysis_interval": "1s"}
+    try:
+        assert prom.proc is not None
+        prom.proc.terminate()  # down before the first measurement ...
+        prom.proc.wait(10)
+        async with build_worker(env.client, registry, task_queue=queue, activities=[analyze_stage]):
+            with env.auto_time_skipping_disabled():
+                handle = await env.client.start_workflow(
+                    "RolloutWorkflow", {"config_key": key, "candidate_version": 2, "plan": plan,
+                                        "requested_by": "t"},
+                    id=workflow_id(key), task_queue=queue, result_type=RolloutStatus)
+                for _ in range(600):
+                    status = await handle.query("status", result_type=RolloutStatus)
+                    if len(status.reports) >= BLIP_ERRORS:
+                        break
+                    await asyncio.sleep(0.05)
+                assert status.state == "running" and status.stage == "canary-5", status.outcome
+                await asyncio.to_thread(prom.start)  # ... and back (same port) before the limit
+                result = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        prom.stop()
+    verdicts = [g.last.verdict for v in result.verdicts if v.stage == "canary-5" for g in v.gates
+                if g.last is not None]  # each interval's measurement of the gate
+    assert result.state == "promoted"
+    assert verdicts[:BLIP_ERRORS] == [Verdict.ERROR] * BLIP_ERRORS
+    assert Verdict.PASS in verdicts and verdicts.count(Verdict.ERROR) <= BLIP_LIMIT
+    assert registry.serving_state(key).stable_version == 2
     registry.close()
