@@ -1,4 +1,7 @@
-"""Assemble and run the gateway: registry → cached client → traffic plane → ASGI app → uvicorn."""
+"""Assemble and run the gateway: registry → cached client → traffic plane → ASGI app → uvicorn.
+
+uvicorn runs on uvloop with httptools and no access log.
+"""
 
 from __future__ import annotations
 
@@ -68,7 +71,8 @@ def serve(host: str, port: int, **options: Any) -> None:
 
     app, _ = build_gateway(**options)
     app = protect(app, host)  # client keys required beyond loopback (canaryflow/gateway/auth.py)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, loop="uvloop",
+                http="httptools")
 
 
 __all__ = ["build_gateway", "health_of", "serve"]
