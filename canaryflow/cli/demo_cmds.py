@@ -45,6 +45,13 @@ def dev(
         for name, url in stack.urls().items():
             typer.echo(f"  {name:<32} {url}")
         typer.echo(f"  {'Logs':<32} {stack.logs}/")
+        typer.echo("In another terminal, from the repository:\n"
+                   "  canaryflow segment push examples/segments.yaml\n"
+                   "  canaryflow config push deploy/demo/support-bot.v1.yaml "
+                   "deploy/demo/support-bot.v2.yaml\n"
+                   "  canaryflow loadgen support-bot --duration 600 &\n"
+                   "  canaryflow rollout start support-bot 2 --plan fast\n"
+                   "  canaryflow rollout status support-bot --watch")
         typer.echo("Ctrl-C stops everything.")
         while True:
             dead = stack.dead()
