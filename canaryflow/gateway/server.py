@@ -5,6 +5,7 @@ uvicorn runs on uvloop with httptools and no access log.
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Any
 
@@ -71,7 +72,8 @@ def serve(host: str, port: int, **options: Any) -> None:
 
     app, _ = build_gateway(**options)
     app = protect(app, host)  # client keys required beyond loopback (canaryflow/gateway/auth.py)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, loop="uvloop",
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                loop="asyncio" if sys.platform == "win32" else "uvloop",
                 http="httptools")
 
 
