@@ -269,7 +269,8 @@ def run_demo(*, state_dir: Path, quick: bool = False, keep: bool = False, ports:
             while not stack.dead():
                 time.sleep(1)
     except KeyboardInterrupt:
-        say("\ninterrupted")
+        say("\ninterrupted: stopping what the demo started")
+        raise
     finally:
         story.stop_background()
         stack.stop()
