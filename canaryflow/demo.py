@@ -13,6 +13,7 @@ repeats from a clean slate; what the demo started stops at the end (``--keep`` l
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -266,8 +267,9 @@ def run_demo(*, state_dir: Path, quick: bool = False, keep: bool = False, ports:
         tell(story)
         if keep:
             say("\nThe stack stays up (--keep): Ctrl-C stops it.")
-            while not stack.dead():
-                time.sleep(1)
+            with contextlib.suppress(KeyboardInterrupt):
+                while not stack.dead():
+                    time.sleep(1)
     except KeyboardInterrupt:
         say("\ninterrupted: stopping what the demo started")
         raise
