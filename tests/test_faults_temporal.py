@@ -30,14 +30,14 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from canaryflow.domain.rollout_status import RolloutStatus
 from canaryflow.sim.server import ThreadedServer
 from canaryflow.temporal import DevServer, start_dev_server, workflow_id
 from tests.rollout_fixtures import make_registry
-from tests.servers import free_port
+from tests.servers import Prometheus, free_port
 
 pytestmark = [pytest.mark.temporal, pytest.mark.slow_faults]
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,14 +74,15 @@ def plan(hook: str, stage_s: int) -> dict[str, Any]:
 
 
 class Rig:
-    def __init__(self, server: DevServer, tmp: Path, key: str) -> None:
-        self.server, self.tmp, self.key = server, tmp, key
+    def __init__(self, server: DevServer, tmp: Path, key: str, prometheus_url: str = "") -> None:
+        self.server, self.tmp, self.key, self.prometheus_url = server, tmp, key, prometheus_url
         self.db = tmp / "registry.db"
         self.registry = make_registry(self.db, key)
         self.log = tmp / "worker.log"
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "CANARYFLOW_DB_URL": f"sqlite:///{self.db}",
+                "CANARYFLOW_PROMETHEUS_URL": self.prometheus_url or "http://127.0.0.1:1",
                 "CANARYFLOW_TEMPORAL_ADDRESS": self.server.address, "CANARYFLOW_TASK_QUEUE": "canaryflow"}
 
     def start_worker(self) -> subprocess.Popen[bytes]:
@@ -141,6 +142,25 @@ def check_notifications(rec: Receiver) -> None:
     assert events == ["promoted"] + ["stage_started"] * 4, events
 
 
+async def kill_repeatedly(rig: Rig, handle: Any, kills: int, seed: int) -> list[str]:
+    """Start a worker, let it run a seeded random moment after it is ready, SIGKILL it; ``kills`` times
+    (fewer if the rollout ends first). Returns where each kill landed (stage/what it was doing)."""
+    rng, seen, kill_points = random.Random(seed), 0, []
+    for _ in range(kills):
+        proc = rig.start_worker()
+        seen = await asyncio.to_thread(rig.wait_ready, proc, seen)
+        await asyncio.sleep(rng.uniform(0.0, 1.2))
+        with contextlib.suppress(Exception):
+            status = await handle.query("status", result_type=RolloutStatus, rpc_timeout=None)
+            kill_points.append(f"{status.stage}/{status.waiting_for or status.state}")
+        proc.kill()  # SIGKILL: no graceful shutdown, wherever it is
+        proc.wait()
+        if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+            break
+    print("kill points:", json.dumps(kill_points))
+    return kill_points
+
+
 async def test_worker_sigkilled_at_random_points(tmp_path: Path,
                                                  receiver: tuple[Receiver, str]) -> None:
     rec, hook = receiver
@@ -153,26 +173,59 @@ async def test_worker_sigkilled_at_random_points(tmp_path: Path,
             "RolloutWorkflow", {"config_key": rig.key, "candidate_version": 2, "plan": plan(hook, 3),
                                 "requested_by": "t"},
             id=workflow_id(rig.key), task_queue="canaryflow", result_type=RolloutStatus)
-        rng, seen, kill_points = random.Random(SEED), 0, []
-        for _ in range(KILLS):
-            proc = rig.start_worker()
-            seen = await asyncio.to_thread(rig.wait_ready, proc, seen)
-            await asyncio.sleep(rng.uniform(0.0, 1.2))
-            with contextlib.suppress(Exception):
-                status = await handle.query("status", result_type=RolloutStatus, rpc_timeout=None)
-                kill_points.append(f"{status.stage}/{status.waiting_for or status.state}")
-            proc.kill()  # SIGKILL: no graceful shutdown, wherever it is
-            proc.wait()
+        kill_points = await kill_repeatedly(rig, handle, KILLS, SEED)
         final = rig.start_worker()
         try:
             result = await asyncio.wait_for(handle.result(), 120)
         finally:
             stop(final)
         assert result.state == "promoted", result
-        print("kill points:", json.dumps(kill_points))
+        assert len(kill_points) == KILLS
         assert len({p.split("/")[0] for p in kill_points}) >= 2, f"kills all in one place: {kill_points}"
         rig.audit_checks()
         check_notifications(rec)
+    finally:
+        rig.registry.close()
+        server.stop()
+
+
+@pytest.mark.prometheus
+async def test_worker_sigkilled_during_a_failing_rollout_restores_stable_once(
+        tmp_path: Path, receiver: tuple[Receiver, str], prometheus: Prometheus) -> None:
+    """The gate fails (a custom gate on ``vector(0)`` that wants >= 1, measured on real Prometheus by the
+    worker's real analysis activity); kills land during the stage, the measurement and the compensation."""
+    rec, hook = receiver
+    server = start_dev_server(port=free_port(), ui_port=None, db_file=tmp_path / "temporal.db",
+                              log_file=tmp_path / "server.log")
+    rig = Rig(server, tmp_path, f"killfail-{uuid.uuid4().hex[:6]}", prometheus_url=prometheus.url)
+    failing = {"stages": [{"name": "canary-5", "kind": "percent", "percent": 5, "min_duration": "10s"},
+                          {"name": "full", "kind": "full"}],
+               "gates": [{"metric": "custom", "name": "always_low", "query": "vector(0)",
+                          "success": "result >= 1"}], "analysis_interval": "2s", "notify": [hook]}
+    try:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        handle = await client.start_workflow(
+            "RolloutWorkflow", {"config_key": rig.key, "candidate_version": 2, "plan": failing,
+                                "requested_by": "t"},
+            id=workflow_id(rig.key), task_queue="canaryflow", result_type=RolloutStatus)
+        await kill_repeatedly(rig, handle, 6, SEED + 1)
+        final = rig.start_worker()
+        try:
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(handle.result(), 120)
+        finally:
+            stop(final)
+        assert "gate failed" in str(failed.value.cause)
+        wid = workflow_id(rig.key)
+        actions = [e.action for e in rig.registry.audit(rig.key) if e.source == wid
+                   and e.action in ("apply_exposure", "clear_exposure", "promote")]
+        assert actions == ["apply_exposure", "clear_exposure"], actions
+        assert [e.action for e in rig.registry.audit(rig.key)].count("rollout_rolled_back") == 1
+        state = rig.registry.serving_state(rig.key)
+        assert state.stable_version == 1 and state.exposure.stage_kind == "none"
+        by_key = rec.by_key()
+        assert all(all(b == bodies[0] for b in bodies) for bodies in by_key.values())
+        assert sorted(bodies[0]["event"] for bodies in by_key.values()) == ["rolled_back", "stage_started"]
     finally:
         rig.registry.close()
         server.stop()
