@@ -180,9 +180,17 @@ def test_approvals_from_non_approvers_are_refused_and_queued_for_audit() -> None
     status = _status(approvers=["alice"])
     assert not apply_signal(status, "approve", {"by": "mallory"}, 1.0)
     assert not apply_signal(status, "promote", {"by": "mallory", "full": True}, 1.0)
-    assert status.promote is None and status.approved == []
-    assert [e.by for e in status.audit_pending] == ["mallory", "mallory"]
+    assert not apply_signal(status, "reject", {"by": "mallory", "reason": "sabotage"}, 1.0)
+    assert status.promote is None and status.approved == [] and status.stop is None
+    assert [e.by for e in status.audit_pending] == ["mallory", "mallory", "mallory"]
     assert "not an approver" in status.events[-1].detail
+
+
+def test_anyone_may_pause_or_abort_an_emergency_stop_is_always_safe() -> None:
+    status = _status(approvers=["alice"])
+    assert apply_signal(status, "pause", {"by": "oncall"}, 1.0)
+    assert apply_signal(status, "abort", {"by": "oncall", "reason": "incident"}, 2.0)
+    assert status.stop is not None and status.stop.kind == "abort" and status.stop.by == "oncall"
 
 
 def test_signals_after_a_stop_are_refused() -> None:

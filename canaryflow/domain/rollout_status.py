@@ -5,8 +5,8 @@ payloads are validated here rather than by the data converter: a payload with a 
 field is refused and *recorded* (never silently dropped, never hanging the workflow), and unknown fields
 are ignored and recorded.
 
-Who may do what: ``approve`` and ``promote`` need a name in the plan's ``approvers`` (anyone when the list is
-empty); ``pause``, ``resume``, ``reject`` and ``abort`` are open to anyone — stopping is always safe.
+Who may do what: ``approve``, ``reject`` and ``promote`` need a name in the plan's ``approvers`` (anyone when
+the list is empty); ``pause``, ``resume`` and ``abort`` are open to anyone — an emergency stop is always safe.
 ``promote`` skips the rest of the current stage (its approval included); ``promote {"full": true}`` makes the
 candidate stable now. Neither overrides a failing gate.
 """
@@ -199,8 +199,8 @@ def apply_signal(status: RolloutStatus, name: str, payload: Any, now: float) -> 
     """Apply one signal to ``status``; returns whether it was accepted. Every signal is recorded.
 
     Refused (recorded, state unchanged): a payload that does not validate, a signal after the rollout
-    finished, an approval or promotion from someone not in the plan's approvers, an approval naming a
-    stage other than the one waiting, an approval when nothing waits.
+    finished, an approval, rejection or promotion from someone not in the plan's approvers, an approval
+    naming a stage other than the one waiting, an approval when nothing waits.
     """
     status.signals_seen += 1
     model = SIGNALS[name]
@@ -228,7 +228,7 @@ def apply_signal(status: RolloutStatus, name: str, payload: Any, now: float) -> 
     if status.terminal or status.stop is not None:
         return refuse(f"the rollout is already {status.stop.kind if status.stop else status.state}")
     stage = status.stage
-    if isinstance(sig, Approve | Promote) and not status.plan.may_approve(sig.by):
+    if isinstance(sig, Approve | Promote | Reject) and not status.plan.may_approve(sig.by):
         return refuse(f"{sig.by!r} is not an approver of this plan ({', '.join(status.plan.approvers)})",
                       audit=True)
     if isinstance(sig, Approve):

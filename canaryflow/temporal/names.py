@@ -35,7 +35,7 @@ ANALYZE_STAGE = "analyze_stage"
 SHADOW_REPLAY = "shadow_replay"
 
 #: Registry writes: quick, retried a few times, then the workflow compensates.
-REGISTRY_TIMEOUT = timedelta(seconds=30)
+REGISTRY_TIMEOUT = timedelta(seconds=10)
 REGISTRY_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(seconds=10),
@@ -44,7 +44,7 @@ REGISTRY_RETRY = RetryPolicy(
 )
 #: Restoring stable must eventually succeed: retried without a limit.
 RESTORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
-ANALYSIS_TIMEOUT = timedelta(minutes=2)
+ANALYSIS_TIMEOUT = timedelta(seconds=45)
 ANALYSIS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3
 )
