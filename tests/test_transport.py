@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable
 import httpx2
 import pytest
 
+from canaryflow.errors import ValidationFailed
+from canaryflow.providers import factory
 from canaryflow.providers.transport import LeanTransport
 from tests.servers import free_port
 
@@ -104,3 +106,29 @@ async def test_timeouts_and_refused_connections_are_httpx_errors() -> None:
             await client.post(f"http://127.0.0.1:{srv.port}/", json={}, timeout=0.2)
         with pytest.raises(httpx2.ConnectError):
             await client.post(f"http://127.0.0.1:{free_port()}/", json={})
+
+
+@pytest.mark.parametrize(("mode", "base_url", "proxy", "lean"), [
+    (None, "http://127.0.0.1:8091/v1", None, True),          # plain HTTP sidecar / simulator
+    (None, "https://api.openai.com/v1", None, False),        # the providers' own TLS endpoints
+    (None, None, None, False),                               # no base URL: the official (HTTPS) one
+    ("lean", "https://api.openai.com/v1", None, True),
+    ("httpx", "http://127.0.0.1:8091/v1", None, False),
+    (None, "http://127.0.0.1:8091/v1", "http://proxy:3128", False),
+])
+def test_the_transport_is_chosen_per_endpoint(monkeypatch: pytest.MonkeyPatch, mode: str | None,
+                                              base_url: str | None, proxy: str | None, lean: bool) -> None:
+    for var in ("CANARYFLOW_PROVIDER_TRANSPORT", "HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY",
+                "https_proxy", "http_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    if mode:
+        monkeypatch.setenv("CANARYFLOW_PROVIDER_TRANSPORT", mode)
+    if proxy:
+        monkeypatch.setenv("HTTPS_PROXY", proxy)
+    assert factory._use_lean(base_url) is lean
+
+
+def test_an_unknown_transport_mode_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANARYFLOW_PROVIDER_TRANSPORT", "turbo")
+    with pytest.raises(ValidationFailed, match="CANARYFLOW_PROVIDER_TRANSPORT"):
+        factory._use_lean("http://127.0.0.1:1/v1")
