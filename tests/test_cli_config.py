@@ -78,7 +78,7 @@ def test_read_commands_json(pushed: Cli) -> None:
     assert any(line.startswith("+") and "max_tokens: 400" in line for line in diff["diff"])
     history = cli.json("config", "history", "support-bot")
     assert [v["version"] for v in history["versions"]] == [1, 2, 3] and history["stable_version"] == 1
-    assert [s["name"] for s in cli.json("segment", "list")] == ["beta", "internal"]
+    assert [s["name"] for s in cli.json("segment", "list")] == ["internal", "beta"]  # the file's order
     assert cli.json("serve", "show", "support-bot")["stable_version"] == 1
 
 

@@ -58,8 +58,10 @@ async def _run_temporal(inp: EvalInput, *, quiet: bool) -> EvalResult:
         result: EvalResult = await waiter
         return result
     except Exception as exc:
-        cause = getattr(exc, "cause", None)
-        raise CanaryflowError(f"evaluation {wf_id} failed: {cause or exc}") from exc
+        root: BaseException = exc
+        while getattr(root, "cause", None) is not None:  # workflow failure → activity error → the reason
+            root = root.cause  # type: ignore[attr-defined]
+        raise CanaryflowError(f"evaluation {wf_id} failed: {root}") from exc
 
 
 @app.command("eval")
