@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := prometheus postgresql chromium
+DEBIAN_PACKAGES := prometheus postgresql chromium fonts-liberation
 
 .PHONY: demo dev test lint typecheck unit deps venv debian-deps bench clean
 
