@@ -36,6 +36,7 @@ OPTIONAL_WORKFLOWS = (("workflows.evaluation", "EvaluationWorkflow"),)
 OPTIONAL_ACTIVITIES = (
     ("activities.analysis", "analyze_stage"),
     ("activities.shadow", "shadow_replay"),
+    ("activities.shadow", "shadow_replay_stage"),
     ("activities.evaluation", "eval_prepare"),
     ("activities.evaluation", "eval_chunk"),
 )

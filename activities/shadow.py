@@ -10,9 +10,11 @@ measurements.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from temporalio import activity
 
+from canaryflow.domain.analysis import AnalysisReport
 from canaryflow.evaluation.shadow import (
     ShadowProgress,
     ShadowReplayInput,
@@ -21,6 +23,7 @@ from canaryflow.evaluation.shadow import (
     replay_shadow,
 )
 from canaryflow.registry import Registry
+from canaryflow.temporal.messages import ShadowReplayStage
 
 
 @activity.defn(name="shadow_replay")
@@ -33,5 +36,20 @@ async def shadow_replay(inp: ShadowReplayInput) -> ShadowReplayResult:
                                heartbeat=lambda p: activity.heartbeat(p.model_dump(mode="json")))
 
 
+@activity.defn(name="shadow_replay_stage")
+async def shadow_replay_stage(req: ShadowReplayStage) -> AnalysisReport:
+    """A shadow stage's replay, judged on its gates: a report the workflow adds to the stage's analyses.
+
+    With no logged traffic yet there is nothing to replay: the report is empty and the stage relies on
+    mirrored live traffic alone.
+    """
+    inp = ShadowReplayInput(config_key=req.config_key, candidate_version=req.candidate_version,
+                            stable_version=req.stable_version, sample=req.sample)
+    result = await shadow_replay(inp)
+    if result.sampled == 0:
+        return AnalysisReport(at=time.time(), measurements=[])
+    return judge_replay(req.gates, result, at=time.time())
+
+
 __all__ = ["ShadowProgress", "ShadowReplayInput", "ShadowReplayResult", "judge_replay", "replay_shadow",
-           "shadow_replay"]
+           "shadow_replay", "shadow_replay_stage"]

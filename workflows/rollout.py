@@ -137,6 +137,8 @@ class RolloutWorkflow:
                 self._refresh()
                 stage = plan.stages[action.index]
                 await fx.notify(s, "stage_started", f"stage {stage.name} started: {describe_exposure(stage)}")
+                await fx.replay(s)
+                self._refresh()
             elif isinstance(action, Measure):
                 await fx.measure(s)
                 self._refresh()

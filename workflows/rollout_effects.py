@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         NotifyResult,
         PromoteVersion,
         RolloutTarget,
+        ShadowReplayStage,
         ValidateRollout,
     )
 
@@ -99,6 +100,33 @@ async def measure(s: RolloutStatus) -> None:
     s.add_verdict(assess(s.plan, s).record(stage.name, s.last_analysis_at))
 
 
+async def replay(s: RolloutStatus) -> None:
+    """A shadow stage with ``replay_sample``: replay logged requests against the candidate before live
+    traffic reaches it; the judged report joins the stage's analyses (a failed replay is an ERROR report)."""
+    stage = s.plan.stages[s.stage_index]
+    if stage.kind != "shadow" or not stage.replay_sample:
+        return
+    gates = s.plan.gates_for(s.stage_index)
+    request = ShadowReplayStage(config_key=s.config_key, stable_version=s.stable_version or 0,
+                                candidate_version=s.candidate_version, sample=stage.replay_sample,
+                                gates=gates)
+    try:
+        report = await workflow.execute_activity(
+            names.SHADOW_REPLAY_STAGE, request, result_type=AnalysisReport,
+            start_to_close_timeout=names.REPLAY_TIMEOUT, heartbeat_timeout=names.REPLAY_HEARTBEAT,
+            retry_policy=names.REPLAY_RETRY,
+            summary=f"replay {stage.replay_sample} logged requests against v{s.candidate_version}")
+    except ActivityError as err:
+        reraise_cancellation(err)
+        t = now()
+        report = AnalysisReport(at=t, measurements=[
+            Measurement(gate=g.label, verdict=Verdict.ERROR, at=t, dry_run=g.dry_run,
+                        evidence=Evidence(note=f"shadow replay failed: {cause(err)[:200]}")) for g in gates])
+    if report.measurements:
+        s.add_report(report)
+        s.add_verdict(assess(s.plan, s).record(stage.name, now()))
+
+
 async def promote(s: RolloutStatus, by: str) -> None:
     """The candidate becomes stable (idempotent; retried until it succeeds)."""
     change = PromoteVersion(config_key=s.config_key, version=s.candidate_version, by=by,
@@ -159,4 +187,5 @@ async def notify(s: RolloutStatus, event: str, text: str, fields: dict[str, str]
         workflow.logger.warning("notification %s failed; the rollout goes on", event)
 
 
-__all__ = ["apply_stage", "cause", "flush_audit", "measure", "notify", "promote", "restore", "validate"]
+__all__ = ["apply_stage", "cause", "flush_audit", "measure", "notify", "promote", "replay", "restore",
+           "validate"]

@@ -97,6 +97,10 @@ class Stage(BaseModel):
     shadow_fraction: float | None = Field(default=None, gt=0.0, le=1.0, description="shadow stages only")
     segments: list[str] | None = Field(default=None, description="segments stages only")
     percent: float | None = Field(default=None, gt=0.0, le=100.0, description="percent stages only")
+    replay_sample: int | None = Field(
+        default=None, ge=1, le=10_000,
+        description="shadow stages only: replay this many logged requests against the candidate when the "
+                    "stage starts; their scores feed the stage's gates before live traffic reaches it")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Stage:
@@ -108,8 +112,9 @@ class Stage(BaseModel):
             if self.max_duration < self.min_duration:
                 raise ValueError(f"max_duration {format_duration(self.max_duration)} is shorter than "
                                  f"min_duration {format_duration(self.min_duration)}")
-        allowed = {"shadow": "shadow_fraction", "segments": "segments", "percent": "percent"}
-        for kind, field in allowed.items():
+        allowed = {"shadow_fraction": "shadow", "replay_sample": "shadow", "segments": "segments",
+                   "percent": "percent"}
+        for field, kind in allowed.items():
             if self.kind != kind and getattr(self, field) is not None:
                 raise ValueError(f"{field!r} belongs to {kind} stages, not to a {self.kind} stage")
         if self.kind == "segments" and not self.segments:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from canaryflow.domain.gates import Gate
 from canaryflow.domain.plan import Plan
 from canaryflow.domain.serving import Exposure
 
@@ -31,6 +32,16 @@ class RolloutTarget(_Msg):
     config_key: str
     stable_version: int | None
     candidate_version: int
+
+
+class ShadowReplayStage(_Msg):
+    """Replay ``sample`` logged requests against the candidate and judge ``gates`` on the scores."""
+
+    config_key: str
+    stable_version: int
+    candidate_version: int
+    sample: int
+    gates: list[Gate]
 
 
 class ExposureChange(_Msg):
@@ -85,5 +96,6 @@ __all__ = [
     "NotifyResult",
     "PromoteVersion",
     "RolloutTarget",
+    "ShadowReplayStage",
     "ValidateRollout",
 ]

@@ -33,6 +33,7 @@ RECORD_AUDIT = "record_audit"
 NOTIFY = "notify"
 ANALYZE_STAGE = "analyze_stage"
 SHADOW_REPLAY = "shadow_replay"
+SHADOW_REPLAY_STAGE = "shadow_replay_stage"
 
 #: Registry writes: quick, retried a few times, then the workflow compensates.
 REGISTRY_TIMEOUT = timedelta(seconds=10)
@@ -48,6 +49,11 @@ ANALYSIS_TIMEOUT = timedelta(seconds=45)
 ANALYSIS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3
 )
+#: Shadow replay at a shadow stage's start: long, heartbeated after every batch, resumed where it was.
+REPLAY_TIMEOUT = timedelta(minutes=30)
+REPLAY_HEARTBEAT = timedelta(seconds=60)
+REPLAY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=30),
+                           maximum_attempts=5, non_retryable_error_types=["ValidationFailed", "NotFound"])
 NOTIFY_TIMEOUT = timedelta(seconds=30)
 NOTIFY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_attempts=3)
 
@@ -70,6 +76,7 @@ __all__ = [
     "SA_STATE",
     "SEARCH_ATTRIBUTES",
     "SHADOW_REPLAY",
+    "SHADOW_REPLAY_STAGE",
     "TASK_QUEUE",
     "VALIDATE_ROLLOUT",
     "WORKFLOW_TYPE",
