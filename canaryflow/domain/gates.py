@@ -7,24 +7,13 @@ limits (failure, inconclusive, consecutive error) are counted from the recorded 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canaryflow.domain.conditions import parse_condition
 from canaryflow.domain.errors import ValidationFailed
 
-BUILTIN_METRICS = (
-    "error_rate",
-    "latency_p50",
-    "latency_p95",
-    "latency_p99",
-    "cost_per_request",
-    "tokens_per_request",
-    "negative_feedback_rate",
-    "completion_rate",
-    "shadow_agreement",
-)
 GateMetric = Literal[
     "error_rate",
     "latency_p50",
@@ -37,6 +26,7 @@ GateMetric = Literal[
     "shadow_agreement",
     "custom",
 ]
+BUILTIN_METRICS: tuple[str, ...] = tuple(m for m in get_args(GateMetric) if m != "custom")
 
 
 class Verdict(StrEnum):
