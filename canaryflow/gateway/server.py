@@ -85,9 +85,11 @@ def serve(host: str, port: int, **options: Any) -> None:
     app, _ = build_gateway(**options)
     app = protect(app, host)  # client keys required beyond loopback (canaryflow/gateway/auth.py)
     _freeze_heap()
+    # Keep idle connections longer than clients' pools do (httpx: 5 s, uvicorn's default is also 5 s), so a
+    # client never reuses a connection the gateway is closing at that very moment.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
                 loop="asyncio" if sys.platform == "win32" else "uvloop",
-                http="httptools")
+                http="httptools", timeout_keep_alive=75)
 
 
 __all__ = ["build_gateway", "health_of", "serve"]
