@@ -9,7 +9,6 @@ activities finish (up to 30 s), then it exits. Missing search attributes are reg
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
 import signal
@@ -22,50 +21,26 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from activities.analysis import analyze_stage
+from activities.evaluation import eval_chunk, eval_prepare
 from activities.exposure import ExposureActivities
 from activities.notify import notify
+from activities.shadow import shadow_replay, shadow_replay_stage
 from canaryflow.registry import Registry
 from canaryflow.settings import Settings, get_settings
 from canaryflow.temporal import connect, ensure_search_attributes
+from workflows.evaluation import EvaluationWorkflow
 from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger("canaryflow.worker")
 
-#: Workflows and activities other modules provide, imported only when their module exists in the tree.
-OPTIONAL_WORKFLOWS = (("workflows.evaluation", "EvaluationWorkflow"),)
-OPTIONAL_ACTIVITIES = (
-    ("activities.analysis", "analyze_stage"),
-    ("activities.shadow", "shadow_replay"),
-    ("activities.shadow", "shadow_replay_stage"),
-    ("activities.evaluation", "eval_prepare"),
-    ("activities.evaluation", "eval_chunk"),
+#: Workflows and activities besides the rollout and its registry/notify activities.
+EXTRA_WORKFLOWS: tuple[type, ...] = (EvaluationWorkflow,)
+EXTRA_ACTIVITIES: tuple[Callable[..., Any], ...] = (
+    analyze_stage, shadow_replay, shadow_replay_stage, eval_prepare, eval_chunk,
 )
 #: Pure, deterministic modules the sandbox may share between workflow runs (keeps parked rollouts small).
 PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "canaryflow")
-
-
-def _optional(entries: Sequence[tuple[str, str]]) -> list[Any]:
-    found = []
-    for module_name, attr in entries:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            log.warning("%s is not available: %s is not registered", module_name, attr)
-            continue
-        found.append(getattr(module, attr))
-    return found
-
-
-def optional_activities() -> list[Callable[..., Any]]:
-    """The analysis, shadow and evaluation activities, if their modules are present."""
-    return _optional(OPTIONAL_ACTIVITIES)
-
-
-def optional_workflows() -> list[type]:
-    """Workflows besides the rollout (the evaluation workflow), if their modules are present."""
-    return _optional(OPTIONAL_WORKFLOWS)
 
 
 def build_worker(
@@ -78,11 +53,11 @@ def build_worker(
 ) -> Worker:
     """A worker for the rollout workflow with the registry and notify activities plus ``activities``.
 
-    By default (``activities=None``) it also runs every optional workflow and activity that is present
-    (analysis, shadow replay, evaluation); tests pass their own ``activities`` and get the rollout only.
+    By default (``activities=None``) it also runs the analysis, shadow replay and evaluation activities and
+    the evaluation workflow; tests pass their own ``activities`` and get the rollout only.
     """
-    extra = list(activities) if activities is not None else optional_activities()
-    workflows = [RolloutWorkflow] if activities is not None else [RolloutWorkflow, *optional_workflows()]
+    extra = list(activities) if activities is not None else list(EXTRA_ACTIVITIES)
+    workflows = [RolloutWorkflow] if activities is not None else [RolloutWorkflow, *EXTRA_WORKFLOWS]
     return Worker(
         client,
         task_queue=task_queue,

@@ -59,6 +59,10 @@ def tell(story: Story) -> None:
     story.run(["canaryflow", "config", "push", str(ex / f"{KEY}.v3.yaml")])
     story.say("  v3: its prompt carries simulator markers that make the provider fail and slow down")
     story.run(["canaryflow", "config", "diff", KEY, "1", "2"], check=False)
+    story.run(["canaryflow", "config", "list"], check=False)
+    story.say("  Which version serves whom (segment pin → candidate exposure → stable):")
+    for user, attr in (("ann", "email=ann@acme.com"), ("bob", "beta=true"), ("cy", "plan=free")):
+        story.run(["canaryflow", "resolve", KEY, "--user", user, "--attr", attr], check=False)
 
     story.step("   Users send traffic through the gateway (load generator: internal, beta, regular users)")
     story.start_load(rate=10.0, seconds=900.0)
@@ -94,6 +98,8 @@ def tell(story: Story) -> None:
             story.say("  " + line.strip())
     story.run(["temporal", "workflow", "list", "--query", f'CanaryflowConfigKey="{KEY}"'], check=False)
     story.run(["canaryflow", "serve", "show", KEY], check=False)
+    story.say("  The audit trail: every serving change, who made it, from where (cli or the rollout) and why")
+    story.run(["canaryflow", "audit", KEY], check=False)
 
     story.step("4. Compare the versions side by side (from Prometheus) and read the feedback")
     story.run(["canaryflow", "compare", KEY, "--window", "15m", "--by", "variation"], check=False)
