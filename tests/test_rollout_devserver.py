@@ -43,24 +43,20 @@ PLAN = {
     ],
     "gates": [],
 }
+
+
+def start_command(workflow_id: str, input_json: str) -> list[str]:
+    """``temporal workflow start`` for a rollout, as the README writes it."""
+    return ["temporal", "workflow", "start", "--task-queue", "canaryflow", "--type", "RolloutWorkflow",
+            "--workflow-id", workflow_id, "--input", input_json]
+
+
 INPUT = json.dumps(
     {"config_key": "support-bot", "candidate_version": 2, "requested_by": "alice", "plan": PLAN}
 )
 # The README's commands, exactly as written there.
 README = [
-    [
-        "temporal",
-        "workflow",
-        "start",
-        "--task-queue",
-        "canaryflow",
-        "--type",
-        "RolloutWorkflow",
-        "--workflow-id",
-        "rollout-support-bot",
-        "--input",
-        INPUT,
-    ],
+    start_command("rollout-support-bot", INPUT),
     [
         "temporal",
         "workflow",
@@ -234,21 +230,7 @@ async def until_listed(stack: Stack, command: list[str], wf_id: str, timeout: fl
 async def test_a_bad_input_fails_fast_naming_the_field(stack: Stack) -> None:
     with worker(stack):
         bad = json.dumps({"config_key": "support-bot", "candidate_version": "two", "plan": "fast"})
-        await stack.temporal(
-            [
-                "temporal",
-                "workflow",
-                "start",
-                "--task-queue",
-                "canaryflow",
-                "--type",
-                "RolloutWorkflow",
-                "--workflow-id",
-                "rollout-bad-input",
-                "--input",
-                bad,
-            ]
-        )
+        await stack.temporal(start_command("rollout-bad-input", bad))
         handle = stack.client.get_workflow_handle("rollout-bad-input")
         with pytest.raises(WorkflowFailureError) as info:
             await asyncio.wait_for(handle.result(), 30)
@@ -270,21 +252,7 @@ async def test_a_worker_killed_mid_stage_is_replaced_and_each_change_applies_onc
     inp = json.dumps({"config_key": key, "candidate_version": 2, "requested_by": "t", "plan": plan})
     first = stack.start_worker()
     try:
-        await stack.temporal(
-            [
-                "temporal",
-                "workflow",
-                "start",
-                "--task-queue",
-                "canaryflow",
-                "--type",
-                "RolloutWorkflow",
-                "--workflow-id",
-                f"rollout-{key}",
-                "--input",
-                inp,
-            ]
-        )
+        await stack.temporal(start_command(f"rollout-{key}", inp))
         await wait_status(stack, f"rollout-{key}", lambda s: s.applied_stage == 0 and s.waiting_for)
     finally:
         first.kill()  # SIGKILL: no graceful shutdown, mid-stage
