@@ -213,6 +213,10 @@ class TrafficPlane:
                           result.output_tokens, result.cached_input_tokens, cost, duration, index, reason,
                           result.response_id)
 
+    def remember(self, request_id: str, labels: Labels) -> None:
+        """Accept feedback on ``request_id`` (served elsewhere, e.g. tracked through OpenFeature)."""
+        self._remember_labels(request_id, labels)
+
     def _remember_labels(self, request_id: str, labels: Labels) -> None:
         self._recent[request_id] = labels
         if len(self._recent) > self._remember:
