@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEBIAN_PACKAGES := prometheus postgresql chromium fonts-liberation
 
-.PHONY: demo dev test lint typecheck unit deps venv debian-deps bench clean
+.PHONY: demo dev test lint typecheck unit deps venv debian-deps bench clean screenshot
 
 demo: deps
 	$(BIN)/canaryflow demo
@@ -15,6 +15,11 @@ dev: deps
 
 test: deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# The README's picture of the Temporal UI (the suite itself writes only to temporary folders).
+screenshot: deps
+	CANARYFLOW_SCREENSHOT=$(CURDIR)/docs/temporal-ui.png $(BIN)/pytest -q -p no:cacheprovider \
+	  tests/test_browser.py -k test_workflow_page_shows_search_attributes_and_current_details
 
 lint: venv
 	$(BIN)/ruff check canaryflow workflows activities worker.py tests benchmarks
