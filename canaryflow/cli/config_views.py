@@ -142,6 +142,13 @@ def resolution_view(res: Resolution) -> Table:
     table.add_row("provider / model", f"{res.provider} / {res.model}")
     table.add_row("parameters", ", ".join(f"{k}={v}" for k, v in res.parameters.items()) or "-")
     table.add_row("fallback", " → ".join(f"{f['provider']}/{f['model']}" for f in res.fallback) or "-")
+    if res.tools:
+        choice = res.tool_choice
+        table.add_row("tools", ", ".join(t["name"] for t in res.tools)
+                      + (f" (tool_choice {choice if isinstance(choice, str) else choice['name']})"
+                         if choice is not None else ""))
+    if res.response_format is not None:
+        table.add_row("response format", f"json_schema {res.response_format['name']}")
     if res.shadow_version is not None:
         table.add_row("shadow", f"v{res.shadow_version} mirrors {res.shadow_fraction:g} of requests")
     for m in res.messages:

@@ -8,9 +8,10 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from canaryflow.domain.errors import RenderError
+from canaryflow.domain.tools import JsonSchemaFormat, Tool, ToolChoice, check_tool_choice, check_tool_names
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 PROVIDERS = ("openai", "anthropic")
@@ -88,12 +89,53 @@ class ConfigSpec(_Strict):
     model: str = Field(min_length=1)
     messages: list[Message] = Field(default_factory=list)
     parameters: Parameters = Field(default_factory=Parameters)
+    tools: list[Tool] | None = None
+    tool_choice: ToolChoice | None = None
+    response_format: JsonSchemaFormat | None = None
     fallback: list[Fallback] = Field(default_factory=list)
     metadata: Metadata = Field(default_factory=Metadata)
 
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, value: list[Tool] | None) -> list[Tool] | None:
+        check_tool_names(value or ())
+        return value or None  # `tools: []` is no tools (and hashes like a file without the field)
+
+    @field_validator("tool_choice", mode="before")
+    @classmethod
+    def _choice_shape(cls, value: Any) -> Any:
+        if value is None or isinstance(value, Mapping) or value in ("auto", "none", "required"):
+            return value
+        raise ValueError(f"{value!r} is not a tool choice: use auto, none, required or {{name: TOOL}}")
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _format_shape(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and value.get("type") in ("text", "json_object"):
+            raise ValueError(f"type {value['type']} goes in parameters.response_format; here only "
+                             "{type: json_schema, name, schema} is allowed")
+        return value
+
+    @field_validator("tool_choice")
+    @classmethod
+    def _choice_names_a_tool(cls, value: ToolChoice | None, info: ValidationInfo) -> ToolChoice | None:
+        if "tools" in info.data:  # else tools failed validation and already has its own error
+            check_tool_choice(info.data["tools"] or (), value)
+        return value
+
+    @field_validator("response_format")
+    @classmethod
+    def _one_response_format(cls, value: JsonSchemaFormat | None,
+                             info: ValidationInfo) -> JsonSchemaFormat | None:
+        params = info.data.get("parameters")
+        if value is not None and params is not None and params.response_format is not None:
+            raise ValueError("also set in parameters.response_format: keep one (a json_schema here, or "
+                             "text / json_object in parameters)")
+        return value
+
     def content(self) -> dict[str, Any]:
-        """What identifies the version: everything but the metadata."""
-        return self.model_dump(mode="json", exclude={"metadata"}, exclude_none=True)
+        """What identifies the version: everything but the metadata (unset fields are left out)."""
+        return self.model_dump(mode="json", exclude={"metadata"}, exclude_none=True, by_alias=True)
 
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of :meth:`content`."""

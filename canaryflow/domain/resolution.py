@@ -45,6 +45,13 @@ class Resolution:
     revision: int
     shadow_version: int | None = None
     shadow_fraction: float = 0.0
+    tools: tuple[dict[str, Any], ...] = ()
+    """The config's tools in the neutral form ``{name, description, parameters[, strict]}``; the wire shape
+    per API comes from :mod:`canaryflow.domain.tools` (``chat_tools_wire`` ...)."""
+    tool_choice: str | dict[str, Any] | None = None
+    """``auto`` | ``none`` | ``required`` | ``{"name": tool}``, or None (not set by the config)."""
+    response_format: dict[str, Any] | None = None
+    """``{"type": "json_schema", "name", "schema"[, "description", "strict"]}``, or None."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -62,13 +69,17 @@ class Resolution:
             "revision": self.revision,
             "shadow_version": self.shadow_version,
             "shadow_fraction": self.shadow_fraction,
+            "tools": [dict(t) for t in self.tools],
+            "tool_choice": self.tool_choice,
+            "response_format": self.response_format,
         }
 
 
 class _Prepared:
     """A version with everything that does not depend on the request computed once."""
 
-    __slots__ = ("fallback", "messages", "names", "parameters", "spec")
+    __slots__ = ("fallback", "messages", "names", "parameters", "response_format", "spec", "tool_choice",
+                 "tools")
 
     def __init__(self, spec: ConfigSpec):
         self.spec = spec
@@ -76,6 +87,12 @@ class _Prepared:
         self.names = tuple(spec.placeholders())
         self.parameters = spec.parameters.as_kwargs()
         self.fallback = tuple(f.model_dump(mode="json", exclude_none=True) for f in spec.fallback)
+        self.tools = tuple(t.model_dump(mode="json", exclude_none=True) for t in spec.tools or ())
+        choice = spec.tool_choice
+        self.tool_choice = choice if choice is None or isinstance(choice, str) else choice.model_dump()
+        fmt = spec.response_format
+        self.response_format = None if fmt is None else fmt.model_dump(mode="json", exclude_none=True,
+                                                                       by_alias=True)
 
     def rendered(self, key: str, variables: Mapping[str, object]) -> tuple[dict[str, str], ...]:
         """The messages with placeholders filled (:class:`RenderError` names a missing variable)."""
@@ -221,7 +238,8 @@ class CompiledConfig:
             shadow_version, shadow_fraction = outcome.shadow
             res = Resolution(self.key, outcome.version, outcome.variation, outcome.reason,
                              prepared.spec.provider, prepared.spec.model, messages, prepared.parameters,
-                             prepared.fallback, segment, self.revision, shadow_version, shadow_fraction)
+                             prepared.fallback, segment, self.revision, shadow_version, shadow_fraction,
+                             prepared.tools, prepared.tool_choice, prepared.response_format)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[cache_key] = res

@@ -38,7 +38,8 @@ def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: s
     session.add(config)
     session.add(VersionRow(config_key=key, version=version, content_hash=digest, author=author,
                            rationale=rationale, labels=list(spec.metadata.labels),
-                           spec=spec.model_dump(mode="json", exclude_none=True), created_at=now))
+                           spec=spec.model_dump(mode="json", exclude_none=True, by_alias=True),
+                           created_at=now))
 
     insert_ignore(session, ServingStateRow, config_key=key, stage_kind="none", exposed_segments=[],
                   percent=0.0, shadow_fraction=0.0, salt="", pins={}, revision=0, updated_by="",
