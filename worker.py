@@ -26,6 +26,7 @@ from activities.evaluation import eval_chunk, eval_prepare
 from activities.exposure import ExposureActivities
 from activities.notify import notify
 from activities.shadow import shadow_replay, shadow_replay_stage
+from canaryflow import tracing
 from canaryflow.registry import Registry
 from canaryflow.settings import Settings, get_settings
 from canaryflow.temporal import connect, ensure_search_attributes
@@ -40,7 +41,7 @@ EXTRA_ACTIVITIES: tuple[Callable[..., Any], ...] = (
     analyze_stage, shadow_replay, shadow_replay_stage, eval_prepare, eval_chunk,
 )
 #: Pure, deterministic modules the sandbox may share between workflow runs (keeps parked rollouts small).
-PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "canaryflow")
+PASSTHROUGH = ("pydantic", "pydantic_core", "annotated_types", "canaryflow", "opentelemetry")
 
 
 def build_worker(
@@ -74,6 +75,7 @@ def build_worker(
 async def run_worker(settings: Settings | None = None) -> None:
     """Connect, register search attributes, and run until SIGINT/SIGTERM."""
     settings = settings or get_settings()
+    tracing.configure(service_name="canaryflow-worker")
     client = await connect(settings)
     added = await ensure_search_attributes(client)
     if added:
@@ -93,6 +95,7 @@ async def run_worker(settings: Settings | None = None) -> None:
         await stop.wait()
         print("worker: shutting down (letting running activities finish)", flush=True)
     registry.close()
+    tracing.shutdown()  # flush spans before main's os._exit
 
 
 def main() -> None:

@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from canaryflow import tracing
 from canaryflow.errors import CanaryflowError, ValidationFailed
 from canaryflow.gateway import apis
 from canaryflow.gateway.openapi import openapi_endpoint
@@ -113,7 +114,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None) -> Starlette
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=tracing.asgi_middleware())
 
 
 __all__ = ["Health", "build_app"]

@@ -80,8 +80,10 @@ def serve(host: str, port: int, **options: Any) -> None:
     """Run the gateway with uvicorn until interrupted (``options`` go to :func:`build_gateway`)."""
     import uvicorn
 
+    from canaryflow import tracing
     from canaryflow.gateway.auth import protect
 
+    tracing.configure(service_name="canaryflow-gateway")  # OTEL_* variables; off when they ask nothing
     app, _ = build_gateway(**options)
     app = protect(app, host)  # client keys required beyond loopback (canaryflow/gateway/auth.py)
     _freeze_heap()

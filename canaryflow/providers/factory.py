@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from canaryflow import tracing
 from canaryflow.errors import ProviderError, ValidationFailed
 from canaryflow.providers.base import Provider
 
@@ -44,16 +45,19 @@ def _use_lean(base_url: str | None) -> bool:
     return mode == "lean" or (base_url or "").lower().startswith("http://")
 
 
-def _http_client(base_url: str | None) -> httpx2.AsyncClient | None:
-    """The clients' HTTP client: the lean transport, or None (the client's own default; see above)."""
+def _http_client(base_url: str | None, default: Callable[..., httpx2.AsyncClient] | None = None
+                 ) -> httpx2.AsyncClient | None:
+    """The clients' HTTP client: the lean transport, or None (the client's own default; see above); with
+    tracing on, either one carries the ``traceparent`` hook (canaryflow.tracing)."""
+    hooks = tracing.http_event_hooks()
     if not _use_lean(base_url):
-        return None
+        return default(event_hooks=hooks) if hooks and default is not None else None
     import httpx2
 
     from canaryflow.providers.transport import LeanTransport
 
     return httpx2.AsyncClient(transport=LeanTransport(), timeout=httpx2.Timeout(600.0, connect=5.0),
-                              follow_redirects=True)
+                              follow_redirects=True, event_hooks=hooks)
 
 
 def _build_openai(base_url: str | None, api_key: str) -> Provider:
@@ -62,7 +66,8 @@ def _build_openai(base_url: str | None, api_key: str) -> Provider:
     from canaryflow.providers.openai_provider import OpenAIProvider
 
     return OpenAIProvider(openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0,
-                                            http_client=_http_client(base_url)))
+                                            http_client=_http_client(base_url,
+                                                                     openai.DefaultAsyncHttpxClient)))
 
 
 def _build_anthropic(base_url: str | None, api_key: str) -> Provider:
@@ -71,7 +76,8 @@ def _build_anthropic(base_url: str | None, api_key: str) -> Provider:
     from canaryflow.providers.anthropic_provider import AnthropicProvider
 
     return AnthropicProvider(anthropic.AsyncAnthropic(api_key=api_key, base_url=base_url, max_retries=0,
-                                                     http_client=_http_client(base_url)))
+                                                     http_client=_http_client(
+                                                         base_url, anthropic.DefaultAsyncHttpxClient)))
 
 
 _BUILDERS: dict[str, Callable[[str | None, str], Provider]] = {

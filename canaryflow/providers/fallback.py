@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from canaryflow import tracing
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import AllProvidersFailed, ProviderError
 from canaryflow.providers.base import ChatRequest, ChatResult, Provider, StreamChunk
@@ -148,6 +149,8 @@ class FallbackRunner:
         breaker = self.breaker
         if not breaker.allow(target.provider, target.model):
             attempts.append(Attempt(target.provider, target.model, target.fallback_index, CIRCUIT_OPEN))
+            tracing.event("canaryflow.circuit_open", {"gen_ai.provider.name": target.provider,
+                                                      "gen_ai.request.model": target.model})
             return None
         req = ChatRequest(target.model, messages, target.parameters, stream=stream)
         limit = timeout if timeout is not None else self.timeout
@@ -155,15 +158,18 @@ class FallbackRunner:
             began = time.monotonic()
             try:
                 provider = self.provider_factory(target.provider)
-                if stream:
-                    iterator = provider.stream(req, timeout=limit)
-                    try:
-                        first: StreamChunk | None = await anext(iterator)
-                    except StopAsyncIteration:
-                        first = None
-                    outcome: ChatResult | _Started = _Started(iterator, first)
-                else:
-                    outcome = await provider.complete(req, timeout=limit)
+                with tracing.attempt(target.provider, target.model, target.fallback_index,
+                                     try_number) as span:
+                    if stream:
+                        iterator = provider.stream(req, timeout=limit)
+                        try:
+                            first: StreamChunk | None = await anext(iterator)
+                        except StopAsyncIteration:
+                            first = None
+                        outcome: ChatResult | _Started = _Started(iterator, first)
+                    else:
+                        outcome = await provider.complete(req, timeout=limit)
+                        span.result(outcome)
             except ProviderError as exc:
                 errors.append(exc)
                 attempts.append(Attempt(target.provider, target.model, target.fallback_index, exc.error_type,

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequenc
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from canaryflow import tracing
 from canaryflow.metrics.instruments import Labels, Metrics
 from canaryflow.registry.traffic import Redactor, TrafficLog
 from canaryflow.serving.stream import Stream
@@ -68,43 +69,49 @@ class SdkTraffic:
                                   timeout=timeout, shadow_concurrency=shadow_concurrency,
                                   shadow_queue=shadow_queue)
         self.portal = Portal()
+        tracing.configure()
 
     async def _complete(self, key: str, messages: Messages,
                         context: Mapping[str, Any] | None, variables: Mapping[str, object] | None,
-                        parameters: Mapping[str, Any] | None) -> Completion:
-        res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
-        return await self.plane.acomplete(res, messages, variables=variables)
+                        parameters: Mapping[str, Any] | None, parent: Any = None) -> Completion:
+        with tracing.request(parent):
+            res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
+            return await self.plane.acomplete(res, messages, variables=variables)
 
     async def _stream(self, key: str, messages: Messages,
                       context: Mapping[str, Any] | None, variables: Mapping[str, object] | None,
-                      parameters: Mapping[str, Any] | None) -> Stream:
-        res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
-        return await self.plane.astream(res, messages, variables=variables)
+                      parameters: Mapping[str, Any] | None, parent: Any = None) -> Stream:
+        with tracing.request(parent, end=False):  # the stream's end ends the span
+            res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
+            return await self.plane.astream(res, messages, variables=variables)
 
     def complete(self, key: str, messages: Messages, context: Context = None,
                  variables: Variables = None, *,
                  parameters: Mapping[str, Any] | None = None) -> Completion:
         """See :meth:`canaryflow.Client.complete`."""
-        return self.portal.run(self._complete(key, messages, context, variables, parameters))
+        return self.portal.run(self._complete(key, messages, context, variables, parameters,
+                                              tracing.capture()))
 
     async def acomplete(self, key: str, messages: Messages,
                         context: Context = None, variables: Variables = None,
                         *, parameters: Mapping[str, Any] | None = None) -> Completion:
         """See :meth:`canaryflow.Client.acomplete`."""
-        return await self.portal.arun(self._complete(key, messages, context, variables, parameters))
+        return await self.portal.arun(self._complete(key, messages, context, variables, parameters,
+                                                     tracing.capture()))
 
     def stream(self, key: str, messages: Messages, context: Context = None,
                variables: Variables = None, *,
                parameters: Mapping[str, Any] | None = None) -> SyncStream:
         """See :meth:`canaryflow.Client.stream`."""
         return SyncStream(self.portal, self.portal.run(self._stream(key, messages, context, variables,
-                                                                    parameters)))
+                                                                    parameters, tracing.capture())))
 
     async def astream(self, key: str, messages: Messages,
                       context: Context = None, variables: Variables = None,
                       *, parameters: Mapping[str, Any] | None = None) -> AsyncStream:
         """See :meth:`canaryflow.Client.astream`."""
-        stream = await self.portal.arun(self._stream(key, messages, context, variables, parameters))
+        stream = await self.portal.arun(self._stream(key, messages, context, variables, parameters,
+                                                     tracing.capture()))
         return AsyncStream(self.portal, stream)
 
     def feedback(self, request_id: str, sentiment: str, comment: str | None = None) -> Labels:

@@ -16,6 +16,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from canaryflow.domain.agreement import score_agreement
 from canaryflow.domain.resolution import Resolution
@@ -32,6 +33,7 @@ class ShadowJob:
     caller_messages: Sequence[Mapping[str, str]]
     reference_text: str
     labels: Labels
+    trace: Any = None  # the mirrored request's OpenTelemetry context (canaryflow.tracing), None when off
 
 
 ShadowCall = Callable[[ShadowJob], Awaitable[str | None]]

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from canaryflow import tracing
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import ProviderError
 from canaryflow.providers.base import ChatResult, StreamChunk
@@ -54,6 +55,7 @@ class Stream:
         self._iter: AsyncIterator[StreamChunk] | None = None
         self._pieces: list[str] = []
         self._done = False
+        self._trace = tracing.current()
 
     async def _open(self) -> None:
         try:
@@ -76,8 +78,9 @@ class Stream:
             return
         self._done = True
         err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
-        self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller,
-                                 self._variables)
+        with tracing.resume(self._trace):
+            self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller,
+                                     self._variables)
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._gen()
@@ -119,9 +122,10 @@ class Stream:
             provider, model = str(target["provider"]), str(target["model"])
         result = replace(usage, text=text, provider=provider, model=model,
                          finish_reason=usage.finish_reason or last.finish_reason or "stop")
-        self.completion = self._plane._finish(res, self._caller, result, self.fallback_index,
-                                              self.fallback_reason, self._started, self.request_id,
-                                              self._ttfc, self._variables)
+        with tracing.resume(self._trace):
+            self.completion = self._plane._finish(res, self._caller, result, self.fallback_index,
+                                                  self.fallback_reason, self._started, self.request_id,
+                                                  self._ttfc, self._variables)
 
     async def aclose(self) -> None:
         """Stop reading early; the request is counted as an error of type ``other`` if it had not ended."""

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
+from canaryflow import tracing
 from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import NotFound, ProviderError, ValidationFailed
@@ -134,6 +135,7 @@ class TrafficPlane:
         res = self.resolver.resolve(key, context, variables)
         if parameters:
             res = replace(res, parameters=merge_parameters(res.parameters, parameters))
+        tracing.resolved(res)
         return res
 
     async def aprepare(self, key: str, *, context: Mapping[str, Any] | None = None,
@@ -147,6 +149,7 @@ class TrafficPlane:
         res: Resolution = await aresolve(key, context, variables)
         if parameters:
             res = replace(res, parameters=merge_parameters(res.parameters, parameters))
+        tracing.resolved(res)
         return res
 
     async def acomplete(self, res: Resolution, messages: Sequence[Mapping[str, str]], *,
@@ -191,6 +194,7 @@ class TrafficPlane:
                      caller: list[dict[str, str]], variables: Mapping[str, object] | None = None) -> None:
         duration = time.perf_counter() - started
         record_request(_labels(res), outcome="error", error_type=exc.error_type, metrics=self.metrics)
+        tracing.failed(res, caller, exc, request_id)
         self._log(res, caller, variables, request_id, None, duration, exc.error_type)
 
     def _finish(self, res: Resolution, caller: list[dict[str, str]], result: ChatResult, index: int | None,
@@ -205,6 +209,7 @@ class TrafficPlane:
         if index is not None:
             record_fallback(_labels(res), reason or "other", metrics=self.metrics)
         self._remember_labels(request_id, labels)
+        tracing.finished(res, caller, result, request_id, index, reason)
         self._log(res, caller, variables, request_id, result, duration, None, cost)
         if self.shadow.wants(res):
             self._mirror(res, caller, result.text, variables)
@@ -256,17 +261,19 @@ class TrafficPlane:
         cand = replace(res, version=res.shadow_version, variation="shadow", provider=spec.provider,
                        model=spec.model, messages=messages, parameters=spec.parameters.as_kwargs(),
                        fallback=(), shadow_version=None, shadow_fraction=0.0)
-        self.shadow.offer(ShadowJob(cand, caller, stable_text, _labels(cand)))
+        self.shadow.offer(ShadowJob(cand, caller, stable_text, _labels(cand), tracing.capture()))
 
     async def _shadow_call(self, job: ShadowJob) -> str | None:
         res = job.resolution
         started = time.perf_counter()
         try:
             provider = get_provider(res.provider)
-            result = await provider.complete(
-                ChatRequest(res.model, [*map(dict, res.messages), *map(dict, job.caller_messages)],
-                            dict(res.parameters)),
-                timeout=self.timeout)
+            with tracing.shadow(job.trace, res) as span:
+                result = await provider.complete(
+                    ChatRequest(res.model, [*map(dict, res.messages), *map(dict, job.caller_messages)],
+                                dict(res.parameters)),
+                    timeout=self.timeout)
+                span.result(result)
         except ProviderError as exc:
             record_request(job.labels, outcome="error", error_type=exc.error_type, metrics=self.metrics)
             return None

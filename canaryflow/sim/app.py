@@ -100,6 +100,9 @@ class SimApp:
 
     async def _parse(self, request: Request, error: Callable[..., Response], api: str
                      ) -> tuple[dict[str, Any], list[dict[str, str]], Outcome] | Response:
+        traceparent = request.headers.get("traceparent")
+        if traceparent:
+            self.sim.traceparents.append(traceparent)
         if not _has_key(request):
             return error(401, "You didn't provide an API key (simulated provider: any non-empty key works)."
                          if api == "openai" else "x-api-key header is required")

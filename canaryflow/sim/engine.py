@@ -12,7 +12,7 @@ import json
 import math
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from canaryflow.sim.profiles import ModelProfile, apply_markers, default_profiles, lookup, strip_markers
@@ -67,6 +67,7 @@ class Simulator:
         self.profiles = {k: v.model_copy() for k, v in self._initial.items()}
         self._seen: Counter[str] = Counter()
         self.stats: Counter[str] = Counter()
+        self.traceparents: deque[str] = deque(maxlen=1000)  # W3C traceparent of the latest requests
         self._lock = threading.Lock()
 
     def reset(self, seed: int | None = None) -> None:
@@ -77,6 +78,7 @@ class Simulator:
             self.profiles = {k: v.model_copy() for k, v in self._initial.items()}
             self._seen.clear()
             self.stats.clear()
+            self.traceparents.clear()
 
     def update_profile(self, model: str, changes: dict[str, object]) -> ModelProfile:
         """Merge ``changes`` into ``model``'s profile (created from ``default`` if new); validated."""

@@ -7,6 +7,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSe
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from canaryflow import tracing
 from canaryflow.errors import CanaryflowError
 from canaryflow.settings import Settings, get_settings
 from canaryflow.temporal.names import SEARCH_ATTRIBUTES
@@ -20,12 +21,14 @@ async def connect(settings: Settings | None = None) -> Client:
         CanaryflowError: Temporal cannot be reached (the message says where and how to start it).
     """
     settings = settings or get_settings()
+    tracing.configure()  # OTEL_* variables: workflows, activities and client calls traced (else nothing)
     try:
         return await Client.connect(
             settings.temporal_address,
             namespace=settings.temporal_namespace,
             data_converter=data_converter(),  # encrypted when CANARYFLOW_PAYLOAD_KEY is set
             tls=settings.temporal_tls,
+            interceptors=tracing.temporal_interceptors(),
         )
     except RuntimeError as exc:
         raise CanaryflowError(
