@@ -7,8 +7,10 @@ resolves one field of it with the typed evaluations (``support-bot.model`` as a 
 
     {"config": "support-bot", "version": 3, "variation": "candidate", "segment": "beta", "candidate": true,
      "provider": "openai", "model": "gpt-4o-mini", "messages": [{"role": "system", "content": "..."}],
-     "parameters": {"temperature": 0.2}, "tools": [...], "fallback": [...], "request_id": "...",
-     "reason": "segment 'beta' is exposed to candidate v3"}
+     "parameters": {"temperature": 0.2}, "tools": [{"name": ..., "description": ..., "parameters": ...}],
+     "fallback": [...], "request_id": "...", "reason": "segment 'beta' is exposed to candidate v3"}
+
+(plus ``tool_choice`` and ``response_format`` when the config sets them).
 
 Evaluation context: ``targeting_key`` → the user key; attributes → the targeting attributes, except the
 reserved attribute ``canaryflow.variables`` (a mapping), which fills the prompt's ``{{placeholders}}``
@@ -246,18 +248,19 @@ class CanaryflowProvider(AbstractProvider):
 
     def value_of(self, res: Resolution, request_id: str | None = None) -> dict[str, Any]:
         """The object value of a resolution (see the module docstring)."""
-        spec = self.client.spec(res.config_key, res.version)
-        tools = getattr(spec, "tools", None) or []
-        return {
+        value: dict[str, Any] = {
             "config": res.config_key, "version": res.version, "variation": res.variation,
             "segment": res.segment, "candidate": res.variation == "candidate", "provider": res.provider,
             "model": res.model, "messages": [dict(m) for m in res.messages],
-            "parameters": dict(res.parameters),
-            "tools": [t.model_dump(mode="json", exclude_none=True) if hasattr(t, "model_dump") else t
-                      for t in tools],
+            "parameters": dict(res.parameters), "tools": [dict(t) for t in res.tools],
             "fallback": [dict(f) for f in res.fallback], "reason": res.reason,
             "request_id": request_id or "",
         }
+        if res.tool_choice is not None:
+            value["tool_choice"] = res.tool_choice
+        if res.response_format is not None:
+            value["response_format"] = dict(res.response_format)
+        return value
 
     # ── tracking ───────────────────────────────────────────────────────────────────────────────────
     def _remember_request(self, request_id: str, res: Resolution) -> None:

@@ -29,6 +29,8 @@ from canaryflow.serving.client import Client
 from tests.traffic_stack import SEGMENTS, spec
 
 VARS = {"canaryflow.variables": {"product": "Acme"}}
+TOOL = {"name": "lookup_order", "description": "Find an order by id",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}
 BETA = Exposure(candidate_version=2, stage="beta", stage_kind="segments", segments=["beta"], salt="s")
 
 
@@ -44,7 +46,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg.push_config(spec("of-bot"))
     reg.push_config(spec("of-bot", model="gpt-4o", system="Be brief about {{product}}."))
     reg.push_config(spec("of-split"))
-    reg.push_config(spec("of-static"))
+    reg.push_config(spec("of-static", tools=[TOOL], tool_choice="auto"))
     reg.push_config(spec("of-split", model="gpt-4o"))
     reg.apply_exposure("of-split", Exposure(candidate_version=2, stage="c50", stage_kind="percent",
                                             percent=50.0, salt="s"), by="t", reason="t", source="test")
@@ -101,6 +103,9 @@ def test_static_when_no_rollout(provider: CanaryflowProvider) -> None:
     d = _client().get_string_details("of-static.model", "fallback-model", _ctx("u-1"))
     assert (d.value, d.reason, d.variant, d.flag_metadata["version"]) == ("gpt-4o-mini", Reason.STATIC,
                                                                           "stable", 1)
+    value = _client().get_object_value("of-static", {}, _ctx("u-1"))
+    assert value["tools"][0]["name"] == "lookup_order" and value["tool_choice"] == "auto"
+    assert _client().get_string_value("of-static.tools", "x", _ctx("u-1")) == "x"  # a list is no string
 
 
 def test_typed_field_evaluations(provider: CanaryflowProvider) -> None:
