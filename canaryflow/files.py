@@ -3,7 +3,7 @@ field path and what is allowed. Loading validates everything before anything is 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -101,18 +101,56 @@ def load_model(model: type[M], path: str | Path) -> M:
         raise _with_lines(exc, node, str(path)) from exc.__cause__
 
 
-def load_config(path: str | Path) -> ConfigSpec:
-    """One config version from one file."""
-    return load_model(ConfigSpec, path)
+def _check_endpoints(spec: ConfigSpec, node: yaml.Node | None, source: str,
+                     known: Collection[str]) -> None:
+    """Refuse a ``provider`` (primary or fallback) that names no endpoint in ``known``."""
+    named: list[tuple[list[int | str], str]] = [(["provider"], spec.provider)]
+    named += [(["fallback", i, "provider"], f.provider) for i, f in enumerate(spec.fallback)]
+    problems = []
+    for loc, name in named:
+        if name not in known:
+            field = f"fallback[{loc[1]}].provider" if len(loc) > 1 else "provider"
+            problems.append(f"line {_line_of(node, loc)}: {field}: unknown provider {name!r}: this process "
+                            f"knows {sorted(known)}; define {name!r} in the providers file "
+                            "(CANARYFLOW_PROVIDERS_FILE, see docs/providers.md)")
+    if problems:
+        raise ValidationFailed("; ".join(problems), source=source, problems=problems)
 
 
-def load_configs(paths: Iterable[str | Path]) -> list[ConfigSpec]:
-    """Every file validated before any is returned; all problems reported together."""
+def load_config(path: str | Path, *, endpoints: Collection[str] | None = None) -> ConfigSpec:
+    """One config version from one file.
+
+    Args:
+        path: the YAML file.
+        endpoints: the provider endpoint names a ``provider`` may use; ``None``: the endpoints this process
+            knows (``openai``, ``anthropic`` and those of its providers file).
+    """
+    data, node = read_yaml(path)
+    try:
+        spec = parse(ConfigSpec, data, source=str(path))
+    except ValidationFailed as exc:
+        raise _with_lines(exc, node, str(path)) from exc.__cause__
+    if endpoints is None:
+        from canaryflow.providers.endpoints import endpoint_names
+
+        endpoints = endpoint_names()
+    _check_endpoints(spec, node, str(path), endpoints)
+    return spec
+
+
+def load_configs(paths: Iterable[str | Path], *,
+                 endpoints: Collection[str] | None = None) -> list[ConfigSpec]:
+    """Every file validated before any is returned; all problems reported together (see
+    :func:`load_config` for ``endpoints``)."""
     specs: list[ConfigSpec] = []
     problems: list[str] = []
+    if endpoints is None:
+        from canaryflow.providers.endpoints import endpoint_names
+
+        endpoints = endpoint_names()
     for path in paths:
         try:
-            specs.append(load_config(path))
+            specs.append(load_config(path, endpoints=endpoints))
         except ValidationFailed as exc:
             problems.append(str(exc))
     if problems:

@@ -6,6 +6,8 @@ commands that set environment variables see them.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -25,6 +27,10 @@ class Settings(BaseSettings):
     sim_port: int = 8091
     gateway_keys_file: str = ".canaryflow/gateway-keys.json"
     gateway_allow_anonymous: bool = False
+    providers_file: str | None = None
+    """Named provider endpoints (YAML, docs/providers.md); read by :mod:`canaryflow.providers.endpoints`."""
+    providers: list[dict[str, Any]] | None = None
+    """The same endpoints as a JSON list in ``CANARYFLOW_PROVIDERS`` (merged over the file's)."""
 
 
 def get_settings() -> Settings:

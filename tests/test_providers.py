@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from canaryflow.errors import ProviderError, ValidationFailed
+from canaryflow.errors import ProviderError
 from canaryflow.providers import ChatRequest, Provider, get_provider
 from canaryflow.providers.errors import parse_retry_after, redact
 from canaryflow.providers.factory import clear_cache
@@ -125,8 +125,9 @@ def test_factory_reads_env_and_caches_per_endpoint(sim: SimServer, monkeypatch: 
     with pytest.raises(ProviderError, match="ANTHROPIC_API_KEY") as caught:
         get_provider("anthropic")
     assert caught.value.error_type == "auth"
-    with pytest.raises(ValidationFailed, match="unknown provider 'mistral'"):
+    with pytest.raises(ProviderError, match="unknown provider 'mistral'") as unknown:
         get_provider("mistral")
+    assert unknown.value.error_type == "bad_request"
 
 
 def test_secrets_are_redacted(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -15,7 +15,10 @@ from canaryflow.domain.tools import JsonSchemaFormat, Tool, ToolChoice, check_to
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
 PROVIDERS = ("openai", "anthropic")
-Provider = Literal["openai", "anthropic"]
+"""The endpoints that always exist (from ``OPENAI_*`` / ``ANTHROPIC_*``); a providers file adds more."""
+ENDPOINT_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+Provider = Annotated[str, Field(pattern=ENDPOINT_PATTERN,
+                                description="an endpoint: openai, anthropic or one of the providers file")]
 ConfigKey = Annotated[str, Field(pattern=KEY_PATTERN, description="config key: [a-z0-9][a-z0-9._-]{0,62}")]
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -166,4 +169,5 @@ def render_text(text: str, variables: Mapping[str, object], *, config_key: str) 
     return PLACEHOLDER.sub(fill, text)
 
 
-__all__ = ["PROVIDERS", "ConfigSpec", "Fallback", "Message", "Metadata", "Parameters", "render_text"]
+__all__ = ["ENDPOINT_PATTERN", "PROVIDERS", "ConfigSpec", "Fallback", "Message", "Metadata", "Parameters",
+           "render_text"]

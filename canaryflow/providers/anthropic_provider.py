@@ -61,8 +61,9 @@ class AnthropicProvider:
 
     name = "anthropic"
 
-    def __init__(self, client: anthropic.AsyncAnthropic):
+    def __init__(self, client: anthropic.AsyncAnthropic, *, name: str = "anthropic"):
         self.client = client
+        self.name = name  # the endpoint's name: what results, metrics and prices are labelled with
 
     async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
         """One non-streaming message."""

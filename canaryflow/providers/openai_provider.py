@@ -58,8 +58,9 @@ class OpenAIProvider:
 
     name = "openai"
 
-    def __init__(self, client: openai.AsyncOpenAI):
+    def __init__(self, client: openai.AsyncOpenAI, *, name: str = "openai"):
         self.client = client
+        self.name = name  # the endpoint's name: what results, metrics and prices are labelled with
 
     async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
         """One non-streaming chat completion."""

@@ -70,7 +70,8 @@ def anthropic_error(status: int, message: str | None = None,
 def _has_key(request: Request) -> bool:
     auth = request.headers.get("authorization", "")
     bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
-    return bool(bearer or request.headers.get("x-api-key", "").strip())
+    return bool(bearer or request.headers.get("x-api-key", "").strip()
+                or request.headers.get("api-key", "").strip())
 
 
 async def _sleep(seconds: float) -> None:
@@ -132,13 +133,23 @@ class SimApp:
             return error(out.status, headers=headers)
         return body, messages, out
 
-    async def chat_completions(self, request: Request) -> Response:
+    async def azure_chat_completions(self, request: Request) -> Response:
+        """``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure OpenAI):
+        the deployment names the model; the key comes in ``api-key``."""
+        if not request.query_params.get("api-version"):
+            return JSONResponse({"error": {"code": "404", "message": "Resource not found"}}, status_code=404)
+        if not request.headers.get("api-key", "").strip():
+            return JSONResponse({"error": {"code": "401", "message": "Access denied due to invalid "
+                                           "subscription key or wrong API endpoint."}}, status_code=401)
+        return await self.chat_completions(request, model=request.path_params["deployment"])
+
+    async def chat_completions(self, request: Request, model: str | None = None) -> Response:
         """``POST /v1/chat/completions``."""
         parsed = await self._parse(request, openai_error, "openai")
         if isinstance(parsed, Response):
             return parsed
         body, _, out = parsed
-        model = body["model"]
+        model = model or body["model"]
         rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
         if not body.get("stream"):
@@ -272,6 +283,8 @@ def create_app(seed: int = 0, *, admin: bool = False, latency_scale: float = 1.0
     routes = [
         Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
         Route("/v1/messages", handlers.messages, methods=["POST"]),
+        Route("/openai/deployments/{deployment}/chat/completions", handlers.azure_chat_completions,
+              methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/healthz", handlers.healthz, methods=["GET"]),
     ]
