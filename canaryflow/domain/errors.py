@@ -6,6 +6,7 @@ Every error the project raises on purpose derives from :class:`CanaryflowError`;
 
     CanaryflowError
     ├── ValidationFailed          bad input: a file, a plan, a payload (names the field and the fix)
+    │   └── PayloadTooLarge       a request body over the gateway's size limit
     ├── NotFound                  an unknown config, version, segment or rollout
     ├── Conflict                  a second rollout for the same config, a stale revision
     ├── RegistryUnavailable       the registry database cannot be reached
@@ -42,6 +43,10 @@ class ValidationFailed(CanaryflowError):
         self.source = source
         self.problems = problems or [message]
         super().__init__(f"{source}: {message}" if source else message)
+
+
+class PayloadTooLarge(ValidationFailed):
+    """A request body over the gateway's size limit (refused before it is parsed)."""
 
 
 class NotFound(CanaryflowError):

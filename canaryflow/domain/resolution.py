@@ -52,6 +52,8 @@ class Resolution:
     """``auto`` | ``none`` | ``required`` | ``{"name": tool}``, or None (not set by the config)."""
     response_format: dict[str, Any] | None = None
     """``{"type": "json_schema", "name", "schema"[, "description", "strict"]}``, or None."""
+    drop: tuple[str, ...] = ()
+    """Request fields the config lets cross-API translation drop instead of refusing."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -75,11 +77,17 @@ class Resolution:
         }
 
 
+def _plain(value: Any) -> Any:
+    """A config model field as plain JSON data (the config models may be pydantic)."""
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json", exclude_none=True, by_alias=True) if callable(dump) else value
+
+
 class _Prepared:
     """A version with everything that does not depend on the request computed once."""
 
-    __slots__ = ("fallback", "messages", "names", "parameters", "response_format", "spec", "tool_choice",
-                 "tools")
+    __slots__ = ("drop", "fallback", "messages", "names", "parameters", "response_format", "spec",
+                 "tool_choice", "tools")
 
     def __init__(self, spec: ConfigSpec):
         self.spec = spec
@@ -93,6 +101,7 @@ class _Prepared:
         fmt = spec.response_format
         self.response_format = None if fmt is None else fmt.model_dump(mode="json", exclude_none=True,
                                                                        by_alias=True)
+        self.drop = tuple(str(f) for f in getattr(spec, "drop", None) or ())
 
     def rendered(self, key: str, variables: Mapping[str, object]) -> tuple[dict[str, str], ...]:
         """The messages with placeholders filled (:class:`RenderError` names a missing variable)."""
@@ -239,7 +248,7 @@ class CompiledConfig:
             res = Resolution(self.key, outcome.version, outcome.variation, outcome.reason,
                              prepared.spec.provider, prepared.spec.model, messages, prepared.parameters,
                              prepared.fallback, segment, self.revision, shadow_version, shadow_fraction,
-                             prepared.tools, prepared.tool_choice, prepared.response_format)
+                             prepared.tools, prepared.tool_choice, prepared.response_format, prepared.drop)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[cache_key] = res

@@ -3,7 +3,10 @@
 Routes::
 
     POST /v1/chat/completions   OpenAI Chat Completions, plain and streaming (model = config key)
+    POST /v1/responses          OpenAI Responses, plain and streaming (model = config key)
     POST /v1/messages           Anthropic Messages, plain and streaming (model = config key)
+    GET  /v1/models             the config keys that can be served (OpenAI or Anthropic shape)
+    *    /v1/...                anything else: proxied to CANARYFLOW_GATEWAY_DEFAULT_PROVIDER, or 404
     POST /v1/resolve            {"config", "user", "attributes", "variables"} → the resolution
     POST /v1/feedback           {"request_id", "sentiment": "positive"|"negative", "comment"?}
     GET  /metrics               Prometheus exposition of the traffic-plane instruments
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -28,9 +32,9 @@ from starlette.routing import Route
 
 from canaryflow import tracing
 from canaryflow.errors import CanaryflowError, ValidationFailed
-from canaryflow.gateway import apis
+from canaryflow.gateway import apis, proxy
 from canaryflow.gateway.openapi import openapi_endpoint
-from canaryflow.gateway.protocol import caller_context, read_json, status_of
+from canaryflow.gateway.protocol import MAX_BODY_BYTES, caller_context, read_json, status_of
 from canaryflow.metrics.instruments import CONTENT_TYPE, default_metrics
 from canaryflow.serving.traffic import TrafficPlane
 
@@ -43,12 +47,15 @@ def _plain_error(exc: CanaryflowError) -> Response:
                                    "param": getattr(exc, "source", None)}}, status_code=status_of(exc))
 
 
-def build_app(plane: TrafficPlane, *, health: Health | None = None) -> Starlette:
+def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_bytes: int | None = None
+              ) -> Starlette:
     """The gateway app serving ``plane``.
 
     Args:
         plane: the traffic plane (client, metrics, traffic log, shadow mirror).
         health: the readiness check behind ``/healthz`` (default: always ok).
+        max_body_bytes: request bodies past this get 413 before parsing (default:
+            ``CANARYFLOW_GATEWAY_MAX_BODY_BYTES`` or 32 MiB).
     """
     metrics = plane.metrics or default_metrics()
 
@@ -107,14 +114,22 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None) -> Starlette
 
     routes = [
         Route("/v1/chat/completions", bind(apis.chat_completions), methods=["POST"]),
+        Route("/v1/responses", bind(apis.responses), methods=["POST"]),
         Route("/v1/messages", bind(apis.messages), methods=["POST"]),
+        Route("/v1/models", bind(proxy.models), methods=["GET"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
         Route("/v1/feedback", feedback, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),
+        Route("/v1/{rest:path}", bind(proxy.unmanaged),
+              methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    return Starlette(routes=routes, lifespan=lifespan, middleware=tracing.asgi_middleware())
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=tracing.asgi_middleware())
+    if max_body_bytes is None:
+        max_body_bytes = int(os.environ.get("CANARYFLOW_GATEWAY_MAX_BODY_BYTES") or MAX_BODY_BYTES)
+    app.state.max_body_bytes = max_body_bytes
+    return app
 
 
 __all__ = ["Health", "build_app"]

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response
 from canaryflow.errors import (
     CanaryflowError,
     NotFound,
+    PayloadTooLarge,
     ProviderError,
     RegistryUnavailable,
     RenderError,
@@ -53,9 +54,35 @@ class CallerContext:
         return {"key": self.user, "attributes": self.attributes}
 
 
+MAX_BODY_BYTES = 32 * 1024 * 1024
+"""Default request body limit (``CANARYFLOW_GATEWAY_MAX_BODY_BYTES``); larger bodies get 413 unparsed."""
+
+
+async def read_body(request: Request, limit: int | None = None) -> bytes:
+    """The raw body, refused with :class:`PayloadTooLarge` past ``limit`` bytes (the app's limit by
+    default) — by its ``Content-Length`` before reading, or while reading a chunked body."""
+    if limit is None:
+        limit = int(getattr(request.app.state, "max_body_bytes", MAX_BODY_BYTES))
+    too_large = PayloadTooLarge(f"the body is over the gateway's limit of {limit} bytes (set "
+                                "CANARYFLOW_GATEWAY_MAX_BODY_BYTES to change it)", source="body")
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise too_large
+    if length is not None and length.isdigit():
+        return await request.body()
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise too_large
+        parts.append(part)
+    return b"".join(parts)
+
+
 async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object (ValidationFailed otherwise)."""
-    raw = await request.body()
+    """The request body as a JSON object (ValidationFailed otherwise; PayloadTooLarge past the limit)."""
+    raw = await read_body(request)
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -109,6 +136,8 @@ def config_key(body: Mapping[str, Any]) -> str:
 
 def status_of(exc: CanaryflowError) -> int:
     """The HTTP status for an error."""
+    if isinstance(exc, PayloadTooLarge):
+        return 413
     if isinstance(exc, ValidationFailed | RenderError):
         return 400
     if isinstance(exc, NotFound):
@@ -124,10 +153,10 @@ def status_of(exc: CanaryflowError) -> int:
     return 500
 
 
-_OPENAI_TYPES = {400: "invalid_request_error", 404: "not_found_error", 502: "upstream_error",
-                 503: "service_unavailable", 504: "timeout", 500: "server_error"}
-_ANTHROPIC_TYPES = {400: "invalid_request_error", 404: "not_found_error", 502: "api_error",
-                    503: "overloaded_error", 504: "timeout_error", 500: "api_error"}
+_OPENAI_TYPES = {413: "invalid_request_error", 400: "invalid_request_error", 404: "not_found_error",
+                 502: "upstream_error", 503: "service_unavailable", 504: "timeout", 500: "server_error"}
+_ANTHROPIC_TYPES = {413: "request_too_large", 400: "invalid_request_error", 404: "not_found_error",
+                    502: "api_error", 503: "overloaded_error", 504: "timeout_error", 500: "api_error"}
 
 
 def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | None = None) -> Response:
@@ -160,5 +189,6 @@ def serving_headers(request_id: str, version: int, variation: str, fallback_inde
     return headers
 
 
-__all__ = ["Api", "CallerContext", "caller_context", "config_key", "error_response", "read_json",
+__all__ = ["MAX_BODY_BYTES", "Api", "CallerContext", "caller_context", "config_key", "error_response",
+           "read_body", "read_json",
            "serving_headers", "status_of"]

@@ -42,8 +42,8 @@ def health_of(client: Client, stale_after: float = STALE_AFTER_S) -> dict[str, A
 
 def build_gateway(db_url: str | None = None, *, client: Client | None = None, traffic_rate: float = 0.1,
                   retention: int = 100_000, redactor: Redactor | None = None, shadow_concurrency: int = 4,
-                  shadow_queue: int = 100, metrics: Metrics | None = None, timeout: float = 60.0
-                  ) -> tuple[Starlette, TrafficPlane]:
+                  shadow_queue: int = 100, metrics: Metrics | None = None, timeout: float = 60.0,
+                  max_body_bytes: int | None = None) -> tuple[Starlette, TrafficPlane]:
     """The gateway app and its traffic plane.
 
     Args:
@@ -56,13 +56,15 @@ def build_gateway(db_url: str | None = None, *, client: Client | None = None, tr
         shadow_queue: shadow jobs waiting at most (more are dropped and counted).
         metrics: the instruments (None: the process default, served at ``/metrics``).
         timeout: seconds per provider attempt.
+        max_body_bytes: larger request bodies get 413 unparsed (None: ``CANARYFLOW_GATEWAY_MAX_BODY_BYTES``
+            or 32 MiB).
     """
     client = client or Client(Registry(db_url))
     log = TrafficLog(client.registry, rate=traffic_rate, redactor=redactor, retention=retention) \
         if traffic_rate > 0 else None
     plane = TrafficPlane(client, registry=client.registry, traffic_log=log, metrics=metrics, timeout=timeout,
                          shadow_concurrency=shadow_concurrency, shadow_queue=shadow_queue)
-    return build_app(plane, health=lambda: health_of(client)), plane
+    return build_app(plane, health=lambda: health_of(client), max_body_bytes=max_body_bytes), plane
 
 
 def _freeze_heap() -> None:

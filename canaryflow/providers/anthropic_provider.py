@@ -20,6 +20,7 @@ import httpx2
 
 from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
 from canaryflow.providers.errors import map_error
+from canaryflow.providers.raw import metered_stream, result_of
 from canaryflow.providers.translate import anthropic_kwargs, split_system, to_openai_finish
 
 
@@ -66,7 +67,15 @@ class AnthropicProvider:
         self.name = name  # the endpoint's name: what results, metrics and prices are labelled with
 
     async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
-        """One non-streaming message."""
+        """One non-streaming message (``req.body`` as is, when given)."""
+        if req.body is not None:
+            try:
+                raw = await self.client.post("/v1/messages", body=req.body, cast_to=httpx2.Response,
+                                             options={"timeout": timeout})
+                data = json.loads(raw.content)
+            except Exception as exc:
+                raise map_error(exc, provider=self.name, model=req.model) from exc
+            return result_of(self.name, req, data)
         body = _request_kwargs(req)
         body.update(body.pop("extra_body", None) or {})
         try:
@@ -84,7 +93,19 @@ class AnthropicProvider:
             raise map_error(exc, provider=self.name, model=req.model) from exc
 
     async def stream(self, req: ChatRequest, *, timeout: float) -> AsyncIterator[StreamChunk]:
-        """Stream a message; the last chunk carries the finish reason and the usage (whole text)."""
+        """Stream a message; the last chunk carries the finish reason and the usage (whole text).
+
+        With ``req.body`` each chunk carries the provider's event as received."""
+        if req.body is not None:
+            try:
+                events = await self.client.post("/v1/messages", body=req.body, cast_to=object, stream=True,
+                                                stream_cls=anthropic.AsyncStream[object],
+                                                options={"timeout": timeout})
+                async for chunk in metered_stream(self.name, req, events.__aiter__()):
+                    yield chunk
+            except Exception as exc:
+                raise map_error(exc, provider=self.name, model=req.model) from exc
+            return
         parts: list[str] = []
         inp = out = cached = 0
         stop_reason: str | None = None

@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from canaryflow.domain.answers import ToolCall
+
 FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls")
 
 
@@ -25,6 +27,19 @@ class ChatRequest:
     messages: list[dict[str, str]]
     parameters: dict[str, Any] = field(default_factory=dict)
     stream: bool = False
+    body: dict[str, Any] | None = None
+    """The whole request body for the provider (pass-through); when set, adapters send it as is to the
+    endpoint of ``api`` and ignore ``messages``/``parameters``."""
+    api: str = "chat"
+    """``chat``, ``responses`` (OpenAI) or ``messages`` (Anthropic): the endpoint ``body`` is for."""
+
+
+@dataclass(frozen=True)
+class CallerRequest:
+    """The caller's whole request body and the API it speaks (``chat``, ``responses``, ``messages``)."""
+
+    api: str
+    body: dict[str, Any]
 
 
 @dataclass
@@ -39,6 +54,12 @@ class ChatResult:
     provider: str
     model: str
     response_id: str | None
+    raw: dict[str, Any] | None = None
+    """The provider's whole answer (pass-through requests only), in the caller's API once served."""
+    reasoning_tokens: int = 0
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_results: tuple[str, ...] = ()
+    """:func:`~canaryflow.domain.answers.check_tool_call` of each tool call (when the request had tools)."""
 
 
 @dataclass
@@ -48,6 +69,8 @@ class StreamChunk:
     text: str
     finish_reason: str | None = None
     usage: ChatResult | None = None
+    events: tuple[dict[str, Any], ...] = ()
+    """The provider's stream events (parsed SSE data) behind this piece (pass-through requests only)."""
 
 
 @runtime_checkable
@@ -65,4 +88,4 @@ class Provider(Protocol):
         ...
 
 
-__all__ = ["FINISH_REASONS", "ChatRequest", "ChatResult", "Provider", "StreamChunk"]
+__all__ = ["FINISH_REASONS", "CallerRequest", "ChatRequest", "ChatResult", "Provider", "StreamChunk"]

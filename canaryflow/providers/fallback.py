@@ -19,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from canaryflow import tracing
+from canaryflow.domain.passthrough import Decisions
 from canaryflow.domain.resolution import Resolution
-from canaryflow.errors import AllProvidersFailed, ProviderError
-from canaryflow.providers.base import ChatRequest, ChatResult, Provider, StreamChunk
+from canaryflow.domain.shaping import EventShaper, provider_api, shape_answer, shape_request, wants_usage
+from canaryflow.errors import AllProvidersFailed, ProviderError, ValidationFailed
+from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult, Provider, StreamChunk
 from canaryflow.providers.breaker import CircuitBreaker
 from canaryflow.providers.factory import get_provider
 
@@ -111,10 +113,14 @@ class FallbackRunner:
         self.sleep = sleep
 
     async def complete(self, resolution: Resolution, caller_messages: Sequence[dict[str, str]], *,
-                       timeout: float | None = None) -> Served:
+                       timeout: float | None = None, request: CallerRequest | None = None) -> Served:
         """Complete with the first target that answers.
 
+        With ``request`` the caller's whole body is sent (the config applied, translated when the target's
+        API differs) and ``result.raw`` is the answer in the caller's API; ``caller_messages`` is unused.
+
         Raises:
+            ValidationFailed: the request cannot be carried to the primary's API (a field is named).
             ProviderError: the primary failed with a non-retryable error (bad_request, auth, …).
             AllProvidersFailed: every target failed or had its circuit open.
         """
@@ -122,13 +128,14 @@ class FallbackRunner:
         attempts: list[Attempt] = []
         errors: list[ProviderError] = []
         for target in targets(resolution):
-            result = await self._run_target(target, messages, attempts, errors, timeout, stream=False)
+            result = await self._run_target(target, messages, attempts, errors, timeout, stream=False,
+                                            request=request, resolution=resolution)
             if isinstance(result, ChatResult):
                 return Served(result, target.fallback_index, attempts)
         raise self._all_failed(attempts) from (errors[-1] if errors else None)
 
     async def stream(self, resolution: Resolution, caller_messages: Sequence[dict[str, str]], *,
-                     timeout: float | None = None) -> StreamServed:
+                     timeout: float | None = None, request: CallerRequest | None = None) -> StreamServed:
         """Start a stream with the first target that yields a first chunk (fallback only before it).
 
         Raises:
@@ -138,14 +145,16 @@ class FallbackRunner:
         attempts: list[Attempt] = []
         errors: list[ProviderError] = []
         for target in targets(resolution):
-            started = await self._run_target(target, messages, attempts, errors, timeout, stream=True)
+            started = await self._run_target(target, messages, attempts, errors, timeout, stream=True,
+                                             request=request, resolution=resolution)
             if isinstance(started, _Started):
                 return StreamServed(self._rest(target, started), target.fallback_index, attempts)
         raise self._all_failed(attempts) from (errors[-1] if errors else None)
 
     async def _run_target(self, target: Target, messages: list[dict[str, str]], attempts: list[Attempt],
                           errors: list[ProviderError], timeout: float | None, *,
-                          stream: bool) -> ChatResult | _Started | None:
+                          stream: bool, request: CallerRequest | None = None,
+                          resolution: Resolution | None = None) -> ChatResult | _Started | None:
         breaker = self.breaker
         if not breaker.allow(target.provider, target.model):
             attempts.append(Attempt(target.provider, target.model, target.fallback_index, CIRCUIT_OPEN))
@@ -158,10 +167,21 @@ class FallbackRunner:
             began = time.monotonic()
             try:
                 provider = self.provider_factory(target.provider)
+                if request is not None and resolution is not None and req.body is None:
+                    try:
+                        req = _shaped(req, request, resolution, target, provider)
+                    except ValidationFailed:
+                        if target.fallback_index is None:
+                            raise
+                        attempts.append(Attempt(target.provider, target.model, target.fallback_index,
+                                                "bad_request"))
+                        return None
                 with tracing.attempt(target.provider, target.model, target.fallback_index,
                                      try_number) as span:
                     if stream:
                         iterator = provider.stream(req, timeout=limit)
+                        if request is not None:
+                            iterator = _reshaped(iterator, request, req.api)
                         try:
                             first: StreamChunk | None = await anext(iterator)
                         except StopAsyncIteration:
@@ -170,6 +190,8 @@ class FallbackRunner:
                     else:
                         outcome = await provider.complete(req, timeout=limit)
                         span.result(outcome)
+                        if request is not None and outcome.raw is not None:
+                            outcome = replace(outcome, raw=shape_answer(request.api, req.api, outcome.raw))
             except ProviderError as exc:
                 errors.append(exc)
                 attempts.append(Attempt(target.provider, target.model, target.fallback_index, exc.error_type,
@@ -220,6 +242,31 @@ class FallbackRunner:
                                   status_code=last.status_code if last else None,
                                   provider=last.provider if last else None,
                                   model=last.model if last else None)
+
+
+def _shaped(req: ChatRequest, request: CallerRequest, res: Resolution, target: Target,
+            provider: Provider) -> ChatRequest:
+    api = provider_api(request.api, str(getattr(provider, "api", provider.name)))
+    decisions = Decisions(target.model, res.messages, target.parameters, res.tools, res.tool_choice,
+                          res.response_format)
+    body = shape_request(request.api, request.body, decisions, api, drop=res.drop)
+    return replace(req, body=body, api=api)
+
+
+async def _reshaped(chunks: AsyncIterator[StreamChunk], request: CallerRequest, api: str
+                    ) -> AsyncIterator[StreamChunk]:
+    """The chunks with their events in the caller's API."""
+    shaper = EventShaper(request.api, api, include_usage=wants_usage(request.api, request.body))
+    try:
+        async for chunk in chunks:
+            events = [out for event in chunk.events for out in shaper.feed(event)]
+            if chunk.usage is not None:
+                events += shaper.close()
+            yield replace(chunk, events=tuple(events))
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
 
 
 @dataclass

@@ -19,6 +19,7 @@ import openai
 
 from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
 from canaryflow.providers.errors import map_error
+from canaryflow.providers.raw import metered_stream, result_of
 
 _PASSTHROUGH = ("temperature", "top_p", "stop", "presence_penalty", "frequency_penalty", "seed")
 
@@ -53,6 +54,10 @@ def _raw_usage(usage: Any) -> tuple[int, int, int]:
     return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0), cached
 
 
+def _path(api: str) -> str:
+    return "/responses" if api == "responses" else "/chat/completions"
+
+
 class OpenAIProvider:
     """Chat completions through the official ``openai`` client."""
 
@@ -63,7 +68,15 @@ class OpenAIProvider:
         self.name = name  # the endpoint's name: what results, metrics and prices are labelled with
 
     async def complete(self, req: ChatRequest, *, timeout: float) -> ChatResult:
-        """One non-streaming chat completion."""
+        """One non-streaming chat completion (``req.body`` as is, when given)."""
+        if req.body is not None:
+            try:
+                raw = await self.client.post(_path(req.api), body=req.body, cast_to=httpx2.Response,
+                                             options={"timeout": timeout})
+                data = json.loads(raw.content)
+            except Exception as exc:
+                raise map_error(exc, provider=self.name, model=req.model) from exc
+            return result_of(self.name, req, data)
         body = {"model": req.model, "messages": req.messages, **openai_kwargs(req.parameters)}
         try:
             raw = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response,
@@ -83,7 +96,20 @@ class OpenAIProvider:
             raise map_error(exc, provider=self.name, model=req.model) from exc
 
     async def stream(self, req: ChatRequest, *, timeout: float) -> AsyncIterator[StreamChunk]:
-        """Stream a chat completion; the last chunk carries the finish reason and the usage (whole text)."""
+        """Stream a chat completion; the last chunk carries the finish reason and the usage (whole text).
+
+        With ``req.body`` each chunk carries the provider's event as received (the body must ask for usage:
+        ``stream_options.include_usage``)."""
+        if req.body is not None:
+            try:
+                events = await self.client.post(_path(req.api), body=req.body, cast_to=object, stream=True,
+                                                stream_cls=openai.AsyncStream[object],
+                                                options={"timeout": timeout})
+                async for chunk in metered_stream(self.name, req, events.__aiter__()):
+                    yield chunk
+            except Exception as exc:
+                raise map_error(exc, provider=self.name, model=req.model) from exc
+            return
         finish: str | None = None
         usage: Any = None
         response_id: str | None = None

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from canaryflow import tracing
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import ProviderError
-from canaryflow.providers.base import ChatResult, StreamChunk
+from canaryflow.providers.base import CallerRequest, ChatResult, StreamChunk
 
 if TYPE_CHECKING:
     from canaryflow.serving.traffic import Completion, TrafficPlane
@@ -37,8 +37,9 @@ class Stream:
     """
 
     def __init__(self, plane: TrafficPlane, res: Resolution, caller: list[dict[str, str]],
-                 variables: Mapping[str, object] | None = None) -> None:
+                 variables: Mapping[str, object] | None = None, request: CallerRequest | None = None) -> None:
         self._plane = plane
+        self._request = request
         self._variables = variables
         self.resolution = res
         self._caller = caller
@@ -60,7 +61,11 @@ class Stream:
     async def _open(self) -> None:
         try:
             plane = self._plane
-            served = await plane.runner.stream(self.resolution, self._caller, timeout=plane.timeout)
+            if self._request is None:
+                served = await plane.runner.stream(self.resolution, self._caller, timeout=plane.timeout)
+            else:
+                served = await plane.runner.stream(self.resolution, self._caller, timeout=plane.timeout,
+                                                   request=self._request)
             self.fallback_index = served.fallback_index
             self.fallback_reason = served.reason
             chunks = served.chunks

@@ -23,8 +23,9 @@ from canaryflow import tracing
 from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import NotFound, ProviderError, ValidationFailed
+from canaryflow.metrics.answers import record_answer_details
 from canaryflow.metrics.instruments import Labels, Metrics, record_fallback, record_feedback, record_request
-from canaryflow.providers.base import ChatRequest, ChatResult
+from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult
 from canaryflow.providers.factory import get_provider
 from canaryflow.providers.fallback import FallbackRunner
 from canaryflow.providers.pricing import cost_usd
@@ -67,6 +68,11 @@ class Completion:
     fallback_index: int | None = None
     fallback_reason: str | None = None
     response_id: str | None = None
+    response: dict[str, Any] | None = None
+    """The provider's whole answer in the caller's API (requests sent with a whole body)."""
+    reasoning_tokens: int = 0
+    tool_calls: tuple[Any, ...] = ()
+    """The answer's tool calls (:class:`~canaryflow.domain.answers.ToolCall`: name, arguments)."""
 
     @property
     def used_fallback(self) -> bool:
@@ -152,17 +158,20 @@ class TrafficPlane:
         tracing.resolved(res)
         return res
 
-    async def acomplete(self, res: Resolution, messages: Sequence[Mapping[str, str]], *,
-                        variables: Mapping[str, object] | None = None) -> Completion:
+    async def acomplete(self, res: Resolution, messages: Sequence[Mapping[str, Any]], *,
+                        variables: Mapping[str, object] | None = None,
+                        request: CallerRequest | None = None) -> Completion:
         """Serve one completion for a prepared resolution; counts it once whatever happens.
 
         ``variables`` are the template variables of the request (used to render a shadow candidate).
+        ``request`` is the caller's whole body (pass-through: ``Completion.response`` is the provider's
+        answer in the caller's API); ``messages`` are then only the text used for the log and shadow.
         """
         request_id = new_request_id()
         started = time.perf_counter()
         caller = [dict(m) for m in messages]
         try:
-            result, index, reason = await self._run(res, caller)
+            result, index, reason = await self._run(res, caller, request)
         except ProviderError as exc:
             self._count_error(res, exc, started, request_id, caller, variables)
             raise
@@ -172,16 +181,22 @@ class TrafficPlane:
             raise
         return self._finish(res, caller, result, index, reason, started, request_id, None, variables)
 
-    async def astream(self, res: Resolution, messages: Sequence[Mapping[str, str]], *,
-                      variables: Mapping[str, object] | None = None) -> Stream:
-        """Start a streamed completion; returns once the first chunk arrived (errors before it raise)."""
-        stream = Stream(self, res, [dict(m) for m in messages], variables)
+    async def astream(self, res: Resolution, messages: Sequence[Mapping[str, Any]], *,
+                      variables: Mapping[str, object] | None = None,
+                      request: CallerRequest | None = None) -> Stream:
+        """Start a streamed completion; returns once the first chunk arrived (errors before it raise).
+
+        With ``request`` each chunk's ``events`` are the provider's stream events in the caller's API."""
+        stream = Stream(self, res, [dict(m) for m in messages], variables, request)
         await stream._open()
         return stream
 
-    async def _run(self, res: Resolution, caller: list[dict[str, str]]
+    async def _run(self, res: Resolution, caller: list[dict[str, str]], request: CallerRequest | None = None
                    ) -> tuple[ChatResult, int | None, str | None]:
-        served = await self.runner.complete(res, caller, timeout=self.timeout)
+        if request is None:
+            served = await self.runner.complete(res, caller, timeout=self.timeout)
+        else:
+            served = await self.runner.complete(res, caller, timeout=self.timeout, request=request)
         result = served.result
         if served.fallback_index is None:
             result = replace(result, provider=res.provider, model=res.model)
@@ -206,6 +221,10 @@ class TrafficPlane:
         record_request(labels, outcome="success", finish_reason=result.finish_reason, duration_s=duration,
                        ttfc_s=ttfc, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                        cost_usd=cost, metrics=self.metrics)
+        if result.cached_input_tokens or result.reasoning_tokens or result.tool_call_results:
+            record_answer_details(labels, cached_input_tokens=result.cached_input_tokens,
+                                  reasoning_tokens=result.reasoning_tokens,
+                                  tool_call_results=result.tool_call_results, metrics=self.metrics)
         if index is not None:
             record_fallback(_labels(res), reason or "other", metrics=self.metrics)
         self._remember_labels(request_id, labels)
@@ -216,7 +235,7 @@ class TrafficPlane:
         return Completion(request_id, result.text, result.finish_reason, res.config_key, res.version,
                           res.variation, res.segment, result.provider, result.model, result.input_tokens,
                           result.output_tokens, result.cached_input_tokens, cost, duration, index, reason,
-                          result.response_id)
+                          result.response_id, result.raw, result.reasoning_tokens, result.tool_calls)
 
     def remember(self, request_id: str, labels: Labels) -> None:
         """Accept feedback on ``request_id`` (served elsewhere, e.g. tracked through OpenFeature)."""

@@ -1,0 +1,116 @@
+"""Caller body + a target's decisions → the provider's body; the provider's answer → the caller's. Pure.
+
+Same API: :func:`~canaryflow.domain.passthrough.apply_config` only. Different APIs (OpenAI chat ⇄
+Anthropic messages): :mod:`~canaryflow.domain.crossapi` translates the caller's body first, then the config
+is applied in the provider's API; answers and stream events are translated back. The Responses API is
+served by OpenAI-API endpoints only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from canaryflow.domain import crossapi
+from canaryflow.domain.passthrough import API_OF_PROVIDER, Decisions, apply_config
+
+_Event = dict[str, Any]
+
+
+def provider_api(caller_api: str, provider_kind: str) -> str:
+    """The API to speak to a provider of ``provider_kind`` (``openai``, ``azure-openai``, ``anthropic``).
+
+    Raises:
+        Untranslatable: a Responses API request for an Anthropic provider.
+    """
+    api = API_OF_PROVIDER.get(provider_kind, "chat")
+    if caller_api == "responses":
+        if api != "chat":
+            raise crossapi.Untranslatable(
+                "the Responses API (/v1/responses) is served by configs whose provider speaks the OpenAI "
+                f"API; this config's provider is {provider_kind!r}: call /v1/chat/completions or "
+                "/v1/messages instead",
+                source="model",
+            )
+        return "responses"
+    return api
+
+
+def _stream_usage(caller_api: str, body: dict[str, Any]) -> dict[str, Any]:
+    if caller_api == "chat" and body.get("stream") is True:
+        opts = body.get("stream_options")
+        body["stream_options"] = {**(opts if isinstance(opts, dict) else {}), "include_usage": True}
+    return body
+
+
+def shape_request(
+    caller_api: str, body: Mapping[str, Any], decisions: Decisions, api: str, *, drop: Collection[str] = ()
+) -> dict[str, Any]:
+    """The body to send to a provider speaking ``api``.
+
+    A streamed chat request always asks for usage (``stream_options.include_usage``) so it can be metered;
+    :class:`EventShaper` removes the usage the caller did not ask for.
+    """
+    if caller_api == api:
+        source = dict(body)
+    elif caller_api == "chat" and api == "messages":
+        source = crossapi.openai_to_anthropic(body, drop=drop)
+    elif caller_api == "messages" and api == "chat":
+        source = crossapi.anthropic_to_openai(body, drop=drop)
+    else:
+        raise crossapi.Untranslatable(
+            f"no translation from the {caller_api} API to the {api} API", source="model"
+        )
+    return _stream_usage(api, apply_config(api, source, decisions))  # type: ignore[arg-type]
+
+
+def shape_answer(caller_api: str, api: str, answer: dict[str, Any]) -> dict[str, Any]:
+    """The provider's whole answer in the caller's API (unchanged when the APIs are the same)."""
+    if caller_api == api:
+        return answer
+    if caller_api == "chat" and api == "messages":
+        return crossapi.anthropic_answer_to_openai(answer)
+    if caller_api == "messages" and api == "chat":
+        return crossapi.openai_answer_to_anthropic(answer)
+    return answer
+
+
+def wants_usage(caller_api: str, body: Mapping[str, Any]) -> bool:
+    """Whether a streamed chat caller asked for the usage chunk."""
+    opts = body.get("stream_options")
+    return caller_api != "chat" or bool(isinstance(opts, dict) and opts.get("include_usage"))
+
+
+class EventShaper:
+    """The provider's stream events as the caller's (same API: unchanged, but for a usage chunk a chat
+    caller did not ask for)."""
+
+    def __init__(self, caller_api: str, api: str, *, include_usage: bool = True) -> None:
+        self.caller_api = caller_api
+        self.api = api
+        self.include_usage = include_usage
+        self._a2o = (
+            crossapi.AnthropicEventsToOpenAI(include_usage=include_usage)
+            if (caller_api, api) == ("chat", "messages")
+            else None
+        )
+        self._o2a = crossapi.OpenAIChunksToAnthropic() if (caller_api, api) == ("messages", "chat") else None
+
+    def feed(self, event: _Event) -> list[_Event]:
+        """The caller's events for one provider event."""
+        if self._a2o is not None:
+            return self._a2o.feed(event)
+        if self._o2a is not None:
+            return self._o2a.feed(event)
+        if self.api == "chat" and not self.include_usage and "usage" in event:
+            if not event.get("choices"):
+                return []
+            event = {k: v for k, v in event.items() if k != "usage"}
+        return [event]
+
+    def close(self) -> list[_Event]:
+        """Events still owed when the provider's stream ended."""
+        return self._o2a.close() if self._o2a is not None else []
+
+
+__all__ = ["EventShaper", "provider_api", "shape_answer", "shape_request", "wants_usage"]
