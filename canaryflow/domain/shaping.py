@@ -12,6 +12,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from canaryflow.domain import crossapi
+from canaryflow.domain.errors import ValidationFailed
 from canaryflow.domain.passthrough import API_OF_PROVIDER, Decisions, apply_config
 
 _Event = dict[str, Any]
@@ -51,17 +52,20 @@ def shape_request(
     A streamed chat request always asks for usage (``stream_options.include_usage``) so it can be metered;
     :class:`EventShaper` removes the usage the caller did not ask for.
     """
-    if caller_api == api:
-        source = dict(body)
-    elif caller_api == "chat" and api == "messages":
-        source = crossapi.openai_to_anthropic(body, drop=drop)
-    elif caller_api == "messages" and api == "chat":
-        source = crossapi.anthropic_to_openai(body, drop=drop)
-    else:
-        raise crossapi.Untranslatable(
-            f"no translation from the {caller_api} API to the {api} API", source="model"
-        )
-    return _stream_usage(api, apply_config(api, source, decisions))  # type: ignore[arg-type]
+    try:
+        if caller_api == api:
+            source = dict(body)
+        elif caller_api == "chat" and api == "messages":
+            source = crossapi.openai_to_anthropic(body, drop=drop)
+        elif caller_api == "messages" and api == "chat":
+            source = crossapi.anthropic_to_openai(body, drop=drop)
+        else:
+            raise crossapi.Untranslatable(f"no translation from the {caller_api} API to the {api} API",
+                                          source="model")
+        return _stream_usage(api, apply_config(api, source, decisions))  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ValidationFailed(f"a field has the wrong type for the {api} API ({type(exc).__name__}: {exc}); "
+                               "check the body against the API reference", source="body") from exc
 
 
 def shape_answer(caller_api: str, api: str, answer: dict[str, Any]) -> dict[str, Any]:
