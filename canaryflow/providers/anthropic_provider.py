@@ -61,6 +61,7 @@ class AnthropicProvider:
     """Messages through the official ``anthropic`` client."""
 
     name = "anthropic"
+    api = "anthropic"  # the API it speaks (messages), whatever the endpoint is called
 
     def __init__(self, client: anthropic.AsyncAnthropic, *, name: str = "anthropic"):
         self.client = client

@@ -62,6 +62,7 @@ class OpenAIProvider:
     """Chat completions through the official ``openai`` client."""
 
     name = "openai"
+    api = "openai"  # the API it speaks (chat / responses), whatever the endpoint is called
 
     def __init__(self, client: openai.AsyncOpenAI, *, name: str = "openai"):
         self.client = client
