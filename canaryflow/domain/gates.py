@@ -24,6 +24,7 @@ GateMetric = Literal[
     "negative_feedback_rate",
     "completion_rate",
     "shadow_agreement",
+    "tool_call_error_rate",
     "custom",
 ]
 BUILTIN_METRICS: tuple[str, ...] = tuple(m for m in get_args(GateMetric) if m != "custom")

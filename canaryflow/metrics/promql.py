@@ -19,6 +19,7 @@ TOKENS = "gen_ai_client_token_usage"
 COST = "canaryflow_cost_usd_total"
 FEEDBACK = "canaryflow_feedback_total"
 AGREEMENT = "canaryflow_shadow_agreement"
+TOOL_CALLS = "canaryflow_tool_calls_total"
 QUANTILES = {"latency_p50": 0.5, "latency_p95": 0.95, "latency_p99": 0.99}
 NORMAL_FINISH = "stop|tool_calls"
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -94,6 +95,10 @@ def rate_queries(metric: str, sel: Selector, window: int) -> RateQueries:
         # per request served, not per feedback given: no feedback at all is data (nothing negative), and
         # a sparse feedback stream does not leave the gate without a denominator
         return RateQueries(_inc(FEEDBACK, sel, window, sentiment="negative"), _inc(REQUESTS, sel, window))
+    if metric == "tool_call_error_rate":
+        # per tool call: arguments not valid JSON for the tool's schema, or a tool the request did not declare
+        return RateQueries(_inc(TOOL_CALLS, sel, window, result="invalid_json|schema_mismatch|unknown_tool"),
+                           _inc(TOOL_CALLS, sel, window))
     raise ValueError(f"{metric!r} is not a rate metric")
 
 
@@ -120,7 +125,7 @@ def expand(template: str, sel: Selector, window: int) -> str:
     return template.replace("$selector", sel.matchers()).replace("$window", f"{window}s")
 
 
-RATE_METRICS = frozenset({"error_rate", "completion_rate", "negative_feedback_rate"})
+RATE_METRICS = frozenset({"error_rate", "completion_rate", "negative_feedback_rate", "tool_call_error_rate"})
 VALUE_METRICS = frozenset({*QUANTILES, "cost_per_request", "tokens_per_request", "shadow_agreement"})
 
 __all__ = [
@@ -132,6 +137,7 @@ __all__ = [
     "RATE_METRICS",
     "REQUESTS",
     "TOKENS",
+    "TOOL_CALLS",
     "VALUE_METRICS",
     "RateQueries",
     "Selector",
