@@ -3,15 +3,20 @@ SHELL := /bin/bash
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEBIAN_PACKAGES := prometheus postgresql chromium fonts-liberation
+DEBIAN_PACKAGES := prometheus postgresql chromium fonts-liberation jq
 
-.PHONY: demo dev test lint typecheck unit deps venv debian-deps bench clean screenshot
+.PHONY: demo dev dev-wait test lint typecheck unit deps venv debian-deps bench clean screenshot
 
 demo: deps
 	$(BIN)/canaryflow demo
 
+# Runs until Ctrl-C or SIGTERM (`kill %1` after `make dev &`: make passes SIGTERM on, the stack stops).
 dev: deps
-	$(BIN)/canaryflow dev
+	exec $(BIN)/canaryflow dev
+
+# Waits until a `make dev` started elsewhere is up (it writes .canaryflow/env then), up to 3 minutes.
+dev-wait:
+	@$(BIN)/canaryflow dev --wait >/dev/null
 
 test: deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider

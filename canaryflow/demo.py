@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from canaryflow.devstack import DevStack, Ports, canaryflow_command, tail
+from canaryflow.devstack import DevStack, Ports, canaryflow_command, stop_group, tail
 from canaryflow.errors import CanaryflowError
 from canaryflow.temporal.devserver import temporal_binary
 
@@ -100,14 +100,9 @@ class Story:
                 stdin=subprocess.DEVNULL, start_new_session=True))
 
     def stop_background(self) -> None:
+        """Stop the load generator(s) and wait until each one's whole process group is gone."""
         for proc in self.background:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_group(proc, 10.0)
         self.background.clear()
 
     # ------------------------------------------------------------------------------------ rollouts

@@ -5,6 +5,11 @@ waits until each one is ready (port, ``/-/ready``, ``/healthz``, a worker pollin
 next, and :meth:`DevStack.stop` ends them in reverse order (SIGTERM to the group, SIGKILL after a grace
 period), so nothing outlives the stack. The gateway talks to the simulator through the providers' own
 ``OPENAI_BASE_URL``/``ANTHROPIC_BASE_URL`` with dummy keys: no API key is needed.
+
+Once everything is up, ``<dir>/env`` is written for a shell to source (``. .canaryflow/env``): the venv's
+``bin`` on ``PATH`` (``canaryflow``, ``temporal``), the stack's addresses for canaryflow and the Temporal CLI,
+and the simulator as the provider, so commands typed by hand reach what the stack's own children reach. It
+is removed when the stack stops; ``canaryflow dev --wait`` waits for it (``make dev-wait``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -25,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from canaryflow.errors import CanaryflowError
-from canaryflow.settings import get_settings
+from canaryflow.settings import Settings, get_settings
 from canaryflow.temporal.devserver import start_dev_server, temporal_binary
 
 REPO_RULES = Path(__file__).resolve().parents[1] / "deploy" / "prometheus" / "rules"
@@ -43,6 +49,29 @@ class Ports:
     prometheus: int = 9090
     gateway: int = 8080
     sim: int = 8091
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Ports:
+        """The ports the ``CANARYFLOW_*`` settings name (so ``canaryflow dev`` serves where commands look)."""
+        temporal = int(settings.temporal_address.rsplit(":", 1)[1])
+        prometheus = httpx.URL(settings.prometheus_url).port or 9090
+        return cls(temporal, settings.temporal_ui_port, prometheus, settings.gateway_port, settings.sim_port)
+
+
+#: What to type once ``make dev`` is up: the README's "Ten lines" after its first two, without their
+#: comments (a test keeps the two equal).
+NEXT_STEPS = (
+    "canaryflow segment push examples/segments.yaml --by alice",
+    "canaryflow config push examples/support-bot.v1.yaml examples/support-bot.v2.yaml",
+    "canaryflow loadgen support-bot --rate 20 --duration 900 --var product=Acme &",
+    "temporal workflow start --task-queue canaryflow --type RolloutWorkflow --workflow-id rollout-support-bot \\",  # noqa: E501
+    "  --static-summary 'support-bot v1 → v2, plan fast, by alice' \\",
+    """  --input '{"config_key": "support-bot", "candidate_version": 2, "plan": "fast", "requested_by": "alice"}'""",  # noqa: E501
+    "canaryflow rollout status support-bot --watch",
+    """temporal workflow signal --workflow-id rollout-support-bot --name approve --input '{"by": "alice"}'""",
+    "temporal workflow query --workflow-id rollout-support-bot --name status --output json \\",
+    "  | jq '.queryResult[0] | {state, stage: .plan.stages[.stage_index].name, waiting_for, outcome}'",
+)
 
 
 @dataclass
@@ -74,6 +103,11 @@ class DevStack:
     def logs(self) -> Path:
         return self.root / "logs"
 
+    @property
+    def env_file(self) -> Path:
+        """The file a shell sources to reach this stack (written once it is up, removed when it stops)."""
+        return self.root / "env"
+
     def env(self) -> dict[str, str]:
         """The environment of every child (and of commands run against the stack)."""
         settings = get_settings()
@@ -94,6 +128,44 @@ class DevStack:
             "PYTHONUNBUFFERED": "1",
         })
         return env
+
+    def write_env_file(self) -> Path:
+        """Write :attr:`env_file`: ``export`` lines for PATH, the stack's addresses and the providers."""
+        env = self.env()
+        db_url = env["CANARYFLOW_DB_URL"]
+        if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):  # relative: pin it
+            db_url = "sqlite:///" + str(Path(db_url.removeprefix("sqlite:///")).resolve())
+        values = {
+            "PATH": f"{Path(sys.executable).parent.absolute()}:$PATH",
+            "CANARYFLOW_DB_URL": db_url,
+            **{k: env[k] for k in ("CANARYFLOW_TEMPORAL_ADDRESS", "CANARYFLOW_TEMPORAL_NAMESPACE",
+                                   "CANARYFLOW_TASK_QUEUE", "CANARYFLOW_PROMETHEUS_URL",
+                                   "CANARYFLOW_GATEWAY_HOST", "CANARYFLOW_GATEWAY_PORT",
+                                   "CANARYFLOW_SIM_PORT")},
+            "CANARYFLOW_TEMPORAL_UI_PORT": str(self.ports.ui),
+            "TEMPORAL_ADDRESS": env["CANARYFLOW_TEMPORAL_ADDRESS"],
+            "TEMPORAL_NAMESPACE": env["CANARYFLOW_TEMPORAL_NAMESPACE"],
+            **{k: env[k] for k in ("OPENAI_BASE_URL", "OPENAI_API_KEY", "ANTHROPIC_BASE_URL",
+                                   "ANTHROPIC_API_KEY")},
+            "CANARYFLOW_DEV_PID": str(os.getpid()),
+        }
+        lines = [f"# The canaryflow dev stack's environment (pid {os.getpid()}): . {self.env_file}"]
+        for key, value in values.items():
+            quoted = f'"{value}"' if key == "PATH" else shlex.quote(value)
+            lines.append(f"export {key}={quoted}")
+        tmp = self.env_file.with_suffix(".tmp")
+        tmp.write_text("\n".join(lines) + "\n")
+        tmp.replace(self.env_file)
+        return self.env_file
+
+    def live_env_file(self) -> Path | None:
+        """:attr:`env_file` if the stack that wrote it still runs; None if absent or left by a dead one."""
+        with contextlib.suppress(OSError, ValueError):
+            text = self.env_file.read_text()
+            pid = int(text.split("export CANARYFLOW_DEV_PID=", 1)[1].split()[0].strip("'"))
+            os.kill(pid, 0)
+            return self.env_file
+        return None
 
     def urls(self) -> dict[str, str]:
         """What a user opens or points an app at."""
@@ -116,6 +188,8 @@ class DevStack:
             raise CanaryflowError(f"port(s) already in use: {', '.join(taken)} — is another stack (or a "
                                   "system Prometheus/Temporal) running? Stop it or pick other ports (--help)")
         self.logs.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.env_file.unlink()  # left by a stack that was killed: not this one's
         try:
             self._start_temporal()
             self._start_prometheus(prometheus)
@@ -192,22 +266,55 @@ class DevStack:
 
     def stop(self, grace: float = 10.0) -> None:
         """Stop every piece, newest first: SIGTERM to its process group, SIGKILL after ``grace`` seconds."""
+        with contextlib.suppress(FileNotFoundError):
+            self.env_file.unlink()
         for svc in reversed(self.services):
-            _stop_group(svc.process, grace)
+            stop_group(svc.process, grace)
         self.services.clear()
 
 
-def _stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
-    if proc.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
+def stop_group(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM the process group led by ``proc``; return once every member is gone (SIGKILL after ``grace``).
+
+    Waiting for the leader alone is not enough: a child it started may still be exiting when the leader has.
+    """
+    if proc.poll() is None or _group_alive(proc.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(grace)
-    # whatever is left in the group (children of the child) goes too
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
+        _wait_group(proc, grace)
+    if _group_alive(proc.pid):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        _wait_group(proc, 5.0)
+
+
+def _wait_group(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
     with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(5)
+        proc.wait(timeout)
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a live (not zombie) process is in process group ``pgid``."""
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and fields[0] != "Z" and int(fields[2]) == pgid:
+            return True
+    return False
 
 
 def _http_ok(url: str) -> bool:
@@ -241,4 +348,6 @@ def tail(log: Path, n: int = 5) -> str:
     return f"; see {log}" + ("; last lines:\n  " + "\n  ".join(lines) if lines else "")
 
 
-__all__ = ["PROMETHEUS_HINT", "DevStack", "Ports", "Service", "canaryflow_command"]
+__all__ = [
+    "NEXT_STEPS", "PROMETHEUS_HINT", "DevStack", "Ports", "Service", "canaryflow_command", "stop_group",
+]

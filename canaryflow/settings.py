@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8080
     sim_port: int = 8091
+    temporal_ui_port: int = 8233
     gateway_keys_file: str = ".canaryflow/gateway-keys.json"
     gateway_allow_anonymous: bool = False
     providers_file: str | None = None

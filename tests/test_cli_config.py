@@ -50,9 +50,23 @@ def pushed(cli: Cli) -> Cli:
 
 def test_push_prints_versions_and_unchanged(cli: Cli) -> None:
     code, out, _ = cli("config", "push", *CONFIGS)
-    assert (code, out.splitlines()) == (0, ["support-bot v1", "support-bot v2", "support-bot v3"])
+    first = "support-bot v1 (the first version: now stable)"
+    assert (code, out.splitlines()) == (0, [first, "support-bot v2",
+                                            "support-bot v3"])
     code, out, _ = cli("config", "push", CONFIGS[1], "--author", "bob")
     assert (code, out.strip()) == (0, "support-bot v2 unchanged")
+
+
+def test_segment_push_says_created_then_unchanged_then_changed(cli: Cli, tmp_path: Path) -> None:
+    segments = EXAMPLES / "segments.yaml"
+    code, out, _ = cli("segment", "push", str(segments), "--by", "alice")
+    assert (code, out.splitlines()) == (0, ["segment internal created", "segment beta created"])
+    assert cli("segment", "push", str(segments), "--by", "alice")[1].splitlines() == \
+        ["segment internal unchanged", "segment beta unchanged"]
+    edited = tmp_path / "segments.yaml"
+    edited.write_text(segments.read_text().replace("@acme.com", "@acme.example"))
+    assert cli("segment", "push", str(edited), "--by", "alice")[1].splitlines() == \
+        ["segment internal changed", "segment beta unchanged"]
 
 
 def test_a_bad_file_writes_nothing(cli: Cli, tmp_path: Path) -> None:

@@ -17,10 +17,11 @@ import pytest
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.temporal, pytest.mark.prometheus]
+CLI = [sys.executable, "-c", "from canaryflow.cli import main; main()"]
 
 
 def _processes_mentioning(text: str) -> list[str]:
-    """Command lines of live processes whose arguments or environment mention ``text``."""
+    """Command lines of live processes whose arguments, environment or working directory mention ``text``."""
     found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit() or int(proc.name) == os.getpid():
@@ -28,10 +29,12 @@ def _processes_mentioning(text: str) -> list[str]:
         try:
             blob = (proc / "cmdline").read_bytes() + (proc / "environ").read_bytes()
             state = (proc / "stat").read_text().split(") ", 1)[1][:1]
+            blob += os.readlink(proc / "cwd").encode()
         except OSError:
             continue
         if text.encode() in blob and state != "Z":
-            found.append((proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append(f"{proc.name}: {cmdline}")
     return found
 
 
@@ -42,10 +45,17 @@ def test_quick_demo_tells_the_story_and_cleans_up(tmp_path: Path) -> None:
     for name, port in ports.items():
         args += [f"--{name}-port", str(port)]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CANARYFLOW_", "TEMPORAL_"))}
-    done = subprocess.run([sys.executable, "-c", "from canaryflow.cli import main; main()", "demo", *args],
-                          env=env, capture_output=True, text=True, timeout=400, check=False, cwd=tmp_path)
-    out = done.stdout + done.stderr
-    assert done.returncode == 0, out[-4000:]
+    with open(tmp_path / "demo.out", "wb") as log:
+        demo = subprocess.Popen([*CLI, "demo", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
+                                cwd=tmp_path)
+    try:
+        code = demo.wait(400)
+    except subprocess.TimeoutExpired:
+        demo.terminate()  # the demo stops what it started on SIGTERM
+        demo.wait(120)
+        raise
+    out = (tmp_path / "demo.out").read_text()
+    assert code == 0, out[-4000:]
     # the story, in order, with the commands behind it
     steps = ["$ canaryflow config push", "$ canaryflow loadgen support-bot",
              "$ temporal workflow start --task-queue canaryflow --type RolloutWorkflow",

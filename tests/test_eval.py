@@ -120,6 +120,30 @@ def test_cli_local_prints_table_and_json(registry: Registry, dataset: Path) -> N
     assert [v["version"] for v in data["versions"]] == [1, 2]
 
 
+@pytest.mark.parametrize("shell", ["no provider variables", "nothing listening"])
+def test_cli_local_where_every_call_fails_exits_1_naming_the_cause(
+        registry: Registry, dataset: Path, monkeypatch: pytest.MonkeyPatch, shell: str) -> None:
+    """A shell without the dev stack's variables: the table still shows, then one line says why, exit 1."""
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    if shell == "no provider variables":
+        monkeypatch.delenv("OPENAI_API_KEY")
+        wanted = ["OPENAI_API_KEY is not set", "OPENAI_BASE_URL is not set, so openai calls went to "
+                  "https://api.openai.com/v1"]
+    else:
+        closed = f"http://127.0.0.1:{free_port()}/v1"
+        monkeypatch.setenv("OPENAI_BASE_URL", closed)
+        wanted = [f"openai calls to OPENAI_BASE_URL={closed} could not connect"]
+    factory.clear_cache()
+    out = CliRunner().invoke(app, ["eval", KEY, "--versions", "2", "--dataset", str(dataset), "--local"])
+    assert out.exit_code == 1, out.output
+    assert "v2" in out.stdout
+    message = str(out.exception)
+    assert message.startswith("every one of the 20 calls failed ("), message
+    assert "in this shell" in message and ". .canaryflow/env" in message
+    for text in wanted:
+        assert text in message, message
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

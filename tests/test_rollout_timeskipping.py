@@ -174,6 +174,9 @@ async def test_default_plan_end_to_end(rig: Rig) -> None:
     assert status.state == "promoted" and status.stage == "full"
     assert status.continued >= 1  # the server suggested continue-as-new; the approvals after it still counted
     assert status.approved == ["internal", "beta", "canary-10"]
+    assert status.outcome == ("v2 is stable: shadow passed its gates; internal, beta passed their gates and "
+                              "were approved by alice; canary-5 passed its gates; canary-10 passed its gates "
+                              "and was approved by alice")
     state = rig.registry.serving_state(rig.key)
     assert state.stable_version == 2 and state.exposure.stage_kind == "none"
     assert rig.actions() == ["apply_exposure"] * 6 + ["promote"]
@@ -258,6 +261,8 @@ async def test_promote_skips_a_stage_and_promote_full_finishes(rig: Rig) -> None
     await handle.signal("promote", {"by": "bob", "full": True})
     status = await handle.result()
     assert status.state == "promoted" and status.stage == "internal"
+    assert status.outcome == ("v2 is stable: shadow skipped by alice (promote); bob promoted it to stable "
+                              "during stage internal")
     assert rig.registry.serving_state(rig.key).stable_version == 2
     assert rig.actions() == ["apply_exposure", "apply_exposure", "promotion_refused", "promote"]
 

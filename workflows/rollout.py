@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     import pydantic
 
     from canaryflow.domain.plan import RolloutInput
+    from canaryflow.domain.rollout_outcome import end_stage
     from canaryflow.domain.rollout_status import Event, PendingApproval, RolloutStatus, StopRequest
     from canaryflow.domain.rollout_status import apply_signal as apply_signal_to
     from canaryflow.domain.rollout_view import describe_exposure, details_markdown, percent_of
@@ -144,6 +145,7 @@ class RolloutWorkflow:
                 self._refresh()
             elif isinstance(action, Advance):
                 s.record(Event(at=now, action="advance", by=action.by, detail=f"{s.stage} done"))
+                s.stage_ends.append(end_stage(s, action.by))
                 s.stage_index, s.approval = action.to, None
                 if s.promote is not None and not s.promote.full:
                     s.promote = None

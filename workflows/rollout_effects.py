@@ -13,6 +13,7 @@ from temporalio.exceptions import ActivityError, CancelledError, FailureError
 with workflow.unsafe.imports_passed_through():
     from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
     from canaryflow.domain.gates import Evidence, Measurement, Verdict
+    from canaryflow.domain.rollout_outcome import promotion_outcome
     from canaryflow.domain.rollout_status import Event, RolloutStatus
     from canaryflow.domain.rollout_view import describe_exposure, exposure_for, verdict_line
     from canaryflow.domain.stages import Rollback, assess
@@ -129,13 +130,14 @@ async def replay(s: RolloutStatus) -> None:
 
 async def promote(s: RolloutStatus, by: str) -> None:
     """The candidate becomes stable (idempotent; retried until it succeeds)."""
+    outcome = promotion_outcome(s, by)
     change = PromoteVersion(config_key=s.config_key, version=s.candidate_version, by=by,
-                            reason=f"rollout promoted by {by}")
+                            reason=f"rollout promoted: {outcome}"[:500])
     await workflow.execute_activity(
         names.PROMOTE_CANDIDATE, change, result_type=int,
         start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.RESTORE_RETRY,
         summary=f"promote v{s.candidate_version} to stable")
-    s.state, s.outcome = "promoted", f"v{s.candidate_version} is stable (promoted by {by})"
+    s.state, s.outcome = "promoted", outcome
     s.record(Event(at=now(), action="promoted", by=by))
 
 

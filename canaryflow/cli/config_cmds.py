@@ -90,7 +90,9 @@ def config_push(
         print_json([r.model_dump(mode="json") for r in results])
         return
     for r in results:
-        typer.echo(f"{r.key} v{r.version}" + ("" if r.created else " unchanged"))
+        note = " (the first version: now stable)" if r.became_stable else ""
+        note = note if r.created else " unchanged"
+        typer.echo(f"{r.key} v{r.version}{note}")
 
 
 @config_app.command("list")
@@ -161,8 +163,11 @@ def segment_push(file: Path, by: str | None = typer.Option(None, "--by", help="[
     from canaryflow.files import load_segments
 
     seg_file = load_segments(file)
-    changed = set(_registry(db).push_segments(seg_file, by=by or _me(), source="cli"))
-    outcome = {s.name: ("changed" if s.name in changed else "unchanged") for s in seg_file.segments}
+    reg = _registry(db)
+    existing = {s.name for s in reg.segments()}
+    changed = set(reg.push_segments(seg_file, by=by or _me(), source="cli"))
+    outcome = {s.name: ("unchanged" if s.name not in changed else "changed" if s.name in existing
+                        else "created") for s in seg_file.segments}
     if as_json:
         print_json(outcome)
         return

@@ -25,34 +25,56 @@ def _stop_on_sigterm() -> None:
 @app.command("dev")
 def dev(
     state_dir: Path = typer.Option(Path(".canaryflow"), "--dir", help="Logs, databases, generated config."),
-    temporal_port: int = typer.Option(7233, help="Temporal frontend port."),
-    ui_port: int = typer.Option(8233, help="Temporal UI port."),
-    prometheus_port: int = typer.Option(9090, help="Prometheus port."),
-    gateway_port: int = typer.Option(8080, help="Gateway port."),
-    sim_port: int = typer.Option(8091, help="Provider simulator port."),
+    temporal_port: int | None = typer.Option(
+        None, help="Temporal port (default: CANARYFLOW_TEMPORAL_ADDRESS's, 7233)."),
+    ui_port: int | None = typer.Option(
+        None, help="Temporal UI port (default: CANARYFLOW_TEMPORAL_UI_PORT, 8233)."),
+    prometheus_port: int | None = typer.Option(
+        None, help="Prometheus port (default: CANARYFLOW_PROMETHEUS_URL's, 9090)."),
+    gateway_port: int | None = typer.Option(
+        None, help="Gateway port (default: CANARYFLOW_GATEWAY_PORT, 8080)."),
+    sim_port: int | None = typer.Option(None, help="Simulator port (default: CANARYFLOW_SIM_PORT, 8091)."),
     worker: bool = typer.Option(True, "--worker/--no-worker", help="Run a rollout worker too."),
+    wait: bool = typer.Option(False, "--wait", help="Start nothing: wait (up to --timeout) until the "
+                              "stack in --dir is up, then print the file to source."),
+    timeout: float = typer.Option(180.0, help="With --wait: seconds to wait."),
 ) -> None:
-    """Run the local stack (Temporal dev server + UI, Prometheus, simulator, gateway, worker) until Ctrl-C."""
-    from canaryflow.devstack import DevStack, Ports
+    """Run the local stack (Temporal dev server + UI, Prometheus, simulator, gateway, worker) until Ctrl-C.
 
-    ports = Ports(temporal_port, ui_port, prometheus_port, gateway_port, sim_port)
+    Once it is up it writes DIR/env: `. .canaryflow/env` puts canaryflow and temporal on PATH and points them
+    (and the providers' variables) at the stack.
+    """
+    from canaryflow.devstack import NEXT_STEPS, DevStack, Ports
+    from canaryflow.settings import get_settings
+
+    defaults = Ports.from_settings(get_settings())
+    ports = Ports(temporal_port or defaults.temporal, ui_port or defaults.ui,
+                  prometheus_port or defaults.prometheus, gateway_port or defaults.gateway,
+                  sim_port or defaults.sim)
     stack = DevStack(root=state_dir, ports=ports, with_worker=worker,
                      echo=lambda line: typer.echo(line, err=True))
+    if wait:
+        deadline = time.monotonic() + timeout
+        while (env_file := stack.live_env_file()) is None:
+            if time.monotonic() > deadline:
+                raise CanaryflowError(f"no dev stack came up in {state_dir} within {timeout:g}s: is "
+                                      f"'make dev' running? Its logs are in {stack.logs}/")
+            time.sleep(0.5)
+        typer.echo(env_file)
+        return
     _stop_on_sigterm()
     try:
         stack.start()
+        env_file = stack.write_env_file()
         typer.echo("\ncanaryflow dev stack is up:")
         for name, url in stack.urls().items():
             typer.echo(f"  {name:<32} {url}")
         typer.echo(f"  {'Logs':<32} {stack.logs}/")
-        typer.echo("In another terminal, from the repository:\n"
-                   "  canaryflow segment push examples/segments.yaml\n"
-                   "  canaryflow config push deploy/demo/support-bot.v1.yaml "
-                   "deploy/demo/support-bot.v2.yaml\n"
-                   "  canaryflow loadgen support-bot --duration 600 &\n"
-                   "  canaryflow rollout start support-bot 2 --plan fast\n"
-                   "  canaryflow rollout status support-bot --watch")
-        typer.echo("Ctrl-C stops everything.")
+        typer.echo(f"In a shell, from the repository: '. {env_file}' puts canaryflow and temporal on PATH "
+                   "and points them at this stack; then, as in the README's ten lines:")
+        for line in NEXT_STEPS:
+            typer.echo(f"  {line}")
+        typer.echo("Ctrl-C (or SIGTERM: 'kill %1' when started with 'make dev &') stops everything.")
         while True:
             dead = stack.dead()
             if dead:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import typer
@@ -25,6 +27,40 @@ def _versions(text: str) -> list[int]:
     if not versions or any(v < 1 for v in versions):
         raise ValidationFailed("--versions: give at least one version number >= 1, e.g. 3,4,5")
     return versions
+
+
+#: Where each built-in provider's official client sends requests, and which variables it reads.
+_PROVIDER_ENV = {"openai": ("OPENAI_BASE_URL", "OPENAI_API_KEY", "https://api.openai.com/v1"),
+                 "anthropic": ("ANTHROPIC_BASE_URL", "ANTHROPIC_API_KEY", "https://api.anthropic.com")}
+
+
+def every_call_failed(result: EvalResult, providers: Iterable[str], env: Mapping[str, str], *,
+                      where: str) -> str | None:
+    """None if any call succeeded; else one line naming the likely cause (unset variables, the address
+    tried, the error types seen) and the fix."""
+    calls = sum(s.calls for s in result.stats)
+    if calls == 0 or any(s.errors < s.calls for s in result.stats):
+        return None
+    kinds: dict[str, int] = {}
+    for s in result.stats:
+        for kind, n in s.error_types.items():
+            kinds[kind] = kinds.get(kind, 0) + n
+    seen = ", ".join(f"{k} {n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
+    causes = []
+    for provider in sorted(providers):
+        if provider not in _PROVIDER_ENV:
+            continue
+        url_var, key_var, default = _PROVIDER_ENV[provider]
+        url = env.get(url_var)
+        if not env.get(key_var):
+            causes.append(f"{key_var} is not set")
+        if not url:
+            causes.append(f"{url_var} is not set, so {provider} calls went to {default}")
+        elif "connection" in kinds or "timeout" in kinds:
+            causes.append(f"{provider} calls to {url_var}={url} could not connect")
+    because = "; ".join(causes) or "see the error types"
+    return (f"every one of the {calls} calls failed ({seen}) {where}: {because}. Point the providers' "
+            "variables at a provider (the dev stack's simulator: '. .canaryflow/env' after 'make dev')")
 
 
 async def _run_temporal(inp: EvalInput, *, quiet: bool) -> EvalResult:
@@ -95,11 +131,17 @@ def eval_command(
             if not as_json:
                 typer.echo(f"  {done}/{size} items", err=True)
 
-        result = asyncio.run(run_local(inp, Registry(), progress))
+        registry = Registry()
+        result = asyncio.run(run_local(inp, registry, progress))
+        providers = {str(registry.get_version(key, s.version).spec.provider) for s in result.stats}
+        failed = every_call_failed(result, providers, os.environ, where="in this shell")
     else:
         result = asyncio.run(_run_temporal(inp, quiet=as_json))
+        failed = every_call_failed(result, set(), {}, where="in the worker's environment")
     if as_json:
         print_json({"config_key": result.config_key, "stable_version": result.stable_version,
                     "items": result.items, "versions": result.rows()})
     else:
         typer.echo(result.table())
+    if failed:
+        raise CanaryflowError(failed)

@@ -114,6 +114,17 @@ class PromoteRequest(BaseModel):
     full: bool = False
 
 
+class StageEnd(BaseModel):
+    """How one stage ended and the rollout went on: its gates passed, a human approved it (after it passed,
+    or while it was still inconclusive at its cap), or someone promoted past it."""
+
+    stage: str
+    how: Literal["gates", "approved", "promoted"]
+    by: str = ""
+    verdict: Verdict | None = None
+    why: str = Field(default="", description="why approval was asked, when it was")
+
+
 class VerdictRecord(BaseModel):
     """One analysis of a stage: the combined verdict and each gate's numbers."""
 
@@ -159,6 +170,7 @@ class RolloutStatus(BaseModel):
     promote: PromoteRequest | None = None
     stop: StopRequest | None = None
     events: list[Event] = Field(default_factory=list)
+    stage_ends: list[StageEnd] = Field(default_factory=list, description="one per stage passed, in order")
     waiting_for: str = ""
     outcome: str = ""
     signals_seen: int = 0
@@ -274,6 +286,7 @@ __all__ = [
     "Resume",
     "RolloutState",
     "RolloutStatus",
+    "StageEnd",
     "StopRequest",
     "VerdictRecord",
     "apply_signal",

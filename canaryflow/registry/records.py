@@ -28,6 +28,7 @@ class PushResult(_Record):
     version: int
     created: bool
     content_hash: str
+    became_stable: bool = False  # the first version of a config becomes its stable version
 
 
 class VersionRecord(_Record):

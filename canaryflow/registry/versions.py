@@ -51,7 +51,8 @@ def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: s
     state.revision += 1
     add_audit(session, key, "push_version", actor=actor, source=source, reason=rationale or "",
               after={"version": version, "content_hash": digest, "labels": list(spec.metadata.labels)})
-    if state.stable_version is None:
+    became_stable = state.stable_version is None
+    if became_stable:
         state.stable_version = version
         state.revision += 1
         add_audit(session, key, "set_stable", actor=actor, source=source,
@@ -60,7 +61,8 @@ def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: s
     state.updated_by, state.updated_reason, state.updated_source = actor, f"pushed v{version}", source
     state.updated_at = now
     session.add(state)
-    return PushResult(key=key, version=version, created=True, content_hash=digest)
+    return PushResult(key=key, version=version, created=True, content_hash=digest,
+                      became_stable=became_stable)
 
 
 def known_keys(session: Session) -> list[str]:
