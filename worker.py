@@ -23,6 +23,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 
 from activities.analysis import analyze_stage
 from activities.evaluation import eval_chunk, eval_prepare
+from activities.evidence import EvidenceActivities
 from activities.exposure import ExposureActivities
 from activities.notify import notify
 from activities.shadow import shadow_replay, shadow_replay_stage
@@ -63,7 +64,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=workflows,
-        activities=[*ExposureActivities(registry).all(), notify, *extra],
+        activities=[*ExposureActivities(registry).all(), *EvidenceActivities(registry).all(), notify, *extra],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),

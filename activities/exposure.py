@@ -15,6 +15,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from canaryflow.domain.plan import resolve_plan
 from canaryflow.errors import NotFound, ValidationFailed
 from canaryflow.registry import Registry
 from canaryflow.temporal import names
@@ -54,6 +55,10 @@ class ExposureActivities:
     def _validate(self, req: ValidateRollout) -> RolloutTarget:
         reg, key, version = self.registry, req.config_key, req.candidate_version
         try:
+            plan = resolve_plan(req.plan)
+        except ValueError as exc:
+            raise _invalid(f"plan: {exc}") from exc
+        try:
             state = reg.serving_state(key)
         except NotFound as exc:
             raise _invalid(
@@ -67,14 +72,15 @@ class ExposureActivities:
         if state.stable_version == version:
             raise _invalid(f"candidate_version: v{version} is already stable for {key!r}; push a new version")
         known = {s.name for s in reg.segments()}
-        for i, stage in enumerate(req.plan.stages):
+        for i, stage in enumerate(plan.stages):
             unknown = sorted(set(stage.segments or []) - known)
             if unknown:
                 listing = ", ".join(sorted(known)) or "none: push a segment file first"
                 raise _invalid(
                     f"plan.stages[{i}].segments: unknown segment(s) {', '.join(unknown)} (known: {listing})"
                 )
-        return RolloutTarget(config_key=key, stable_version=state.stable_version, candidate_version=version)
+        return RolloutTarget(config_key=key, stable_version=state.stable_version, candidate_version=version,
+                             plan=plan)
 
     @activity.defn(name=names.VALIDATE_ROLLOUT)
     async def validate_rollout(self, req: ValidateRollout) -> RolloutTarget:

@@ -108,11 +108,14 @@ class ScriptedAnalysis:
 
 Reaction = Callable[[RolloutStatus], Awaitable[bool]]
 HISTORIES = Path(__file__).parent / "histories"
-SAVE_HISTORIES = "CANARYFLOW_SAVE_HISTORIES"
+#: ``CANARYFLOW_RECORD_HISTORIES=<release>`` adds each scenario's history as ``<test>-<n>-<release>.json.gz``
+#: beside the older ones; an existing history is never overwritten (tests/test_replay.py replays them all).
+SAVE_HISTORIES = "CANARYFLOW_RECORD_HISTORIES"
 
 
 async def save_history(client: Client, handle: WorkflowHandle[Any, Any], name: str) -> None:
-    """Write every run of ``handle``'s workflow (continue-as-new makes several) as gzipped JSON."""
+    """Add every run of ``handle``'s workflow (continue-as-new makes several) as gzipped JSON; a history
+    that exists already is kept as it is (histories are append-only)."""
     HISTORIES.mkdir(exist_ok=True)
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
     runs, run_id = [], handle.first_execution_run_id or handle.run_id
@@ -127,6 +130,9 @@ async def save_history(client: Client, handle: WorkflowHandle[Any, Any], name: s
         )
     for i, history in enumerate(runs):
         path = HISTORIES / f"{safe}{'' if i == 0 else f'-run{i}'}.json.gz"
+        if path.exists():
+            raise FileExistsError(f"{path} exists: histories are never rewritten; record under a new "
+                                  f"{SAVE_HISTORIES} label")
         data = json.dumps(history.to_json_dict(), separators=(",", ":")).encode()
         path.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 

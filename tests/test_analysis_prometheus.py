@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import pytest
 from prometheus_client import start_http_server
 
-from canaryflow.domain.analysis import AnalysisRequest, stage_verdict
+from canaryflow.domain.analysis import AnalysisRequest, count_reports, stage_verdict
 from canaryflow.domain.gates import Gate, Verdict
 from canaryflow.metrics.instruments import Labels, Metrics
 from canaryflow.metrics.measure import measure, measure_sync
@@ -133,7 +133,7 @@ async def test_raised_error_rate_and_latency_fail(prometheus: Prometheus, export
                for q in finished.evidence.queries)
     assert report.verdict() is Verdict.FAIL
     assert report.candidate_samples > 1500
-    assert stage_verdict(GATES, [report])[0] is Verdict.FAIL
+    assert stage_verdict(GATES, count_reports([report]))[0] is Verdict.FAIL
 
 
 def test_equal_rates_pass(prometheus: Prometheus, exporter: Exporter) -> None:
@@ -145,14 +145,14 @@ def test_equal_rates_pass(prometheus: Prometheus, exporter: Exporter) -> None:
     report = measure_sync(_request(key, start, gates), PrometheusSource(prometheus.url))
     assert [m.verdict for m in report.measurements] == [Verdict.PASS] * 6, [
         m.summary() for m in report.measurements]
-    assert stage_verdict(gates, [report])[0] is Verdict.PASS
+    assert stage_verdict(gates, count_reports([report]))[0] is Verdict.PASS
 
 
 def test_no_traffic_is_nodata(prometheus: Prometheus) -> None:
     req = _request(f"none-{uuid.uuid4().hex[:8]}", time.time() - 60, GATES)
     report = measure_sync(req, PrometheusSource(prometheus.url))
     assert {m.verdict for m in report.measurements} == {Verdict.NODATA}
-    assert stage_verdict(GATES, [report])[0] is Verdict.NODATA
+    assert stage_verdict(GATES, count_reports([report]))[0] is Verdict.NODATA
 
 
 def test_prometheus_down_gives_errors_then_the_consecutive_error_limit() -> None:
@@ -165,7 +165,7 @@ def test_prometheus_down_gives_errors_then_the_consecutive_error_limit() -> None
         assert m.verdict is Verdict.ERROR
         assert "did not answer" in m.evidence.note and m.evidence.queries
         reports.append(report)
-        verdict, (status,) = stage_verdict([gate], reports)
+        verdict, (status,) = stage_verdict([gate], count_reports(reports))
         if len(reports) <= 2:
             assert verdict is Verdict.INCONCLUSIVE
     assert verdict is Verdict.ERROR
@@ -200,3 +200,21 @@ def test_a_silent_prometheus_costs_one_timeout_per_interval() -> None:
     assert first.verdict is second.verdict is Verdict.ERROR
     assert "did not answer" in first.evidence.note
     assert "not retried in this interval" in second.evidence.note
+
+
+def test_a_templated_custom_query_gets_its_selector_window_and_plan_args(
+        prometheus: Prometheus, exporter: Exporter) -> None:
+    """``$selector`` (the candidate's series), ``$window`` (one analysis interval) and ``{{args.NAME}}``
+    are filled in before the query reaches Prometheus; the candidate's 100 errors are what it counts."""
+    key, start = _scenario(prometheus, exporter, cand_errors=100, cand_latency=0.5)
+    gate = Gate(metric="custom", name="candidate_errors", failure="result > 50",
+                query='sum(increase(canaryflow_requests_total{$selector,outcome="{{args.bad}}"}[$window]))')
+    req = _request(key, start, [gate]).model_copy(update={"interval": 120.0, "args": {"bad": "error"}})
+    (m,) = measure_sync(req, PrometheusSource(prometheus.url)).measurements
+    (query,) = m.evidence.queries
+    assert f'{{config="{key}",version="2",variation="candidate",outcome="error"}}[120s]' in query, query
+    assert m.verdict is Verdict.FAIL, m.summary()
+    assert (m.evidence.candidate_value or 0) >= 100, m.summary()  # increase() extrapolates past 100
+    missing = req.model_copy(update={"args": {}})
+    (m,) = measure_sync(missing, PrometheusSource(prometheus.url)).measurements
+    assert m.verdict is Verdict.ERROR and "does not define 'bad'" in m.evidence.note

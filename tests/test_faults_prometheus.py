@@ -77,7 +77,7 @@ async def test_prometheus_down_means_errors_then_rollback_never_promotion(
     measurements = [m for r in status.reports for m in r.measurements]
     assert measurements and all(m.verdict is Verdict.ERROR for m in measurements)
     assert all("Prometheus" in (m.evidence.note or "") for m in measurements)
-    assert len(status.reports) == LIMIT + 1  # rolled back right after the limit, not before, not later
+    assert status.measured == LIMIT + 1  # rolled back right after the limit, not before, not later
     state = registry.serving_state(key)
     assert state.stable_version == 1 and state.exposure.stage_kind == "none"
     actions = [e.action for e in registry.audit(key) if e.source == workflow_id(key)]
@@ -113,7 +113,7 @@ async def test_a_short_prometheus_outage_below_the_limit_does_not_roll_back(
                     id=workflow_id(key), task_queue=queue, result_type=RolloutStatus)
                 for _ in range(600):
                     status = await handle.query("status", result_type=RolloutStatus)
-                    if len(status.reports) >= BLIP_ERRORS:
+                    if status.measured >= BLIP_ERRORS:
                         break
                     await asyncio.sleep(0.05)
                 assert status.state == "running" and status.stage == "canary-5", status.outcome

@@ -3,8 +3,8 @@
 Each scenario checks the outcome, the registry's serving state and its audit trail afterwards. The
 analysis activity is scripted (the real one is tested against real Prometheus in its own tests).
 
-``CANARYFLOW_SAVE_HISTORIES=1 pytest tests/test_rollout_timeskipping.py`` rewrites the histories under
-``tests/histories/`` that ``tests/test_replay.py`` replays.
+``CANARYFLOW_RECORD_HISTORIES=<release> pytest tests/test_rollout_timeskipping.py`` adds each scenario's
+history under ``tests/histories/`` (beside the older ones, never over them) for ``tests/test_replay.py``.
 """
 
 from __future__ import annotations
@@ -143,9 +143,10 @@ async def rig(env: WorkflowEnvironment, tmp_path: Path, request: pytest.FixtureR
         rig = Rig(environment, registry, analysis, key, queue)
         yield rig
         analysis.release.set()
-        if os.environ.get(SAVE_HISTORIES):  # regenerate tests/histories/ for tests/test_replay.py
+        label = os.environ.get(SAVE_HISTORIES)
+        if label:  # add this release's histories beside the older ones, for tests/test_replay.py
             for n, handle in enumerate(rig.handles):
-                await save_history(environment.client, handle, f"{request.node.name}-{n}")
+                await save_history(environment.client, handle, f"{request.node.name}-{n}-{label}")
     registry.close()
     if own:
         await environment.shutdown()

@@ -24,7 +24,13 @@ with workflow.unsafe.imports_passed_through():
 
     from canaryflow.domain.plan import RolloutInput
     from canaryflow.domain.rollout_outcome import end_stage
-    from canaryflow.domain.rollout_status import Event, PendingApproval, RolloutStatus, StopRequest
+    from canaryflow.domain.rollout_status import (
+        LOGIC_VERSION,
+        Event,
+        PendingApproval,
+        RolloutStatus,
+        StopRequest,
+    )
     from canaryflow.domain.rollout_status import apply_signal as apply_signal_to
     from canaryflow.domain.rollout_view import describe_exposure, details_markdown, percent_of
     from canaryflow.domain.stages import (
@@ -54,8 +60,8 @@ class RolloutWorkflow:
         # argument count matches, and a message naming the field beats a converter error. The failure
         # itself is raised by run(), so the workflow fails at once (never a retried workflow task).
         self.problem = ""
-        try:
-            self.input = RolloutInput.model_validate(input)
+        try:  # a preset name is resolved once, by the validate activity (frozen into history)
+            self.input = RolloutInput.model_validate(input, context={"preset_resolved_later": True})
         except pydantic.ValidationError as exc:
             self.problem = f"invalid input: {'; '.join(describe(exc))}"
             self.input = RolloutInput(config_key="invalid", candidate_version=1, requested_by="-")
@@ -63,7 +69,7 @@ class RolloutWorkflow:
         self.s = carried or RolloutStatus(
             config_key=self.input.config_key,
             candidate_version=self.input.candidate_version,
-            plan=self.input.resolved_plan(),
+            plan=self.input.provisional_plan(),
             requested_by=self.input.requested_by,
             reason=self.input.reason,
             salt=salt,
@@ -78,16 +84,20 @@ class RolloutWorkflow:
             s.outcome = self.problem
             raise ApplicationError(self.problem, type="InvalidRollout", non_retryable=True)
         if carried is None:
+            if workflow.patched(names.PATCH_LOGIC_2):
+                s.logic = LOGIC_VERSION  # bounded state, frozen plan, evidence in the registry
             s.started_at = fx.now()
             s.record(Event(at=s.started_at, action="start", by=s.requested_by, detail=s.reason))
             self._refresh()
             try:
-                target = await fx.validate(s)
+                target = await fx.validate(s, self.input.plan if s.logic >= 2 else s.plan)
             except ActivityError as err:
                 raise ApplicationError(
                     f"invalid rollout: {fx.cause(err)}", type="InvalidRollout", non_retryable=True
                 ) from None
             s.stable_version = target.stable_version
+            if s.logic >= 2 and target.plan is not None:
+                s.plan = target.plan  # resolved once; replays read it back from history
         try:
             try:
                 action = await self._drive()
@@ -150,14 +160,22 @@ class RolloutWorkflow:
                 if s.promote is not None and not s.promote.full:
                     s.promote = None
             elif isinstance(action, AwaitApproval):
-                if s.approval is None or s.approval.stage != action.stage:
-                    s.approval = PendingApproval(
-                        stage=action.stage, since=now, deadline=action.deadline, why=action.why
-                    )
+                asked = s.approval
+                changed = s.logic >= 2 and asked is not None and (
+                    asked.blocking != action.blocking
+                    or (asked.deadline is None) != (action.deadline is None))
+                if asked is None or asked.stage != action.stage or changed:
+                    s.approval = PendingApproval(stage=action.stage, since=now, deadline=action.deadline,
+                                                 why=action.why, blocking=action.blocking)
+                    if s.logic >= 2:
+                        s.record(Event(at=now, action="decision_asked", detail=action.why))
                     await fx.notify(
                         s, "awaiting_approval", f"approval needed for stage {action.stage}: {action.why}"
                     )
-                await self._wait(action.until, f"approval of {action.stage}")
+                what = f"approval of {action.stage}"
+                if s.logic >= 2 and action.why != "stage passed its gates":
+                    what = f"a decision on {action.stage}: {action.why}"
+                await self._wait(action.until, what)
             elif isinstance(action, Hold):
                 if s.approval is not None and not s.approval.held:
                     s.approval.held = True

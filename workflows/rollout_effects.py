@@ -13,14 +13,16 @@ from temporalio.exceptions import ActivityError, CancelledError, FailureError
 with workflow.unsafe.imports_passed_through():
     from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
     from canaryflow.domain.gates import Evidence, Measurement, Verdict
+    from canaryflow.domain.plan import Plan
     from canaryflow.domain.rollout_outcome import promotion_outcome
     from canaryflow.domain.rollout_status import Event, RolloutStatus
     from canaryflow.domain.rollout_view import describe_exposure, exposure_for, verdict_line
-    from canaryflow.domain.stages import Rollback, assess
+    from canaryflow.domain.stages import Rollback, assess, gates_to_measure
     from canaryflow.temporal import names
     from canaryflow.temporal.messages import (
         AuditRecord,
         ExposureChange,
+        MeasurementsRecord,
         Notification,
         NotifyResult,
         PromoteVersion,
@@ -51,9 +53,10 @@ def now() -> float:
     return workflow.now().timestamp()
 
 
-async def validate(s: RolloutStatus) -> RolloutTarget:
-    """The config exists, the candidate exists and is not stable, the plan's segments exist."""
-    request = ValidateRollout(config_key=s.config_key, candidate_version=s.candidate_version, plan=s.plan)
+async def validate(s: RolloutStatus, plan: str | Plan) -> RolloutTarget:
+    """The config exists, the candidate exists and is not stable, the plan's segments exist; a preset name
+    is resolved here, once (the result, in history, freezes it)."""
+    request = ValidateRollout(config_key=s.config_key, candidate_version=s.candidate_version, plan=plan)
     target: RolloutTarget = await workflow.execute_activity(
         names.VALIDATE_ROLLOUT, request, result_type=RolloutTarget,
         start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
@@ -71,7 +74,7 @@ async def apply_stage(s: RolloutStatus, index: int) -> None:
         start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
         summary=f"expose v{s.candidate_version}: {describe_exposure(stage)}")
     t = now()
-    s.applied_stage, s.stage_started_at, s.reports, s.last_analysis_at = index, t, [], None
+    s.start_stage(index, t)
     s.record(Event(at=t, action="stage_started", by=s.requested_by, detail=stage.name))
 
 
@@ -79,12 +82,14 @@ async def measure(s: RolloutStatus) -> None:
     """Measure the stage's gates once; an analysis that fails past its retries is an ERROR measurement
     (analysis as data: counted against the gates' consecutive-error limit, not an exception)."""
     stage = s.plan.stages[s.stage_index]
-    gates = s.plan.gates_for(s.stage_index)
+    v2 = s.logic >= 2
+    gates = gates_to_measure(s.plan, s, now()) if v2 else s.plan.gates_for(s.stage_index)
     assert s.stage_started_at is not None
     request = AnalysisRequest(
         config_key=s.config_key, stable_version=s.stable_version or 0, candidate_version=s.candidate_version,
         stage=stage.name, stage_kind=stage.kind, window_start=s.stage_started_at, gates=gates,
-        min_samples=stage.min_samples)
+        min_samples=stage.min_samples, interval=s.plan.analysis_interval.total_seconds() if v2 else None,
+        args=s.plan.args)
     try:
         report = await workflow.execute_activity(
             names.ANALYZE_STAGE, request, result_type=AnalysisReport,
@@ -99,6 +104,27 @@ async def measure(s: RolloutStatus) -> None:
     s.add_report(report)
     s.last_analysis_at = now()
     s.add_verdict(assess(s.plan, s).record(stage.name, s.last_analysis_at))
+    await record_evidence(s, stage.name, report)
+
+
+async def record_evidence(s: RolloutStatus, stage: str, report: AnalysisReport) -> None:
+    """The report's full evidence goes to the registry (the workflow keeps counters and the last ones).
+    A registry that refuses it past its retries is recorded as an event, and the rollout goes on: the
+    counters that decide are in the workflow."""
+    if s.logic < 2 or not report.measurements:
+        return
+    info = workflow.info()
+    record = MeasurementsRecord(rollout_id=f"{info.workflow_id}/{info.first_execution_run_id}",
+                                config_key=s.config_key, candidate_version=s.candidate_version, stage=stage,
+                                measurements=report.measurements)
+    try:
+        await workflow.execute_activity(
+            names.RECORD_MEASUREMENTS, record, result_type=int,
+            start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
+            summary=f"record {len(report.measurements)} measurement(s) of {stage}")
+    except ActivityError as err:
+        reraise_cancellation(err)
+        s.record(Event(at=now(), action="evidence_not_recorded", detail=cause(err)[:200]))
 
 
 async def replay(s: RolloutStatus) -> None:
@@ -126,6 +152,7 @@ async def replay(s: RolloutStatus) -> None:
     if report.measurements:
         s.add_report(report)
         s.add_verdict(assess(s.plan, s).record(stage.name, now()))
+        await record_evidence(s, stage.name, report)
 
 
 async def promote(s: RolloutStatus, by: str) -> None:
@@ -189,5 +216,5 @@ async def notify(s: RolloutStatus, event: str, text: str, fields: dict[str, str]
         workflow.logger.warning("notification %s failed; the rollout goes on", event)
 
 
-__all__ = ["apply_stage", "cause", "flush_audit", "measure", "notify", "promote", "replay", "restore",
-           "validate"]
+__all__ = ["apply_stage", "cause", "flush_audit", "measure", "notify", "promote", "record_evidence", "replay",
+           "restore", "validate"]

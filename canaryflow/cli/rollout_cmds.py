@@ -74,6 +74,9 @@ def start(key: str, version: int, plan: str = typer.Option("default", "--plan", 
     inp = parse(RolloutInput, {"config_key": key, "candidate_version": version, "plan": load_plan(plan),
                                "requested_by": by, "reason": reason}, source="rollout")
     plan_name = inp.plan if isinstance(inp.plan, str) else "inline"
+    # The starter resolves a preset once: the workflow's first input freezes it (a preset edited later
+    # changes only the rollouts started after the edit).
+    inp = inp.model_copy(update={"plan": inp.resolved_plan()})
 
     async def go() -> None:
         client = await _client()

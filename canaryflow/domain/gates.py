@@ -1,18 +1,24 @@
 """Gates and measurements: what a stage checks, and the recorded result of each check (analysis as data).
 
 A :class:`Gate` is part of a plan. Each analysis interval produces one :class:`Measurement` per gate;
-limits (failure, inconclusive, consecutive error) are counted from the recorded list, as Argo Rollouts does.
+its limits (``failure_limit``, ``inconclusive_limit``, ``consecutive_error_limit``,
+``consecutive_success_limit``, ``count``, ``initial_delay``) are counted on running counters that never
+forget (:mod:`canaryflow.domain.analysis`), as Argo Rollouts counts them; ``docs/argo-compat.md`` lists
+every deliberate difference.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
 from enum import StrEnum
 from typing import Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canaryflow.domain.conditions import parse_condition
+from canaryflow.domain.durations import Duration, format_duration
 from canaryflow.domain.errors import ValidationFailed
+from canaryflow.domain.templating import check_template
 
 GateMetric = Literal[
     "error_rate",
@@ -58,13 +64,34 @@ class Gate(BaseModel):
     higher_is_better: bool = Field(default=False, description="custom ratio gates: events are good ones")
     alpha: float = Field(default=0.05, gt=0.0, lt=0.5)
     min_samples: int = Field(default=0, ge=0)
-    failure_limit: int = Field(default=0, ge=0, description="FAIL measurements tolerated before failing")
-    inconclusive_limit: int | None = Field(default=None, ge=0)
-    consecutive_error_limit: int = Field(default=4, ge=0)
+    failure_limit: int = Field(
+        default=0, ge=-1,
+        description="FAIL measurements tolerated before the gate fails (Argo's failureLimit); -1 = off, "
+                    "then consecutive_success_limit decides")
+    inconclusive_limit: int | None = Field(
+        default=None, ge=0,
+        description="INCONCLUSIVE/NODATA measurements tolerated before the stage is held for a decision; "
+                    "None (the default) = no count limit: the stage's max_duration and the plan's "
+                    "on_inconclusive decide (Argo's default is 0; see docs/argo-compat.md)")
+    consecutive_error_limit: int = Field(
+        default=4, ge=0, description="ERROR measurements in a row tolerated (NODATA does not end a streak)")
+    consecutive_success_limit: int = Field(
+        default=0, ge=0, description="PASS measurements in a row the gate needs before it passes; 0 = off")
+    count: int | None = Field(
+        default=None, ge=1, description="measurements to take; then the gate's verdict is final (Argo's "
+                                        "count); None = measure every interval of the stage")
+    initial_delay: Duration = Field(
+        default=timedelta(0), description="wait this long after the stage starts before the first "
+                                          "measurement of this gate")
+    window: Literal["interval", "stage"] = Field(
+        default="interval",
+        description="custom query gates: what $window spans — one analysis interval (each measurement "
+                    "judges its own window, so failure_limit tolerates noisy windows) or the whole stage")
     dry_run: bool = Field(default=False, description="measured and shown, never decides")
 
     @model_validator(mode="after")
     def _well_formed(self) -> Gate:
+        self._limits_make_sense()
         if self.metric == "custom":
             if self.is_ratio:
                 if self.query or self.success or self.failure:
@@ -83,6 +110,10 @@ class Gate(BaseModel):
                 return self
             if not self.query:
                 raise ValueError("a custom gate needs 'query' (PromQL)")
+            try:
+                check_template(self.query)
+            except ValidationFailed as exc:
+                raise ValueError(f"query: {exc}") from None
             if not (self.success or self.failure):
                 raise ValueError("a custom gate needs 'success' and/or 'failure', e.g. 'result >= 0.99'")
             if not self.name:
@@ -102,6 +133,20 @@ class Gate(BaseModel):
                 raise ValueError(f"gate {self.metric!r} needs a 'margin' (e.g. 0.01 absolute, 0.2 relative)")
         return self
 
+    def _limits_make_sense(self) -> None:
+        if self.failure_limit < 0 and self.consecutive_success_limit == 0:
+            raise ValueError("failure_limit -1 turns failures off, so the gate needs "
+                             "consecutive_success_limit > 0 to decide anything (e.g. "
+                             "consecutive_success_limit: 3), or failure_limit >= 0")
+        if self.count is not None and self.consecutive_success_limit > self.count:
+            raise ValueError(f"consecutive_success_limit {self.consecutive_success_limit} can never be "
+                             f"reached in count {self.count} measurements: lower it or raise count")
+        if self.initial_delay < timedelta(0):
+            raise ValueError(f"initial_delay {format_duration(self.initial_delay)} must not be negative")
+        if self.window != "interval" and (self.metric != "custom" or self.is_ratio):
+            raise ValueError("'window' belongs to custom query gates (the built-in and ratio gates judge the "
+                             "whole stage)")
+
     @property
     def is_ratio(self) -> bool:
         """A custom gate judging a ratio of counters (``events`` / ``total``) like a built-in rate."""
@@ -111,6 +156,11 @@ class Gate(BaseModel):
     def label(self) -> str:
         """Display name of the gate."""
         return self.name or self.metric
+
+
+MAX_QUERY = 400
+MAX_QUERIES = 4
+MAX_NOTE = 300
 
 
 class Evidence(BaseModel):
@@ -142,6 +192,18 @@ class Measurement(BaseModel):
     evidence: Evidence = Field(default_factory=Evidence)
     dry_run: bool = False
 
+    def compact(self, queries: bool = True) -> Measurement:
+        """This measurement as the workflow carries it: the note and queries cut short (``queries=False``:
+        no queries). The whole measurement is in the registry."""
+        e = self.evidence
+        kept = [q if len(q) <= MAX_QUERY else q[:MAX_QUERY - 1] + "…" for q in e.queries[:MAX_QUERIES]]
+        if not queries:
+            kept = []
+        note = e.note if len(e.note) <= MAX_NOTE else e.note[:MAX_NOTE - 1] + "…"
+        if kept == e.queries and note == e.note:
+            return self
+        return self.model_copy(update={"evidence": e.model_copy(update={"queries": kept, "note": note})})
+
     def summary(self) -> str:
         """One line: ``error_rate FAIL: candidate 0.051 vs stable 0.010 (n=412/7800), ...``."""
         e = self.evidence
@@ -164,4 +226,5 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-__all__ = ["BUILTIN_METRICS", "Evidence", "Gate", "GateMetric", "Measurement", "Verdict"]
+__all__ = ["BUILTIN_METRICS", "MAX_NOTE", "MAX_QUERY", "Evidence", "Gate", "GateMetric", "Measurement",
+           "Verdict"]

@@ -15,68 +15,24 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
-    PlainSerializer,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from canaryflow.domain.config import ConfigKey
+from canaryflow.domain.durations import Duration, format_duration, parse_duration
 from canaryflow.domain.gates import Gate
+from canaryflow.domain.templating import ARG_NAME, template_args
 
-_SHORT = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)d)?\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
-                    r"(?:(\d+(?:\.\d+)?)s)?\s*$")
-_ISO = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?"
-                  r"(?:(\d+(?:\.\d+)?)S)?)?$", re.IGNORECASE)
-
-
-def parse_duration(value: Any) -> timedelta:
-    """Parse ``"90s"``, ``"10m"``, ``"2h"``, ``"1d"``, ``"1h30m"``, ISO 8601 or seconds into a timedelta.
-
-    Raises:
-        ValueError: the value is none of these forms.
-    """
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, bool):
-        raise ValueError("a duration is a string like '90s', '10m', '2h', '1d' or ISO 8601 'PT10M'")
-    if isinstance(value, int | float):
-        return timedelta(seconds=float(value))
-    if isinstance(value, str) and value.strip():
-        text = value.strip()
-        for pattern in (_SHORT, _ISO):
-            m = pattern.match(text)
-            if m and any(m.groups()):
-                d, h, mi, s = (float(g) if g else 0.0 for g in m.groups())
-                return timedelta(days=d, hours=h, minutes=mi, seconds=s)
-    raise ValueError(f"invalid duration {value!r}: write '90s', '10m', '2h', '1d' or ISO 8601 'PT10M'")
-
-
-def format_duration(value: timedelta) -> str:
-    """Render a timedelta the way plans write it: ``"1d2h"``, ``"10m"``, ``"90s"`` → ``"1m30s"``."""
-    total = value.total_seconds()
-    if total <= 0:
-        return "0s"
-    out = ""
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        n = int(total // size)
-        if n:
-            out += f"{n}{unit}"
-            total -= n * size
-    if total or not out:
-        out += f"{total:g}s"
-    return out
-
-
-Duration = Annotated[
-    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
-]
+#: Gates one stage may judge: the workflow carries each one's counters and last measurement (bounded state).
+MAX_GATES = 20
 
 StageKindName = Literal["shadow", "segments", "percent", "full"]
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -159,6 +115,8 @@ class Plan(BaseModel):
     on_approval_timeout: Literal["rollback", "hold"] = "rollback"
     approvers: list[str] = Field(default_factory=list, description="empty: anyone may approve")
     notify: list[str] = Field(default_factory=list, description="webhook URLs, or env:NAME for a secret URL")
+    args: dict[str, str] = Field(
+        default_factory=dict, description="values for {{args.NAME}} in custom gate queries (Argo's args)")
 
     @field_validator("notify")
     @classmethod
@@ -190,7 +148,34 @@ class Plan(BaseModel):
             raise ValueError("analysis_interval must be positive")
         if self.approval_timeout <= timedelta(0):
             raise ValueError("approval_timeout must be positive")
+        self._few_gates()
+        self._args_defined()
         return self
+
+    def _few_gates(self) -> None:
+        where = [("gates", self.gates)] + [(f"stages[{i}].gates", s.gates or []) for i, s in
+                                           enumerate(self.stages)]
+        for path, gates in where:
+            if len(gates) > MAX_GATES:
+                raise ValueError(f"{path}: {len(gates)} gates, at most {MAX_GATES} per stage (the rollout "
+                                 "carries each gate's counters): split the checks over stages, or drop some")
+            labels = [g.label for g in gates]
+            dupes = sorted({x for x in labels if labels.count(x) > 1})
+            if dupes:
+                raise ValueError(f"{path}: two gates are both named {dupes[0]!r}: give one a 'name'")
+
+    def _args_defined(self) -> None:
+        for name in self.args:
+            if not re.fullmatch(ARG_NAME, name):
+                raise ValueError(f"args: {name!r} is not a valid argument name ([A-Za-z_][A-Za-z0-9_-]*)")
+        where = [("gates", self.gates)] + [(f"stages[{i}].gates", s.gates or []) for i, s in
+                                           enumerate(self.stages)]
+        for path, gates in where:
+            for n, gate in enumerate(gates):
+                missing = [a for a in template_args(gate.query or "") if a not in self.args]
+                if missing:
+                    raise ValueError(f"{path}[{n}].query uses {{{{args.{missing[0]}}}}}, which the plan's "
+                                     f"'args' does not define: add args: {{{missing[0]}: ...}}")
 
     def gates_for(self, index: int) -> list[Gate]:
         """The gates of stage ``index``: its own, else the plan's (none for ``full`` unless it says)."""
@@ -273,13 +258,20 @@ class RolloutInput(BaseModel):
 
     @field_validator("plan")
     @classmethod
-    def _known_preset(cls, plan: str | Plan) -> str | Plan:
+    def _known_preset(cls, plan: str | Plan, info: ValidationInfo) -> str | Plan:
+        if isinstance(plan, str) and (info.context or {}).get("preset_resolved_later"):
+            return plan  # the workflow: the validate activity resolves it once (frozen into history)
         resolve_plan(plan)
         return plan
 
     def resolved_plan(self) -> Plan:
         """The plan this rollout follows."""
         return resolve_plan(self.plan)
+
+    def provisional_plan(self) -> Plan:
+        """The plan to show until the preset is resolved for good (the preset as this code has it, or the
+        default preset when this code no longer knows it)."""
+        return self.plan if isinstance(self.plan, Plan) else PRESETS.get(self.plan, DEFAULT_PLAN)
 
 
 __all__ = [

@@ -16,18 +16,24 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from canaryflow.domain.analysis import AnalysisReport, GateStatus
-from canaryflow.domain.gates import Verdict
+from canaryflow.domain.analysis import AnalysisReport, GateCounters, GateStatus, count_reports
+from canaryflow.domain.gates import Evidence, Verdict
 from canaryflow.domain.plan import Plan
 from canaryflow.domain.validation import describe
 
 RolloutState = Literal["running", "awaiting_approval", "paused", "promoted", "rolled_back", "aborted"]
 TERMINAL_STATES = frozenset({"promoted", "rolled_back", "aborted"})
-MAX_REPORTS = 100
-MAX_EVENTS = 200
-MAX_VERDICTS = 200
+#: What the workflow carries is bounded whatever the rollout's length and number of gates: per-gate running
+#: counters, the last few reports and verdicts, the last events (details cut to MAX_DETAIL characters).
+#: The full evidence of every measurement is in the registry (``rollout status`` shows it from there).
+MAX_REPORTS = 3
+MAX_EVENTS = 100
+MAX_VERDICTS = 10
+MAX_DETAIL = 300
+#: The logic version new rollouts run (older carried states have 1): see ``docs/operations.md``.
+LOGIC_VERSION = 2
 
 
 class _Signal(BaseModel):
@@ -93,9 +99,11 @@ class PendingApproval(BaseModel):
 
     stage: str
     since: float
-    deadline: float
+    deadline: float | None = Field(default=None, description="None: no deadline (a human decides)")
     why: str = "stage passed its gates"
     held: bool = Field(default=False, description="the timeout passed and the plan says hold")
+    blocking: bool = Field(default=True, description="False: a decision is asked, but the stage's gates "
+                                                     "may still pass it by themselves")
 
 
 class StopRequest(BaseModel):
@@ -134,6 +142,7 @@ class VerdictRecord(BaseModel):
     candidate_samples: float = 0.0
     stable_samples: float = 0.0
     gates: list[GateStatus] = Field(default_factory=list)
+    dry_run: list[str] = Field(default_factory=list, description="what the dry-run gates would decide")
 
     def lines(self) -> list[str]:
         """One line per gate, with its last measurement's numbers."""
@@ -160,7 +169,11 @@ class RolloutStatus(BaseModel):
     applied_stage: int = -1
     stage_started_at: float | None = None
     last_analysis_at: float | None = None
-    reports: list[AnalysisReport] = Field(default_factory=list)
+    counters: dict[str, GateCounters] = Field(
+        default_factory=dict, description="the current stage's running counters per gate (never trimmed)")
+    reports: list[AnalysisReport] = Field(
+        default_factory=list, description=f"the stage's last {MAX_REPORTS} reports (evidence trimmed)")
+    measured: int = Field(default=0, description="analyses of the current stage so far")
     last_verdict: VerdictRecord | None = None
     verdicts: list[VerdictRecord] = Field(default_factory=list)
     approval: PendingApproval | None = None
@@ -176,6 +189,18 @@ class RolloutStatus(BaseModel):
     signals_seen: int = 0
     audit_pending: list[Event] = Field(default_factory=list)
     continued: int = 0
+    logic: int = Field(default=1, description="the workflow logic version this rollout runs (1: before "
+                                              "bounded state; new rollouts get LOGIC_VERSION)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upgrade(cls, data: Any) -> Any:
+        """A state carried by an older release kept up to 100 reports and no counters: count them."""
+        if isinstance(data, dict) and "counters" not in data and data.get("reports"):
+            reports = [AnalysisReport.model_validate(r) for r in data["reports"]]
+            data = {**data, "counters": count_reports(reports), "measured": len(reports),
+                    "reports": reports[-MAX_REPORTS:]}
+        return data
 
     @property
     def stage(self) -> str:
@@ -189,21 +214,35 @@ class RolloutStatus(BaseModel):
 
     def record(self, event: Event) -> None:
         """Append an event (bounded), and queue it for the registry audit log when it asks."""
+        if len(event.detail) > MAX_DETAIL:
+            event = event.model_copy(update={"detail": event.detail[:MAX_DETAIL - 1] + "…"})
         self.events.append(event)
         del self.events[:-MAX_EVENTS]
         if event.audit:
             self.audit_pending.append(event)
 
     def add_report(self, report: AnalysisReport) -> None:
-        """Keep the stage's analysis reports (bounded: the oldest go first)."""
-        self.reports.append(report)
+        """Count the report on each gate's running counters; keep only the last few reports, trimmed."""
+        for m in report.measurements:
+            self.counters.setdefault(m.gate, GateCounters(gate=m.gate)).add(m)
+        self.reports.append(report.model_copy(
+            update={"measurements": [m.compact(queries=False) for m in report.measurements]}))
         del self.reports[:-MAX_REPORTS]
+        self.measured += 1
         self.last_analysis_at = report.at
+
+    def start_stage(self, index: int, at: float) -> None:
+        """Stage ``index`` is applied: its clock starts and its counters start from zero."""
+        self.applied_stage, self.stage_started_at, self.last_analysis_at = index, at, None
+        self.reports, self.counters, self.measured = [], {}, 0
 
     def add_verdict(self, record: VerdictRecord) -> None:
         """Keep the verdict history (bounded)."""
         self.last_verdict = record
-        self.verdicts.append(record)
+        bare = Evidence()
+        self.verdicts.append(record.model_copy(update={"gates": [  # the history keeps each gate's verdict
+            g.model_copy(update={"last": g.last.model_copy(update={"evidence": bare}) if g.last else None})
+            for g in record.gates]}))
         del self.verdicts[:-MAX_VERDICTS]
 
 
@@ -249,7 +288,8 @@ def apply_signal(status: RolloutStatus, name: str, payload: Any, now: float) -> 
         if sig.stage is not None and sig.stage != status.approval.stage:
             return refuse(f"approval names stage {sig.stage!r} but {status.approval.stage!r} is waiting",
                           audit=True)
-        status.approved.append(status.approval.stage)
+        if status.approval.stage not in status.approved:
+            status.approved.append(status.approval.stage)
         comment = f": {sig.comment}" if sig.comment else ""
         return accept(f"approved stage {status.approval.stage!r}{comment}")
     if isinstance(sig, Reject | Abort):
@@ -272,6 +312,7 @@ def apply_signal(status: RolloutStatus, name: str, payload: Any, now: float) -> 
 
 
 __all__ = [
+    "LOGIC_VERSION",
     "MAX_REPORTS",
     "SIGNALS",
     "TERMINAL_STATES",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
@@ -18,7 +19,8 @@ from canaryflow.domain.judge import (
     judge_rate,
     judge_ratio,
 )
-from canaryflow.errors import MetricsUnavailable
+from canaryflow.domain.templating import render
+from canaryflow.errors import MetricsUnavailable, ValidationFailed
 from canaryflow.metrics.promql import (
     QUANTILES,
     RATE_METRICS,
@@ -93,7 +95,12 @@ def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: floa
         if gate.metric in RATE_METRICS or gate.is_ratio:
             return _rate(gate, src, cand, stable, window, now, req.min_samples)
         if gate.metric == "custom":
-            query = gate.query or ""
+            per_interval = gate.window == "interval" and req.interval is not None
+            span = max(1, math.ceil(req.interval or 0)) if per_interval else window
+            try:
+                query = render(gate.query or "", selector=cand.matchers(), window=f"{span}s", args=req.args)
+            except ValidationFailed as exc:
+                return error_measurement(gate, str(exc), at=now, queries=[gate.query or ""])
             try:
                 result = src.scalar(query, at=now)
             except MetricsUnavailable as exc:

@@ -11,10 +11,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from canaryflow.domain.config import ConfigSpec
+from canaryflow.domain.gates import Measurement
 from canaryflow.domain.segments import Segment, SegmentFile
 from canaryflow.domain.serving import Exposure, ServingState
 from canaryflow.errors import Conflict
-from canaryflow.registry import db, records
+from canaryflow.registry import db, evidence, records
 from canaryflow.registry import segments as segment_repo
 from canaryflow.registry import state as state_repo
 from canaryflow.registry import versions as version_repo
@@ -168,6 +169,22 @@ class Registry:
         """Append an event that changes no state (e.g. ``approval_refused``)."""
         self._write(lambda s: state_repo.record(s, key, action, actor=actor, source=source, reason=reason,
                                                 details=details))
+
+
+    # --- measurement evidence -------------------------------------------------------------------
+    def record_measurements(self, *, rollout_id: str, config_key: str, candidate_version: int, stage: str,
+                            measurements: list[Measurement]) -> int:
+        """Append the full evidence of one analysis (see :mod:`canaryflow.registry.evidence`)."""
+        return evidence.record_measurements(self.engine, self.url, rollout_id=rollout_id,
+                                            config_key=config_key, candidate_version=candidate_version,
+                                            stage=stage, measurements=measurements)
+
+    def measurements(self, config_key: str, *, rollout_id: str | None = None, stage: str | None = None,
+                     limit: int = 200) -> list[evidence.MeasurementRecord]:
+        """The last ``limit`` recorded measurements of ``config_key`` (one rollout, one stage), oldest
+        first."""
+        return evidence.measurements(self.engine, self.url, config_key=config_key, rollout_id=rollout_id,
+                                     stage=stage, limit=limit)
 
 
 __all__ = ["Registry"]

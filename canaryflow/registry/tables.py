@@ -171,11 +171,35 @@ class FeedbackRow(SQLModel, table=True):
     created_at: datetime = _ts()
 
 
+class MeasurementRow(SQLModel, table=True):
+    """The full evidence of one gate measured once during a rollout (append-only; repository functions:
+    ``canaryflow.registry.evidence``). The workflow carries only counters and the last measurements."""
+
+    __tablename__ = "measurements"
+    __table_args__ = (
+        sa.Index("ix_measurements_rollout_stage_id", "rollout_id", "stage", "id"),
+        sa.Index("ix_measurements_key_id", "config_key", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    rollout_id: str = Field(max_length=200)
+    config_key: str = Field(max_length=63)
+    candidate_version: int
+    stage: str = Field(max_length=63)
+    gate: str = Field(max_length=128)
+    verdict: str = Field(max_length=16)
+    dry_run: bool = False
+    measured_at: datetime = _ts()
+    evidence: dict[str, Any] = _json(dict)
+    recorded_at: datetime = _ts()
+
+
 __all__ = [
     "AuditEventRow",
     "ConfigRow",
     "CounterRow",
     "FeedbackRow",
+    "MeasurementRow",
     "SegmentRow",
     "ServingStateRow",
     "TrafficLogRow",

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from canaryflow.domain.gates import Gate
+from canaryflow.domain.gates import Gate, Measurement
 from canaryflow.domain.plan import Plan
 from canaryflow.domain.serving import Exposure
 
@@ -19,19 +19,31 @@ class _Msg(BaseModel):
 
 
 class ValidateRollout(_Msg):
-    """Can ``candidate_version`` of ``config_key`` be rolled out under ``plan``?"""
+    """Can ``candidate_version`` of ``config_key`` be rolled out under ``plan`` (a preset name is resolved
+    here, once: the result freezes it into the workflow's history)?"""
 
     config_key: str
     candidate_version: int
-    plan: Plan
+    plan: str | Plan
 
 
 class RolloutTarget(_Msg):
-    """The versions a valid rollout moves between."""
+    """The versions a valid rollout moves between, and the plan it follows (resolved once)."""
 
     config_key: str
     stable_version: int | None
     candidate_version: int
+    plan: Plan | None = Field(default=None, description="the resolved plan (None from older workers)")
+
+
+class MeasurementsRecord(_Msg):
+    """The full evidence of one analysis, for the registry's measurements table."""
+
+    rollout_id: str
+    config_key: str
+    candidate_version: int
+    stage: str
+    measurements: list[Measurement]
 
 
 class ShadowReplayStage(_Msg):
@@ -92,6 +104,7 @@ class NotifyResult(_Msg):
 __all__ = [
     "AuditRecord",
     "ExposureChange",
+    "MeasurementsRecord",
     "Notification",
     "NotifyResult",
     "PromoteVersion",

@@ -34,6 +34,9 @@ NOTIFY = "notify"
 ANALYZE_STAGE = "analyze_stage"
 SHADOW_REPLAY = "shadow_replay"
 SHADOW_REPLAY_STAGE = "shadow_replay_stage"
+RECORD_MEASUREMENTS = "record_measurements"
+#: The workflow logic version of new rollouts, as a ``workflow.patched`` id (see docs/operations.md).
+PATCH_LOGIC_2 = "canaryflow-logic-2-bounded-state-frozen-plan"
 
 #: Registry writes: quick, retried a few times, then the workflow compensates.
 REGISTRY_TIMEOUT = timedelta(seconds=10)
@@ -67,8 +70,10 @@ __all__ = [
     "ANALYZE_STAGE",
     "APPLY_EXPOSURE",
     "NOTIFY",
+    "PATCH_LOGIC_2",
     "PROMOTE_CANDIDATE",
     "RECORD_AUDIT",
+    "RECORD_MEASUREMENTS",
     "RESTORE_STABLE",
     "SA_CONFIG_KEY",
     "SA_PERCENT",
