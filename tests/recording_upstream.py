@@ -40,6 +40,8 @@ class Recorder:
     """What the upstream answers next, and what it received."""
 
     answer: Any = None
+    answers: list[Any] = field(default_factory=list)
+    """Answers to give in turn before falling back to :attr:`answer` (a scripted conversation)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
     received: list[Received] = field(default_factory=list)
@@ -49,11 +51,11 @@ class Recorder:
         """The last request received."""
         return self.received[-1]
 
-    def reset(
-        self, answer: Any = None, events: list[dict[str, Any]] | None = None, status: int = 200
-    ) -> None:
-        """Set the next answer and forget what was received."""
+    def reset(self, answer: Any = None, events: list[dict[str, Any]] | None = None, status: int = 200,
+              answers: list[Any] | None = None) -> None:
+        """Set the next answer(s) and forget what was received."""
         self.answer, self.events, self.status = answer, list(events or []), status
+        self.answers = list(answers or [])
         self.received.clear()
 
 
@@ -82,7 +84,7 @@ def recording_app(rec: Recorder) -> Starlette:
         rec.received.append(Received(request.method, request.url.path, dict(request.headers), body))
         if isinstance(body, dict) and body.get("stream") is True:
             return StreamingResponse(_sse(request.url.path, rec.events), media_type="text/event-stream")
-        return JSONResponse(rec.answer, status_code=rec.status)
+        return JSONResponse(rec.answers.pop(0) if rec.answers else rec.answer, status_code=rec.status)
 
     return Starlette(routes=[Route("/{path:path}", record, methods=["GET", "POST"])])
 

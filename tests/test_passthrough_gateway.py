@@ -43,7 +43,8 @@ ANT_TOOL = {"name": "get_weather", "description": "Weather in a city", "input_sc
 
 
 class Gateway:
-    def __init__(self, url: str, rec: Recorder, metrics: Metrics) -> None:
+    def __init__(self, url: str, rec: Recorder, metrics: Metrics, client: Client) -> None:
+        self.client = client
         self.url = url
         self.rec = rec
         self.metrics = metrics
@@ -68,8 +69,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     )
     with recording_upstream() as (rec, _):
         metrics = Metrics()
+        client = Client(registry, refresh_interval=0.05)
         app, _plane = build_gateway(
-            client=Client(registry, refresh_interval=0.05),
+            client=client,
             metrics=metrics,
             traffic_rate=0.0,
             max_body_bytes=1_000_000,
@@ -77,10 +79,10 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         server = ThreadedServer(app)
         server.start()
         try:
-            yield Gateway(server.url, rec, metrics)
+            yield Gateway(server.url, rec, metrics, client)
         finally:
             server.stop()
-            registry.close()
+            client.close()
 
 
 # ── answers the upstream gives ─────────────────────────────────────────────────────────────────────
@@ -835,3 +837,26 @@ def test_tool_call_errors_are_counted(gw: Gateway) -> None:
         assert (
             gw.metrics.value("canaryflow_tool_calls_total", {"config": "oa", "result": result}) == count + 1
         )
+
+
+# ── the SDK ────────────────────────────────────────────────────────────────────────────────────────
+
+def test_sdk_sends_a_whole_body_and_returns_the_whole_answer(gw: Gateway) -> None:
+    gw.rec.reset(CHAT_ANSWER)
+    body = _chat_body()
+    done = gw.client.complete("oa", body=body, variables={"product": "Acme"}, context={"key": "u-1"})
+    assert gw.rec.last.body == _expected_chat(body)
+    assert done.response == CHAT_ANSWER
+    assert [c.name for c in done.tool_calls] == ["get_weather"] and done.finish_reason == "tool_calls"
+    gw.rec.reset(ANT_ANSWER)
+    ant = gw.client.complete("an", body=_ant_body(), api="messages", variables={"product": "Acme"})
+    assert ant.response == ANT_ANSWER and gw.rec.last.path == "/v1/messages"
+
+
+async def test_sdk_streams_events_whole(gw: Gateway) -> None:
+    gw.rec.reset(events=TOOL_CHUNKS)
+    stream = await gw.client.astream("oa", [{"role": "user", "content": "Oslo?"}], variables={"product": "A"},
+                                     body={"tools": [OAI_TOOL], "stream_options": {"include_usage": True}})
+    events = [e async for e in stream.events()]
+    assert events == TOOL_CHUNKS
+    assert stream.completion is not None and stream.completion.finish_reason == "tool_calls"

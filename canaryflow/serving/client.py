@@ -160,35 +160,47 @@ class Client:
             traffic = self.__dict__.setdefault("_traffic", SdkTraffic(self, **options))
         return traffic
 
-    def complete(self, key: str, messages: Messages, context: Context = None,
-                 variables: Variables = None, *,
-                 parameters: Mapping[str, Any] | None = None) -> Completion:
+    def complete(self, key: str, messages: Messages = (), context: Context = None,
+                 variables: Variables = None, *, parameters: Mapping[str, Any] | None = None,
+                 body: Mapping[str, Any] | None = None, api: str = "chat") -> Completion:
         """Resolve ``key``, call its provider (fallbacks included) with the config's messages then
         ``messages``, count it in the metrics; the answer comes with its request id, version and variation.
+
+        ``body`` is a whole request of the API ``api`` (``chat``: OpenAI Chat Completions, ``messages``:
+        Anthropic) — tools, response formats, multimodal content and any other field travel to the provider
+        with the config applied; ``Completion.response`` is the provider's whole answer in that API (its
+        ``tool_calls`` are also in ``Completion.tool_calls``).
 
         Raises:
             NotFound, RenderError: as :meth:`resolve`.
             ProviderError: the provider failed after every fallback.
         """
-        return self.traffic().complete(key, messages, context, variables, parameters=parameters)
+        return self.traffic().complete(key, messages, context, variables, parameters=parameters, body=body,
+                                       api=api)
 
-    async def acomplete(self, key: str, messages: Messages,
+    async def acomplete(self, key: str, messages: Messages = (),
                         context: Context = None, variables: Variables = None,
-                        *, parameters: Mapping[str, Any] | None = None) -> Completion:
+                        *, parameters: Mapping[str, Any] | None = None,
+                        body: Mapping[str, Any] | None = None, api: str = "chat") -> Completion:
         """:meth:`complete` for async code."""
-        return await self.traffic().acomplete(key, messages, context, variables, parameters=parameters)
+        return await self.traffic().acomplete(key, messages, context, variables, parameters=parameters,
+                                              body=body, api=api)
 
-    def stream(self, key: str, messages: Messages, context: Context = None,
-               variables: Variables = None, *,
-               parameters: Mapping[str, Any] | None = None) -> SyncStream:
-        """:meth:`complete`, streamed: ``for text in client.stream(...)``; ``.completion`` at the end."""
-        return self.traffic().stream(key, messages, context, variables, parameters=parameters)
+    def stream(self, key: str, messages: Messages = (), context: Context = None,
+               variables: Variables = None, *, parameters: Mapping[str, Any] | None = None,
+               body: Mapping[str, Any] | None = None, api: str = "chat") -> SyncStream:
+        """:meth:`complete`, streamed: ``for text in client.stream(...)``; ``.completion`` at the end;
+        ``stream.events()`` instead gives the provider's stream events whole (tool-call deltas included)."""
+        return self.traffic().stream(key, messages, context, variables, parameters=parameters, body=body,
+                                     api=api)
 
-    async def astream(self, key: str, messages: Messages,
+    async def astream(self, key: str, messages: Messages = (),
                       context: Context = None, variables: Variables = None,
-                      *, parameters: Mapping[str, Any] | None = None) -> AsyncStream:
+                      *, parameters: Mapping[str, Any] | None = None,
+                      body: Mapping[str, Any] | None = None, api: str = "chat") -> AsyncStream:
         """:meth:`stream` for async code: ``async for text in await client.astream(...)``."""
-        return await self.traffic().astream(key, messages, context, variables, parameters=parameters)
+        return await self.traffic().astream(key, messages, context, variables, parameters=parameters,
+                                            body=body, api=api)
 
     def feedback(self, request_id: str, sentiment: str, comment: str | None = None) -> None:
         """Record ``positive`` or ``negative`` feedback on a request this client served."""

@@ -1,5 +1,11 @@
 """The SDK's serving calls (``Client.complete`` / ``acomplete`` / ``stream`` / ``astream`` / ``feedback``).
 
+A call sends a whole request body, as the gateway does: ``body`` (any field of the API — tools, response
+formats, multimodal content, ...) or, without it, ``{"messages": messages, **parameters}``; ``api`` says which
+API the body and the answer speak (``chat`` by default, ``messages`` for Anthropic's). The config is applied
+to it (:mod:`canaryflow.domain.passthrough`), ``Completion.response`` is the provider's whole answer in that
+API, and a stream's ``events()`` are its stream events.
+
 Every provider call of a client runs on one background event loop (the *portal*), whether the caller is
 synchronous or async: the providers' async HTTP clients stay on the loop they were created on, and shadow
 mirrors keep running after the caller's own loop is gone. Async callers await the portal's future, so their
@@ -15,13 +21,15 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from canaryflow import tracing
+from canaryflow.domain.requests import check_request, plain_messages
 from canaryflow.metrics.instruments import Labels, Metrics
+from canaryflow.providers.base import CallerRequest, StreamChunk
 from canaryflow.registry.traffic import Redactor, TrafficLog
 from canaryflow.serving.stream import Stream
 from canaryflow.serving.traffic import Completion, Resolver, TrafficPlane
 
 T = TypeVar("T")
-Messages = Sequence[Mapping[str, str]]
+Messages = Sequence[Mapping[str, Any]]
 Context = Mapping[str, Any] | None
 Variables = Mapping[str, object] | None
 
@@ -56,6 +64,24 @@ async def _wrap(coro: Awaitable[T]) -> T:
     return await coro
 
 
+def caller_request(key: str, messages: Messages, parameters: Mapping[str, Any] | None,
+                   body: Mapping[str, Any] | None, api: str) -> CallerRequest:
+    """The whole request an SDK call sends (``model`` = the config key), checked like the gateway's.
+
+    Raises:
+        ValidationFailed: naming the field.
+    """
+    full: dict[str, Any] = dict(body or {})
+    if messages and not full.get("messages"):
+        full["messages"] = [dict(m) for m in messages]
+    for name, value in (parameters or {}).items():
+        if value is not None:
+            full.setdefault(name, value)
+    full["model"] = key
+    check_request(api, full)
+    return CallerRequest(api, full)
+
+
 class SdkTraffic:
     """The traffic plane of one :class:`canaryflow.Client`, with its portal loop."""
 
@@ -71,47 +97,52 @@ class SdkTraffic:
         self.portal = Portal()
         tracing.configure()
 
-    async def _complete(self, key: str, messages: Messages,
+    async def _complete(self, key: str, request: CallerRequest,
                         context: Mapping[str, Any] | None, variables: Mapping[str, object] | None,
-                        parameters: Mapping[str, Any] | None, parent: Any = None) -> Completion:
+                        parent: Any = None) -> Completion:
         with tracing.request(parent):
-            res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
-            return await self.plane.acomplete(res, messages, variables=variables)
+            res = await self.plane.aprepare(key, context=context, variables=variables)
+            return await self.plane.acomplete(res, plain_messages(request.api, request.body),
+                                              variables=variables, request=request)
 
-    async def _stream(self, key: str, messages: Messages,
+    async def _stream(self, key: str, request: CallerRequest,
                       context: Mapping[str, Any] | None, variables: Mapping[str, object] | None,
-                      parameters: Mapping[str, Any] | None, parent: Any = None) -> Stream:
+                      parent: Any = None) -> Stream:
         with tracing.request(parent, end=False):  # the stream's end ends the span
-            res = await self.plane.aprepare(key, context=context, variables=variables, parameters=parameters)
-            return await self.plane.astream(res, messages, variables=variables)
+            res = await self.plane.aprepare(key, context=context, variables=variables)
+            return await self.plane.astream(res, plain_messages(request.api, request.body),
+                                            variables=variables, request=request)
 
-    def complete(self, key: str, messages: Messages, context: Context = None,
-                 variables: Variables = None, *,
-                 parameters: Mapping[str, Any] | None = None) -> Completion:
+    def complete(self, key: str, messages: Messages = (), context: Context = None,
+                 variables: Variables = None, *, parameters: Mapping[str, Any] | None = None,
+                 body: Mapping[str, Any] | None = None, api: str = "chat") -> Completion:
         """See :meth:`canaryflow.Client.complete`."""
-        return self.portal.run(self._complete(key, messages, context, variables, parameters,
-                                              tracing.capture()))
+        request = caller_request(key, messages, parameters, body, api)
+        return self.portal.run(self._complete(key, request, context, variables, tracing.capture()))
 
-    async def acomplete(self, key: str, messages: Messages,
+    async def acomplete(self, key: str, messages: Messages = (),
                         context: Context = None, variables: Variables = None,
-                        *, parameters: Mapping[str, Any] | None = None) -> Completion:
+                        *, parameters: Mapping[str, Any] | None = None,
+                        body: Mapping[str, Any] | None = None, api: str = "chat") -> Completion:
         """See :meth:`canaryflow.Client.acomplete`."""
-        return await self.portal.arun(self._complete(key, messages, context, variables, parameters,
-                                                     tracing.capture()))
+        request = caller_request(key, messages, parameters, body, api)
+        return await self.portal.arun(self._complete(key, request, context, variables, tracing.capture()))
 
-    def stream(self, key: str, messages: Messages, context: Context = None,
-               variables: Variables = None, *,
-               parameters: Mapping[str, Any] | None = None) -> SyncStream:
+    def stream(self, key: str, messages: Messages = (), context: Context = None,
+               variables: Variables = None, *, parameters: Mapping[str, Any] | None = None,
+               body: Mapping[str, Any] | None = None, api: str = "chat") -> SyncStream:
         """See :meth:`canaryflow.Client.stream`."""
-        return SyncStream(self.portal, self.portal.run(self._stream(key, messages, context, variables,
-                                                                    parameters, tracing.capture())))
+        request = caller_request(key, messages, parameters, {**(body or {}), "stream": True}, api)
+        return SyncStream(self.portal, self.portal.run(self._stream(key, request, context, variables,
+                                                                    tracing.capture())))
 
-    async def astream(self, key: str, messages: Messages,
+    async def astream(self, key: str, messages: Messages = (),
                       context: Context = None, variables: Variables = None,
-                      *, parameters: Mapping[str, Any] | None = None) -> AsyncStream:
+                      *, parameters: Mapping[str, Any] | None = None,
+                      body: Mapping[str, Any] | None = None, api: str = "chat") -> AsyncStream:
         """See :meth:`canaryflow.Client.astream`."""
-        stream = await self.portal.arun(self._stream(key, messages, context, variables, parameters,
-                                                     tracing.capture()))
+        request = caller_request(key, messages, parameters, {**(body or {}), "stream": True}, api)
+        stream = await self.portal.arun(self._stream(key, request, context, variables, tracing.capture()))
         return AsyncStream(self.portal, stream)
 
     def feedback(self, request_id: str, sentiment: str, comment: str | None = None) -> Labels:
@@ -147,12 +178,22 @@ class SyncStream(_StreamFacts):
         self._gen = stream.__aiter__()
 
     def __iter__(self) -> Iterator[str]:
+        for chunk in self._chunks():
+            if chunk.text or chunk.usage is not None:
+                yield chunk.text
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        """The provider's stream events, whole, in the request's API (instead of text pieces)."""
+        for chunk in self._chunks():
+            yield from chunk.events
+
+    def _chunks(self) -> Iterator[StreamChunk]:
         while True:
             try:
                 chunk = self._portal.run(anext(self._gen))
             except StopAsyncIteration:
                 return
-            yield chunk.text
+            yield chunk
 
     def close(self) -> None:
         """Stop early (the request is counted as ended by the caller)."""
@@ -168,12 +209,23 @@ class AsyncStream(_StreamFacts):
         self._gen = stream.__aiter__()
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        async for chunk in self._chunks():
+            if chunk.text or chunk.usage is not None:
+                yield chunk.text
+
+    async def events(self) -> AsyncIterator[dict[str, Any]]:
+        """The provider's stream events, whole, in the request's API (instead of text pieces)."""
+        async for chunk in self._chunks():
+            for event in chunk.events:
+                yield event
+
+    async def _chunks(self) -> AsyncIterator[StreamChunk]:
         while True:
             try:
                 chunk = await self._portal.arun(anext(self._gen))
             except StopAsyncIteration:
                 return
-            yield chunk.text
+            yield chunk
 
     async def aclose(self) -> None:
         """Stop early (the request is counted as ended by the caller)."""
