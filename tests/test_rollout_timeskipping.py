@@ -196,6 +196,8 @@ async def test_the_ui_shows_current_details_and_signal_descriptions(rig: Rig) ->
     assert rows["stage"] == "2/4 internal (segments)" and rows["exposure"] == "segments internal"
     assert rows["last verdict"].startswith("PASS n=10000/190000 · error_rate PASS 0.01 vs 0.01")
     assert rows["waiting for"] == "approval of internal" and rows["state"] == "awaiting_approval"
+    assert rows["approve with"].startswith(f"`canaryflow rollout approve {rig.key} --by alice")
+    assert rows["gate"].endswith(": fine (up to 2 points worse than stable allowed)")  # the last gate
     signals = {d.name: d.description for d in meta.definition.signal_definitions}
     assert set(signals) == {"approve", "reject", "pause", "resume", "abort", "promote"} and all(
         signals.values()
@@ -380,6 +382,7 @@ async def test_notifications_reach_the_webhook_and_a_broken_one_blocks_nothing(
     finally:
         hook.close()
     assert hook.events() == ["stage_started", "stage_started", "awaiting_approval", "rolled_back"]
+    assert f"approve with canaryflow rollout approve {rig.key} --by alice" in hook.received[2][1]["text"]
     _, body = hook.received[-1]
     assert "stage internal: rejected by bob: tone" in body["text"]
     assert body["fields"]["config"] == rig.key and body["blocks"][0]["text"]["text"] == body["text"]

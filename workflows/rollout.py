@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from canaryflow.domain.rollout_status import apply_signal as apply_signal_to
     from canaryflow.domain.rollout_view import describe_exposure, details_markdown, percent_of
+    from canaryflow.domain.rollout_words import approve_commands
     from canaryflow.domain.stages import (
         Advance,
         ApplyStage,
@@ -170,7 +171,8 @@ class RolloutWorkflow:
                     if s.logic >= 2:
                         s.record(Event(at=now, action="decision_asked", detail=action.why))
                     await fx.notify(
-                        s, "awaiting_approval", f"approval needed for stage {action.stage}: {action.why}"
+                        s, "awaiting_approval", f"approval needed for stage {action.stage}: {action.why}; "
+                        f"approve with {approve_commands(s)}"
                     )
                 what = f"approval of {action.stage}"
                 if s.logic >= 2 and action.why != "stage passed its gates":

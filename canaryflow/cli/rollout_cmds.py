@@ -12,6 +12,7 @@ import typer
 import yaml
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError, WorkflowHandle
 from temporalio.common import WorkflowIDConflictPolicy
@@ -23,6 +24,7 @@ from canaryflow.cli._common import print_json
 from canaryflow.domain.plan import PRESETS, Plan, RolloutInput
 from canaryflow.domain.rollout_status import RolloutStatus
 from canaryflow.domain.rollout_view import clock, describe_exposure, summary_line, verdict_line
+from canaryflow.domain.rollout_words import approve_commands, gate_lines, waiting_words
 from canaryflow.domain.validation import parse
 from canaryflow.errors import CanaryflowError, Conflict, NotFound, ValidationFailed
 from canaryflow.settings import get_settings
@@ -95,8 +97,10 @@ def start(key: str, version: int, plan: str = typer.Option("default", "--plan", 
                f"watch it with 'canaryflow rollout status {key} --watch'")
 
 
-def render(status: RolloutStatus, ended: str = "") -> Table:
-    """The status as a rich table: stage, exposure, gates with their numbers, what it waits for."""
+def render(status: RolloutStatus, ended: str = "", now: float | None = None) -> Table:
+    """The status as a rich table: stage, exposure, each gate in words (its statistics dimmed under it),
+    what it waits for and what would settle it, and the command that approves."""
+    now = time.time() if now is None else now
     stage = status.plan.stages[status.stage_index]
     table = Table(title=summary_line(status), show_header=False, title_justify="left")
     table.add_column(style="bold")
@@ -106,18 +110,20 @@ def render(status: RolloutStatus, ended: str = "") -> Table:
                   f"{clock(status.stage_started_at)}")
     table.add_row("exposure", describe_exposure(stage))
     table.add_row("verdict", verdict_line(status.last_verdict).split(": ")[0])
-    for gate in status.last_verdict.lines() if status.last_verdict else []:
-        table.add_row("  gate", gate)
-    table.add_row("waiting for", status.waiting_for or "-")
+    for words, stats in gate_lines(status):
+        table.add_row("  gate", escape(words))
+        table.add_row("", f"[dim]{escape(stats)}[/dim]")
+    table.add_row("waiting for", "-" if status.terminal or ended else escape(waiting_words(status, now)))
     if status.approval is not None:
-        table.add_row("approval", f"{status.approval.stage}: {status.approval.why} (until "
+        table.add_row("approval", f"{status.approval.stage}: {escape(status.approval.why)} (until "
                       f"{clock(status.approval.deadline)})")
+        table.add_row("  approve with", escape(approve_commands(status)))
     for e in status.events[-5:]:
         mark = "" if e.accepted else " [red](refused)[/red]"
-        table.add_row("  event", f"{clock(e.at)} {e.action} {e.by} {e.detail}{mark}")
+        table.add_row("  event", f"{clock(e.at)} {e.action} {e.by} {escape(e.detail)}{mark}")
     if status.outcome or ended:
         parts = (status.outcome, f"workflow {ended}" if ended else "")
-        table.add_row("outcome", " — ".join(t for t in parts if t))
+        table.add_row("outcome", escape(" — ".join(t for t in parts if t)))
     return table
 
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from canaryflow.domain.plan import Stage
 from canaryflow.domain.rollout_status import RolloutStatus, VerdictRecord
+from canaryflow.domain.rollout_words import approve_commands, gate_lines
 from canaryflow.domain.serving import Exposure
 
 
@@ -83,6 +84,7 @@ def details_markdown(status: RolloutStatus) -> str:
         ("exposure", describe_exposure(stage) if status.applied_stage == status.stage_index else "not yet"),
         ("since", clock(status.stage_started_at)),
         ("last verdict", verdict_brief(status.last_verdict)),
+        *(("gate", words) for words, _ in gate_lines(status)),
         ("waiting for", status.waiting_for or "-"),
     ]
     if status.approval is not None:
@@ -93,6 +95,7 @@ def details_markdown(status: RolloutStatus) -> str:
                 f"{clock(status.approval.deadline)}" + (" (held)" if status.approval.held else ""),
             )
         )
+        rows.append(("approve with", f"`{approve_commands(status)}`"))
     if status.outcome:
         rows.append(("outcome", status.outcome))
     cells = [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
