@@ -1,6 +1,7 @@
 """Provider simulator: an OpenAI- and Anthropic-compatible server for demos, tests and benchmarks.
 
-``canaryflow sim`` serves ``POST /v1/chat/completions`` (OpenAI) and ``POST /v1/messages`` (Anthropic),
+``canaryflow sim`` serves ``POST /v1/chat/completions`` and ``POST /v1/responses`` (OpenAI),
+``POST /v1/messages`` (Anthropic) and Azure OpenAI's ``/openai/deployments/{name}/chat/completions``,
 plain and streaming (SSE; OpenAI ``stream_options.include_usage`` honoured), usage included, so the
 official clients work unchanged (``OPENAI_BASE_URL=http://127.0.0.1:8091/v1``,
 ``ANTHROPIC_BASE_URL=http://127.0.0.1:8091``, any non-empty key; a missing key gets a 401 in the
@@ -32,6 +33,23 @@ MODEL (e.g. a failing primary whose fallback, sent the same messages, stays heal
     [sim:status=400]            always fail with this HTTP status, in the API's error shape
     [sim:finish=length]         force "length" or "content_filter" as the finish reason
     [sim:stream_error_after=3]  streams send an error event after 3 text chunks (server_error/overloaded)
+    [sim:tool_use_rate=0.5]     P(call a tool) under tool_choice auto, before any tool result (default 1)
+    [sim:tool_error_rate=0.3]   P(a tool call is wrong: invalid JSON arguments, an unknown tool, or
+                                arguments that break the tool's schema)
+    [sim:tool_error=unknown_tool]  always this kind of wrong call: invalid_json | unknown_tool | bad_arguments
+    [sim:schema_error_rate=0.3] P(a structured answer does not match the requested JSON schema)
+
+Tools and structured outputs: when a request offers tools (Chat ``tools``, Messages ``tools``, Responses
+``tools`` of type function) and ``tool_choice`` allows it, the answer is a tool call whose arguments are
+generated from the tool's JSON schema (``auto``: only before any tool result; ``required`` / a named tool:
+always); after a tool result the model answers. A ``response_format`` / ``output_config.format`` /
+``text.format`` JSON schema gets a JSON answer matching it (``json_object``: ``{"answer": ...}``). Image
+parts are accepted (85 input tokens each). Streams carry tool calls as the real APIs do (Chat
+``delta.tool_calls`` chunks, Anthropic ``input_json_delta`` events, Responses
+``response.function_call_arguments.delta`` events).
+
+Requests are validated as the real APIs do (:mod:`.requests`): unknown fields, roles, part types, value
+ranges, tool definitions and tool-call/result pairing get each API's 400 shape.
 
 Admin endpoints (only with ``--admin``): ``GET /admin/profiles``, ``POST /admin/profiles`` with
 ``{"model": "gpt-4o-mini", "profile": {"error_rate": 0.2}}`` (fields merge into the profile),

@@ -1,8 +1,9 @@
-"""The simulator's ASGI app: OpenAI ``/v1/chat/completions`` and Anthropic ``/v1/messages``.
+"""The simulator's ASGI app: OpenAI ``/v1/chat/completions`` and ``/v1/responses``, Anthropic
+``/v1/messages``, Azure OpenAI's deployment route.
 
-Responses are written with :mod:`canaryflow.providers.wire`, the same writers the gateway uses, and parsed
+Bodies are validated as the real APIs do (:mod:`.requests`), answers are written by :mod:`.wire` and parsed
 by the official clients in the tests. Errors come back in each API's own JSON shape. Any non-empty key is
-accepted (``Authorization: Bearer …`` or ``x-api-key``); a missing one gets a 401.
+accepted (``Authorization: Bearer …``, ``x-api-key`` or Azure's ``api-key``); a missing one gets a 401.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,19 +21,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from canaryflow.errors import ValidationFailed
-from canaryflow.providers.base import ChatResult
-from canaryflow.providers.translate import anthropic_messages, openai_messages
-from canaryflow.providers.wire import (
-    anthropic_delta_event,
-    anthropic_end_events,
-    anthropic_message,
-    anthropic_start_events,
-    openai_chunk,
-    openai_completion,
-)
+from canaryflow.sim import wire
 from canaryflow.sim.engine import Outcome, Simulator
 from canaryflow.sim.profiles import ModelProfile
+from canaryflow.sim.requests import InvalidRequest, SimRequest, parse_chat, parse_messages, parse_responses
 
 _OPENAI_ERRORS = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
                   403: ("invalid_request_error", None), 404: ("invalid_request_error", "model_not_found"),
@@ -46,20 +38,26 @@ _MESSAGES = {400: "Invalid request.", 401: "Missing API key.", 403: "Permission 
              500: "The server had an error while processing your request (simulated).",
              504: "The request timed out (simulated).", 529: "Overloaded (simulated)."}
 _SSE = "text/event-stream"
+_OPENAI_STREAM_ERROR = {"error": {"message": "The server had an error while streaming (simulated).",
+                                  "type": "server_error", "param": None, "code": None}}
+_ANTHROPIC_STREAM_ERROR = {"type": "error", "error": {"type": "overloaded_error",
+                                                      "message": "Overloaded (simulated, mid-stream)."}}
+_RESPONSES_STREAM_ERROR = {"type": "error", "code": "server_error", "param": None, "sequence_number": 0,
+                           "message": "The server had an error while streaming (simulated)."}
 
 
-def openai_error(status: int, message: str | None = None,
-                 headers: dict[str, str] | None = None) -> Response:
+def openai_error(status: int, message: str | None = None, headers: dict[str, str] | None = None, *,
+                 param: str | None = None, code: str | None = None) -> Response:
     """An error in the OpenAI shape ``{"error": {message, type, param, code}}``."""
     fallback = ("server_error" if status >= 500 else "invalid_request_error", None)
-    kind, code = _OPENAI_ERRORS.get(status, fallback)
+    kind, default_code = _OPENAI_ERRORS.get(status, fallback)
     body = {"error": {"message": message or _MESSAGES.get(status, "Error (simulated)."), "type": kind,
-                      "param": None, "code": code}}
+                      "param": param, "code": code or default_code}}
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def anthropic_error(status: int, message: str | None = None,
-                    headers: dict[str, str] | None = None) -> Response:
+def anthropic_error(status: int, message: str | None = None, headers: dict[str, str] | None = None, *,
+                    param: str | None = None, code: str | None = None) -> Response:
     """An error in the Anthropic shape ``{"type": "error", "error": {type, message}}``."""
     kind = _ANTHROPIC_ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
     body = {"type": "error", "error": {"type": kind, "message": message or _MESSAGES.get(status, "Error.")},
@@ -88,38 +86,31 @@ async def _hang(request: Request, seconds: float) -> None:
         await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _result(out: Outcome, model: str, provider: str) -> ChatResult:
-    return ChatResult(out.text, out.finish_reason, out.input_tokens, out.output_tokens,
-                      out.cached_input_tokens, provider, model, None)
-
-
 class SimApp:
     """Request handlers around one :class:`Simulator`."""
 
     def __init__(self, sim: Simulator):
         self.sim = sim
 
-    async def _parse(self, request: Request, error: Callable[..., Response], api: str
-                     ) -> tuple[dict[str, Any], list[dict[str, str]], Outcome] | Response:
-        traceparent = request.headers.get("traceparent")
-        if traceparent:
-            self.sim.traceparents.append(traceparent)
+    async def _parse(self, request: Request, error: Callable[..., Response],
+                     parse: Callable[[Any], SimRequest], model: str | None = None
+                     ) -> tuple[SimRequest, Outcome] | Response:
         if not _has_key(request):
             return error(401, "You didn't provide an API key (simulated provider: any non-empty key works)."
-                         if api == "openai" else "x-api-key header is required")
+                         if error is openai_error else "x-api-key header is required")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
-            return error(400, "The request body is not valid JSON.")
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str) or not body["model"]:
-            return error(400, "model: Field required")
-        if api == "anthropic" and not isinstance(body.get("max_tokens"), int):
-            return error(400, "max_tokens: Field required")
+            return error(400, "We could not parse the JSON body of your request. (HINT: This likely means "
+                         "you aren't using your HTTP library correctly.)")
+        if model is not None and isinstance(body, dict):
+            body.setdefault("model", model)
         try:
-            messages = openai_messages(body) if api == "openai" else anthropic_messages(body)
-            max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-            out = self.sim.plan(body["model"], messages, max_tokens if isinstance(max_tokens, int) else None)
-        except (ValidationFailed, ValueError) as exc:
+            req = parse(body)
+            out = self.sim.plan(model or req.model, req.texts, req.max_tokens, request=req)
+        except InvalidRequest as exc:
+            return error(400, exc.message, param=exc.param, code=exc.code)
+        except ValueError as exc:
             return error(400, str(exc))
         if out.kind == "timeout":
             await _hang(request, out.hang_s)
@@ -131,7 +122,7 @@ class SimApp:
                 headers = {"retry-after": f"{out.retry_after_s:g}",
                            "retry-after-ms": str(int(out.retry_after_s * 1000))}
             return error(out.status, headers=headers)
-        return body, messages, out
+        return req, out
 
     async def azure_chat_completions(self, request: Request) -> Response:
         """``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure OpenAI):
@@ -145,71 +136,74 @@ class SimApp:
 
     async def chat_completions(self, request: Request, model: str | None = None) -> Response:
         """``POST /v1/chat/completions``."""
-        parsed = await self._parse(request, openai_error, "openai")
+        parsed = await self._parse(request, openai_error, parse_chat, model)
         if isinstance(parsed, Response):
             return parsed
-        body, _, out = parsed
-        model = model or body["model"]
+        req, out = parsed
+        model = model or req.model
         rid = f"chatcmpl-{uuid.uuid4().hex[:24]}"
         headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
-        if not body.get("stream"):
+        if not req.stream:
             await _sleep(out.latency_s)
-            return JSONResponse(openai_completion(_result(out, model, "openai"), response_id=rid),
-                                headers=headers)
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(self._openai_stream(out, model, rid, include_usage), media_type=_SSE,
-                                 headers=headers)
+            return JSONResponse(wire.chat_completion(out, model, rid, req.n), headers=headers)
+        return StreamingResponse(self._paced(out, wire.chat_chunks(out, model, rid, req.include_usage),
+                                             wire.sse_data, _OPENAI_STREAM_ERROR, done="data: [DONE]\n\n"),
+                                 media_type=_SSE, headers=headers)
 
-    async def _openai_stream(self, out: Outcome, model: str, rid: str, include_usage: bool
-                             ) -> AsyncIterator[str]:
-        created = int(time.time())
+    async def _paced(self, out: Outcome, items: Iterator[dict[str, Any] | None],
+                     write: Callable[[dict[str, Any]], str], stream_error: dict[str, Any],
+                     done: str | None = None, numbered: bool = False) -> AsyncIterator[str]:
+        """Send ``items``: the first after the time to first token, the rest spread over the latency (each
+        ``None`` is a pacing point); an error event in place of piece ``stream_error_after``."""
         await _sleep(out.ttft_s)
-        yield _data(openai_chunk(rid, model, created, text="", role=True, include_usage=include_usage))
-        gap = (out.latency_s - out.ttft_s) / max(1, len(out.pieces))
-        for i, piece in enumerate(out.pieces):
-            if i == out.stream_error_after:
-                yield _data({"error": {"message": "The server had an error while streaming (simulated).",
-                                       "type": "server_error", "param": None, "code": None}})
-                return
-            if i:
-                await _sleep(gap)
-            yield _data(openai_chunk(rid, model, created, text=piece, include_usage=include_usage))
-        yield _data(openai_chunk(rid, model, created, finish_reason=out.finish_reason,
-                                 include_usage=include_usage))
-        if include_usage:
-            yield _data(openai_chunk(rid, model, created, usage=_result(out, model, "openai")))
-        yield "data: [DONE]\n\n"
+        n_pieces = max(1, len(out.pieces) or sum(len(c.arguments) // 12 + 1 for c in out.tool_calls))
+        gap = (out.latency_s - out.ttft_s) / n_pieces
+        piece = 0
+        seq = 0
+        for item in items:
+            if item is None:
+                if piece == out.stream_error_after:
+                    yield write(stream_error)
+                    return
+                if piece:
+                    await _sleep(gap)
+                piece += 1
+                continue
+            if numbered:
+                item = {**item, "sequence_number": seq}
+                seq += 1
+            yield write(item)
+        if done is not None:
+            yield done
 
     async def messages(self, request: Request) -> Response:
         """``POST /v1/messages``."""
-        parsed = await self._parse(request, anthropic_error, "anthropic")
+        parsed = await self._parse(request, anthropic_error, parse_messages)
         if isinstance(parsed, Response):
             return parsed
-        body, _, out = parsed
-        model = body["model"]
+        req, out = parsed
         rid = f"msg_{uuid.uuid4().hex[:24]}"
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
-        if not body.get("stream"):
+        if not req.stream:
             await _sleep(out.latency_s)
-            return JSONResponse(anthropic_message(_result(out, model, "anthropic"), response_id=rid),
-                                headers=headers)
-        return StreamingResponse(self._anthropic_stream(out, model, rid), media_type=_SSE, headers=headers)
+            return JSONResponse(wire.anthropic_message(out, req.model, rid), headers=headers)
+        return StreamingResponse(self._paced(out, wire.anthropic_events(out, req.model, rid), wire.sse_event,
+                                             _ANTHROPIC_STREAM_ERROR), media_type=_SSE, headers=headers)
 
-    async def _anthropic_stream(self, out: Outcome, model: str, rid: str) -> AsyncIterator[str]:
-        await _sleep(out.ttft_s)
-        for event in anthropic_start_events(rid, model, out.input_tokens, out.cached_input_tokens):
-            yield _event(event)
-        gap = (out.latency_s - out.ttft_s) / max(1, len(out.pieces))
-        for i, piece in enumerate(out.pieces):
-            if i == out.stream_error_after:
-                yield _event({"type": "error", "error": {"type": "overloaded_error",
-                                                         "message": "Overloaded (simulated, mid-stream)."}})
-                return
-            if i:
-                await _sleep(gap)
-            yield _event(anthropic_delta_event(piece))
-        for event in anthropic_end_events(_result(out, model, "anthropic")):
-            yield _event(event)
+    async def responses(self, request: Request) -> Response:
+        """``POST /v1/responses``."""
+        parsed = await self._parse(request, openai_error, parse_responses)
+        if isinstance(parsed, Response):
+            return parsed
+        req, out = parsed
+        rid = f"resp_{uuid.uuid4().hex}"
+        headers = {"x-request-id": f"req_{uuid.uuid4().hex[:24]}"}
+        if not req.stream:
+            await _sleep(out.latency_s)
+            return JSONResponse(wire.response_object(out, req.model, rid, req.echo), headers=headers)
+        return StreamingResponse(self._paced(out, wire.response_events(out, req.model, rid, req.echo),
+                                             wire.sse_event, _RESPONSES_STREAM_ERROR, numbered=True),
+                                 media_type=_SSE, headers=headers)
 
     async def models(self, request: Request) -> Response:
         """``GET /v1/models``: the profiled model names."""
@@ -258,14 +252,6 @@ class SimApp:
         return JSONResponse({"seed": self.sim.seed})
 
 
-def _data(obj: dict[str, Any]) -> str:
-    return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n"
-
-
-def _event(obj: dict[str, Any]) -> str:
-    return f"event: {obj['type']}\ndata: {json.dumps(obj, separators=(',', ':'))}\n\n"
-
-
 def create_app(seed: int = 0, *, admin: bool = False, latency_scale: float = 1.0,
                profiles: dict[str, ModelProfile] | None = None,
                simulator: Simulator | None = None) -> Starlette:
@@ -283,6 +269,7 @@ def create_app(seed: int = 0, *, admin: bool = False, latency_scale: float = 1.0
     routes = [
         Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
         Route("/v1/messages", handlers.messages, methods=["POST"]),
+        Route("/v1/responses", handlers.responses, methods=["POST"]),
         Route("/openai/deployments/{deployment}/chat/completions", handlers.azure_chat_completions,
               methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),

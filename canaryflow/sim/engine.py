@@ -18,9 +18,29 @@ from dataclasses import dataclass, field
 from canaryflow.sim.profiles import ModelProfile, apply_markers, default_profiles, lookup, strip_markers
 from canaryflow.sim.questions import TOKEN_PATTERN as _TOKEN
 from canaryflow.sim.questions import count_tokens, find_question, lorem, pieces
+from canaryflow.sim.requests import SimRequest
+from canaryflow.sim.schema import example, violate
 
 _Z95 = 1.6448536269514722
 _MAX_SEEN = 100_000
+
+
+@dataclass
+class ToolCall:
+    """One function call the simulated model makes; ``error`` names how it is wrong, if it is."""
+
+    id: str
+    name: str
+    arguments: str
+    error: str | None = None
+
+    def input(self) -> dict[str, object]:
+        """The arguments as an object (``{}`` when they are not a JSON object)."""
+        try:
+            value = json.loads(self.arguments)
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
 
 @dataclass
@@ -40,6 +60,7 @@ class Outcome:
     retry_after_s: float | None = None
     hang_s: float = 0.0
     stream_error_after: int | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
 
 
 def sample_latency(rng: random.Random, median_ms: float, p95_ms: float) -> float:
@@ -97,8 +118,9 @@ class Simulator:
             self._seen[digest] = n + 1
         return random.Random(f"{self.seed}:{digest}:{n}")
 
-    def plan(self, model: str, messages: list[dict[str, str]], max_tokens: int | None = None) -> Outcome:
-        """Decide the outcome of one request.
+    def plan(self, model: str, messages: list[dict[str, str]], max_tokens: int | None = None, *,
+             request: SimRequest | None = None) -> Outcome:
+        """Decide the outcome of one request (``request``: its tools, tool choice and schema, if any).
 
         Raises:
             ValueError: a malformed ``[sim:...]`` marker.
@@ -111,6 +133,9 @@ class Simulator:
         outcome = self._error(profile, u_error, latency)
         if outcome is None:
             outcome = self._answer(profile, rng, messages, max_tokens, latency, ttft)
+            if request is not None and (request.tools or request.schema is not None or request.json_mode
+                                        or request.extra_input_tokens):
+                _shape(outcome, profile, rng, request)
         with self._lock:
             self.stats["requests"] += 1
             self.stats[outcome.kind] += 1
@@ -159,6 +184,66 @@ class Simulator:
                        stream_error_after=profile.stream_error_after)
 
 
+_TOOL_ERRORS = {"chat": ("invalid_json", "unknown_tool", "bad_arguments"),
+                "responses": ("invalid_json", "unknown_tool", "bad_arguments"),
+                "messages": ("unknown_tool", "bad_arguments")}  # Anthropic's tool input is always an object
+
+
+def _id(rng: random.Random, prefix: str) -> str:
+    return prefix + "".join(rng.choice("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+                            for _ in range(24))
+
+
+def _tool_call(profile: ModelProfile, rng: random.Random, req: SimRequest) -> ToolCall | None:
+    """The call the model makes, or None when it answers instead (draws only when tools are offered)."""
+    if not req.tools or req.tool_choice == "none":
+        return None
+    if req.tool_choice == "auto" and (req.after_tool or rng.random() >= profile.tool_use_rate):
+        return None
+    tool = next((t for t in req.tools if t.name == req.forced_tool), None) or rng.choice(req.tools)
+    args: object = example(tool.parameters, rng)
+    name, arguments, error = tool.name, json.dumps(args), None
+    if rng.random() < profile.tool_error_rate:
+        kinds = _TOOL_ERRORS.get(req.api, _TOOL_ERRORS["chat"])
+        error = profile.tool_error if profile.tool_error in kinds else rng.choice(kinds)
+        if error == "invalid_json":
+            arguments = arguments[:-1] if len(arguments) > 1 else "{"
+        elif error == "unknown_tool":
+            taken = {t.name for t in req.tools}
+            name = next(f"{tool.name}_{suffix}" for suffix in ("v2", "new", "x", "alt", "old")
+                        if f"{tool.name}_{suffix}" not in taken)
+        else:
+            arguments = json.dumps(violate(tool.parameters, rng))
+    prefix = "toolu_" if req.api == "messages" else "call_"
+    return ToolCall(_id(rng, prefix), name, arguments, error)
+
+
+def _shape(out: Outcome, profile: ModelProfile, rng: random.Random, req: SimRequest) -> None:
+    """Turn a text answer into a tool call or a structured answer, as the request asks."""
+    out.input_tokens += req.extra_input_tokens
+    if req.tools:
+        out.input_tokens += sum(count_tokens(json.dumps(t.parameters)) + 8 for t in req.tools)
+    if out.finish_reason == "content_filter":
+        return
+    call = _tool_call(profile, rng, req)
+    if call is not None:
+        out.tool_calls = [call]
+        out.text, out.pieces, out.finish_reason = "", [], "tool_calls"
+        out.output_tokens = count_tokens(call.name + call.arguments) + 4
+        return
+    if req.schema is not None:
+        bad = rng.random() < profile.schema_error_rate
+        value = violate(req.schema, rng) if bad else example(req.schema, rng, text=out.text)
+        out.text = json.dumps(value)
+    elif req.json_mode and not profile.json_answers:
+        out.text = json.dumps({"answer": out.text})
+    else:
+        return
+    out.pieces = pieces(out.text)
+    out.output_tokens = count_tokens(out.text)
+    out.finish_reason = "stop"
+
+
 def _truncate(text: str, n_tokens: int) -> str:
     """The first ``n_tokens`` tokens of ``text`` (by :func:`count_tokens`)."""
     for i, match in enumerate(_TOKEN.finditer(text), start=1):
@@ -167,4 +252,4 @@ def _truncate(text: str, n_tokens: int) -> str:
     return text
 
 
-__all__ = ["Outcome", "Simulator", "input_token_count", "sample_latency"]
+__all__ = ["Outcome", "Simulator", "ToolCall", "input_token_count", "sample_latency"]

@@ -39,6 +39,13 @@ class ModelProfile(BaseModel):
     finish: Literal["length", "content_filter"] | None = Field(default=None, description="forced finish")
     stream_error_after: int | None = Field(default=None, ge=0,
                                            description="streams fail mid-way after this many text chunks")
+    tool_use_rate: float = Field(default=1.0, ge=0, le=1,
+                                 description="P(call a tool) under tool_choice auto before any tool result")
+    tool_error_rate: float = Field(default=0.0, ge=0, le=1, description="P(a tool call is wrong)")
+    tool_error: Literal["invalid_json", "unknown_tool", "bad_arguments"] | None = Field(
+        default=None, description="the kind of wrong tool call (default: drawn among those the API allows)")
+    schema_error_rate: float = Field(default=0.0, ge=0, le=1,
+                                     description="P(a structured answer does not match the requested schema)")
 
 
 def _p(median: float, p95: float, quality: float, tokens: int = 60) -> ModelProfile:
@@ -107,7 +114,8 @@ def apply_markers(profile: ModelProfile, texts: list[str], model: str | None = N
                 ratio = profile.latency_p95_ms / base if base else 1.0
                 updates["latency_median_ms"] = median
                 updates["latency_p95_ms"] = median * ratio
-            elif name in ("error_rate", "rate_limit_rate", "timeout_rate", "quality", "cached_fraction"):
+            elif name in ("error_rate", "rate_limit_rate", "timeout_rate", "quality", "cached_fraction",
+                          "tool_use_rate", "tool_error_rate", "schema_error_rate"):
                 updates[name] = _float(value, name)
             elif name == "rate_limit":
                 updates["rate_limit_rate"] = _float(value, name)
@@ -123,6 +131,9 @@ def apply_markers(profile: ModelProfile, texts: list[str], model: str | None = N
                 updates["status"] = int(_float(value, name))
             elif name == "finish":
                 updates["finish"] = value
+            elif name == "tool_error":
+                updates["tool_error"] = value
+                updates.setdefault("tool_error_rate", 1.0)
             elif name == "stream_error_after":
                 updates["stream_error_after"] = int(_float(value, name))
     if not updates:
