@@ -151,7 +151,8 @@ def test_push_and_diff_show_the_changed_tool_and_schema(tmp_path: Path,
     db = ["--db", f"sqlite:///{tmp_path / 'cli.db'}"]
     files = [str(EXAMPLES / "order-bot.v1.yaml"), str(EXAMPLES / "order-bot.v2.yaml")]
     assert run_app(app, ["config", "push", *files, *db]) == 0
-    assert capsys.readouterr().out.splitlines() == ["order-bot v1", "order-bot v2"]
+    assert [line.split(" (")[0] for line in capsys.readouterr().out.splitlines()] == ["order-bot v1",
+                                                                                       "order-bot v2"]
     assert run_app(app, ["config", "diff", "order-bot", "1", "2", "--json", *db]) == 0
     diff: dict[str, Any] = json.loads(capsys.readouterr().out)  # the first push made v1 stable
     assert diff["changed_fields"] == ["messages", "response_format", "tools"]
@@ -183,3 +184,11 @@ def test_wire_shapes_per_api() -> None:
         "type": "json_schema",
         "json_schema": {"name": "answer", "schema": {"type": "object"}, "strict": True}}
     assert wire.responses_format_wire(FORMAT) == FORMAT
+
+
+def test_the_documented_config_loads(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "config-format.md").read_text()
+    spec = load_config(write(tmp_path, doc.split("```yaml\n")[1].split("```")[0]))
+    assert spec.tools is not None and spec.tools[0].strict is True
+    assert spec.response_format is not None and spec.response_format.json_schema["required"] == ["status",
+                                                                                                 "answer"]

@@ -215,7 +215,7 @@ def test_push_refuses_provider_names_this_process_does_not_know(providers_file: 
     assert "unknown provider 'ollama'" in capsys.readouterr().err
     path.write_text(CONFIG.replace("ollama", "azure-east"))
     assert run_app(app, ["config", "push", str(path), *db]) == 0
-    assert capsys.readouterr().out.strip() == "agent v1"
+    assert capsys.readouterr().out.startswith("agent v1")
 
 
 def test_the_documented_providers_file_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
