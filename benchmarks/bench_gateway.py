@@ -8,13 +8,17 @@ only the proxies' own cost shows):
 * ``litellm`` — the LiteLLM proxy, from ``benchmarks/.venv-litellm`` (never a project dependency):
   ``python3 -m venv benchmarks/.venv-litellm && benchmarks/.venv-litellm/bin/pip install 'litellm[proxy]'``.
 
+``--tracing`` adds the gateway with OpenTelemetry tracing on, sampled at 100 % and at 10 %
+(``OTEL_TRACES_SAMPLER=parentbased_traceidratio``), exporting OTLP/HTTP to a sink process that accepts and
+drops the spans — beside the gateway with tracing off, in the same run.
+
 Latency: sequential requests on one keep-alive connection, p50/p99; "added" = target − direct.
 Throughput: ``--concurrency`` requests in flight for ``--duration`` seconds. Each server is its own process
 with one worker, and each proxy runs only while it is measured (the simulator throughout), so an idle
 LiteLLM does not share the 2 cores with the gateway's run; the load generator is this process. Run::
 
     .venv/bin/python benchmarks/bench_gateway.py [--requests 500] [--duration 10] [--concurrency 32] \\
-        [--readme]
+        [--tracing] [--no-litellm] [--readme]
 """
 
 from __future__ import annotations
@@ -42,6 +46,20 @@ LITELLM = ROOT / "benchmarks" / ".venv-litellm" / "bin" / "litellm"
 CANARYFLOW = Path(sys.executable).parent / "canaryflow"
 BODY = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 50}
 MASTER_KEY = "sk-bench-" + "0123456789abcdef" * 2
+# An OTLP/HTTP sink: answers every POST with an empty ExportTraceServiceResponse (spans dropped).
+OTLP_SINK = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(200); self.send_header("content-type", "application/x-protobuf")
+        self.send_header("content-length", "0"); self.end_headers()
+    def do_GET(self):
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+"""
 
 
 def free_port() -> int:
@@ -164,6 +182,38 @@ async def throughput(url: str, body: dict[str, object], headers: dict[str, str],
     return ok / (time.perf_counter() - start), errors
 
 
+async def interleaved_latency(targets: list[tuple[str, dict[str, object], dict[str, str]]], n: int
+                              ) -> list[list[float]]:
+    """Sequential requests taking turns between ``targets`` (one keep-alive connection each), so the
+    machine's load drifts alike for all of them."""
+    conns = [Conn(*t) for t in targets]
+    out: list[list[float]] = [[] for _ in targets]
+    warm = max(20, n // 10)
+    for i in range(warm + n):
+        for conn, samples in zip(conns, out, strict=True):
+            t = time.perf_counter()
+            if await conn.post() != 200:
+                raise RuntimeError("a gateway answered an error")
+            if i >= warm:
+                samples.append(time.perf_counter() - t)
+    for conn in conns:
+        conn.close()
+    return out
+
+
+def interleaved_throughput(targets: list[tuple[str, dict[str, object], dict[str, str]]], duration: float,
+                           concurrency: int, rounds: int = 5) -> list[tuple[float, int]]:
+    """``duration`` seconds of load per target, cut in ``rounds`` slices taken in turn."""
+    done = [(0.0, 0) for _ in targets]
+    for r in range(rounds):
+        order = list(range(len(targets)))
+        order = order[r % len(order):] + order[:r % len(order)]
+        for i in order:
+            rps, errors = asyncio.run(throughput(*targets[i], duration / rounds, concurrency))
+            done[i] = (done[i][0] + rps / rounds, done[i][1] + errors)
+    return done
+
+
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
@@ -177,6 +227,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--traffic-rate", type=float, default=0.1, help="gateway traffic-log sampling rate")
     parser.add_argument("--no-litellm", action="store_true")
+    parser.add_argument("--tracing", action="store_true",
+                        help="also the gateway with OpenTelemetry tracing sampled at 100%% and 10%%")
     parser.add_argument("--readme", action="store_true", help="append the table to benchmarks/README.md")
     args = parser.parse_args()
 
@@ -204,6 +256,16 @@ def main() -> int:
                     [str(CANARYFLOW), "gateway", "--port", str(gw_port), "--traffic-rate",
                      str(args.traffic_rate)], env, f"http://127.0.0.1:{gw_port}/healthz"),
     }
+    sink_port = free_port()
+    if args.tracing:
+        for label, ratio in (("gw+trace100", "1.0"), ("gw+trace10", "0.1")):
+            port = free_port()
+            targets[label] = (
+                f"http://127.0.0.1:{port}/v1/chat/completions", {**BODY, "model": "bench"}, {},
+                [str(CANARYFLOW), "gateway", "--port", str(port), "--traffic-rate", str(args.traffic_rate)],
+                {**env, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+                 "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": ratio},
+                f"http://127.0.0.1:{port}/healthz")
     litellm_note = ""
     if args.no_litellm:
         litellm_note = "not run (--no-litellm)"
@@ -223,9 +285,30 @@ def main() -> int:
              "LITELLM_LOG": "ERROR"},
             f"http://127.0.0.1:{ll_port}/health/liveliness")
     results: dict[str, dict[str, float]] = {}
-    with process([str(CANARYFLOW), "sim", "--port", str(sim_port), "--latency-scale", "0"], env,
-                 tmp / "sim.log"):
+    with contextlib.ExitStack() as sink, \
+            process([str(CANARYFLOW), "sim", "--port", str(sim_port), "--latency-scale", "0"], env,
+                    tmp / "sim.log"):
+        if args.tracing:
+            sink_cmd = [sys.executable, "-c", OTLP_SINK, str(sink_port)]
+            sink.enter_context(process(sink_cmd, {}, tmp / "sink.log"))
+            wait_http(f"http://127.0.0.1:{sink_port}/")
         wait_http(f"{sim}/healthz")
+        if args.tracing:  # the three gateways run together and take turns (drift hits them alike)
+            names = ["gateway", "gw+trace100", "gw+trace10"]
+            with contextlib.ExitStack() as gateways:
+                for name in names:
+                    _, _, _, cmd, extra_env, ready = targets[name]
+                    assert cmd is not None
+                    gateways.enter_context(process(cmd, extra_env, tmp / f"{name}.log"))
+                for name in names:
+                    wait_http(targets[name][5], timeout=180)
+                trio = [(targets[n][0], targets[n][1], targets[n][2]) for n in names]
+                lats = asyncio.run(interleaved_latency(trio, args.requests))
+                loads = interleaved_throughput(trio, args.duration, args.concurrency)
+            for name, lat, (rps, errors) in zip(names, lats, loads, strict=True):
+                results[name] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
+                                 "mean": statistics.mean(lat) * 1000, "rps": rps, "errors": errors}
+            targets = {k: v for k, v in targets.items() if k not in names}
         for name, (url, body, headers, cmd, extra_env, ready) in targets.items():
             with contextlib.ExitStack() as stack:
                 if cmd is not None:
@@ -239,10 +322,13 @@ def main() -> int:
                 rps, errors = asyncio.run(throughput(url, body, headers, args.duration, args.concurrency))
             results[name] = {"p50": pct(lat, 0.5), "p99": pct(lat, 0.99),
                              "mean": statistics.mean(lat) * 1000, "rps": rps, "errors": errors}
-            print(f"{name:8} p50 {results[name]['p50']:.2f} ms  p99 {results[name]['p99']:.2f} ms  "
-                  f"{rps:.0f} req/s ({errors} errors)", flush=True)
     shutil.rmtree(tmp, ignore_errors=True)
 
+    order = ["direct", "gateway", "gw+trace100", "gw+trace10", "litellm"]
+    results = {k: results[k] for k in sorted(results, key=order.index)}
+    for name, r in results.items():
+        print(f"{name:11} p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  {r['rps']:.0f} req/s "
+              f"({r['errors']:.0f} errors)", flush=True)
     base = results["direct"]
     lines = [
         f"### bench_gateway.py — {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
@@ -250,7 +336,9 @@ def main() -> int:
         "",
         f"`.venv/bin/python benchmarks/bench_gateway.py --requests {args.requests} "
         f"--duration {args.duration:g} "
-        f"--concurrency {args.concurrency} --traffic-rate {args.traffic_rate:g}` — simulator latency 0; "
+        f"--concurrency {args.concurrency} --traffic-rate {args.traffic_rate:g}"
+        f"{' --tracing' if args.tracing else ''}{' --no-litellm' if args.no_litellm else ''}` — "
+        "simulator latency 0; "
         f"gateway with metrics and traffic log ({args.traffic_rate:g} sampled) on; load average before the "
         f"run {load_before}, after {os.getloadavg()[0]:.2f}.",
         "",
@@ -264,6 +352,13 @@ def main() -> int:
                      f"| {r['rps']:.0f} |")
     if litellm_note:
         lines.append(f"| litellm | {litellm_note} | | | | |")
+    off = results.get("gateway")
+    for label in ("gw+trace100", "gw+trace10"):
+        on = results.get(label)
+        if off is not None and on is not None:
+            lines += ["", f"Tracing sampled at {label.removeprefix('gw+trace')} % vs off: "
+                          f"p50 {on['p50'] - off['p50']:+.2f} ms, p99 {on['p99'] - off['p99']:+.2f} ms, "
+                          f"throughput {on['rps'] / off['rps']:.2f}× off."]
     if "gateway" in results and "litellm" in results:
         ratio = results["gateway"]["rps"] / results["litellm"]["rps"]
         lines += ["", f"Gateway throughput = {ratio:.1f}× LiteLLM's; added p50 "

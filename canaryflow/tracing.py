@@ -235,7 +235,8 @@ def request(parent: Any, *, server: bool = False, end: bool = True) -> Iterator[
         yield req
     except BaseException as exc:
         _error(span, exc)
-        if not end:
+        if req.end_with_stream:  # the stream never started (a failed stream has ended it already)
+            req.end_with_stream = False
             span.end()
         raise
     finally:
@@ -270,7 +271,7 @@ def resume(req: _Req | None) -> Iterator[None]:
 def resolved(res: Resolution) -> None:
     """Name the request span after the config and record how it resolved."""
     req = _current.get()
-    if req is None:
+    if req is None or not req.span.is_recording():  # off, or this request not sampled
         return
     span = req.span
     span.update_name(f"chat {res.config_key}")
@@ -293,7 +294,7 @@ def finished(res: Resolution, caller: Sequence[Mapping[str, Any]], result: ChatR
              fallback_index: int | None, fallback_reason: str | None) -> None:
     """Record the answer on the request span."""
     req = _current.get()
-    if req is None:
+    if req is None or not req.span.is_recording():  # off, or this request not sampled
         return
     span = req.span
     span.set_attributes(_result_attributes(result))
@@ -309,7 +310,7 @@ def finished(res: Resolution, caller: Sequence[Mapping[str, Any]], result: ChatR
 def failed(res: Resolution, caller: Sequence[Mapping[str, Any]], exc: ProviderError, request_id: str) -> None:
     """Record that nobody answered."""
     req = _current.get()
-    if req is None:
+    if req is None or not req.span.is_recording():  # off, or this request not sampled
         return
     span = req.span
     span.set_attributes({"canaryflow.request_id": request_id, "canaryflow.served_by": "none"})
@@ -406,13 +407,17 @@ class _ClientSpan:
 
     def result(self, result: ChatResult) -> None:
         """Record the attempt's answer (usage, finish reason, response model)."""
-        self.span.set_attributes(_result_attributes(result))
+        if self.span.is_recording():
+            self.span.set_attributes(_result_attributes(result))
 
 
 def attempt(provider: str, model: str, fallback_index: int | None, try_number: int) -> _ClientSpan | _NoSpan:
     """A span around one provider attempt (``with tracing.attempt(...) as span: ...; span.result(r)``)."""
     tracer = _state.tracer
     if tracer is None:
+        return _NO_SPAN
+    req = _current.get()
+    if req is not None and not req.span.is_recording():  # an unsampled request: its context propagates
         return _NO_SPAN
     attrs: dict[str, Any] = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": provider,
                              "gen_ai.request.model": model, "canaryflow.attempt": try_number + 1}
@@ -425,6 +430,10 @@ def shadow(parent: Any, res: Resolution) -> _ClientSpan | _NoSpan:
     """A span around a shadow call, child of the mirrored request's context ``parent``."""
     tracer = _state.tracer
     if tracer is None or parent is None:
+        return _NO_SPAN
+    from opentelemetry import trace
+
+    if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:  # (it may have ended)
         return _NO_SPAN
     return _ClientSpan(tracer, res.model, {
         "gen_ai.operation.name": "chat", "gen_ai.provider.name": res.provider,

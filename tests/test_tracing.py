@@ -161,6 +161,17 @@ def test_shadow_call_is_a_child_of_the_mirrored_request(traced: tuple[Stack, Tra
     assert shadow.attributes["gen_ai.usage.output_tokens"] > 0
 
 
+def test_an_unsampled_caller_is_not_recorded_but_propagated(traced: tuple[Stack, TracerProvider],
+                                                            receiver: Receiver) -> None:
+    stack, provider = traced
+    trace_id, span_id = secrets.token_hex(16), secrets.token_hex(8)
+    oai = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="x", max_retries=0)
+    oai.chat.completions.create(model="trace-bot", messages=Q, extra_body=CTX,  # type: ignore[arg-type]
+                                extra_headers={"traceparent": f"00-{trace_id}-{span_id}-00"})
+    assert provider.force_flush(10_000) and receiver.in_trace(trace_id) == []  # the caller did not sample
+    assert any(tp.startswith(f"00-{trace_id}-") and tp.endswith("-00") for tp in stack.simulator.traceparents)
+
+
 def test_a_gateway_error_is_on_the_span(traced: tuple[Stack, TracerProvider], receiver: Receiver) -> None:
     stack, provider = traced
     trace_id, _, headers = _caller()
