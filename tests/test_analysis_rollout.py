@@ -88,3 +88,74 @@ async def test_raised_error_rate_is_rolled_back_with_evidence(
         # compensation restored stable
         state = stack.registry.serving_state(key)
         assert state.stable_version == 1 and state.exposure.candidate_version is None
+
+
+LOOKUP = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"],
+          "additionalProperties": False}
+
+
+def _agent_traffic(stack: Stack, key: str, stop: threading.Event) -> None:
+    """An app sending no tools of its own: the config's tools reach the provider; every answer is a call."""
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        with contextlib.suppress(openai.APIError):
+            client.chat.completions.create(
+                model=key, messages=[{"role": "user", "content": f"Where is order A-{n}?"}],
+                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+
+
+async def test_a_tool_description_and_schema_change_that_breaks_tool_calls_is_rolled_back(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"tools-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    answer = {"type": "json_schema", "name": "order_answer",
+              "schema": {"type": "object", "properties": {"status": {"type": "string"}}}}
+    stable = spec(key, system="You look orders up before answering.",
+                  tools=[{"name": "lookup_order", "description": "Find an order by its id.",
+                          "parameters": LOOKUP}], response_format=answer)
+    # the candidate: a terser tool description and an extra answer field; the simulator's profile for it
+    # (the marker its prompt carries) makes half its tool calls wrong
+    candidate = spec(key, system="You look orders up before answering. [sim:tool_error_rate=0.5]",
+                     tools=[{"name": "lookup_order", "description": "Order lookup.", "parameters": LOOKUP}],
+                     response_format={**answer, "schema": {**answer["schema"], "required": ["status"]}})
+    assert stable.content_hash() != candidate.content_hash()
+    plan = {
+        "stages": [{"name": "canary-50", "kind": "percent", "percent": 50, "min_duration": "10m"},
+                   {"name": "full", "kind": "full"}],
+        "gates": [{"metric": "tool_call_error_rate", "margin": 0.0, "mode": "absolute"}],
+        "analysis_interval": "2s",
+    }
+    with running_stack(tmp_path, configs=[stable, candidate]) as stack:
+        address = stack.url.removeprefix("http://")
+        prometheus.add_target(address)
+        prometheus.wait_scraped(address)
+        stop = threading.Event()
+        sender = threading.Thread(target=_agent_traffic, args=(stack, key, stop), daemon=True)
+        sender.start()
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        registry = Registry(stack.registry.url)
+        try:
+            async with build_worker(client, registry, task_queue=queue):
+                inp = RolloutInput.model_validate(
+                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                     task_queue=queue)
+                with pytest.raises(WorkflowFailureError) as info:
+                    await asyncio.wait_for(handle.result(), 120)
+        finally:
+            stop.set()
+            sender.join(15)
+        message = str(info.value.cause)
+        assert "canary-50" in message and "tool_call_error_rate FAIL" in message, message
+        valid = stack.count("canaryflow_tool_calls_total", config=key, variation="stable", result="valid")
+        wrong = sum(stack.count("canaryflow_tool_calls_total", config=key, variation="candidate", result=r)
+                    for r in ("invalid_json", "schema_mismatch", "unknown_tool"))
+        assert valid > 0 and wrong > 0
+        assert stack.count("canaryflow_tool_calls_total", config=key, variation="stable",
+                           result="unknown_tool") == 0
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 1 and state.exposure.candidate_version is None
