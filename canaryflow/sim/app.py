@@ -95,6 +95,9 @@ class SimApp:
     async def _parse(self, request: Request, error: Callable[..., Response],
                      parse: Callable[[Any], SimRequest], model: str | None = None
                      ) -> tuple[SimRequest, Outcome] | Response:
+        traceparent = request.headers.get("traceparent")
+        if traceparent:  # what tracing tests check reached the provider
+            self.sim.traceparents.append(traceparent)
         if not _has_key(request):
             return error(401, "You didn't provide an API key (simulated provider: any non-empty key works)."
                          if error is openai_error else "x-api-key header is required")
