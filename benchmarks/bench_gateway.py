@@ -1,9 +1,12 @@
-"""The gateway's added latency and throughput, against the simulator directly and the LiteLLM proxy.
+"""The gateway's added latency and throughput, against the simulator directly, a bare forwarding proxy (the
+floor) and the LiteLLM proxy.
 
-Three targets answer the same OpenAI chat request, all in front of one provider simulator (latency 0, so
-only the proxies' own cost shows):
+Four targets answer the same OpenAI chat request — with a tool and a JSON-schema ``response_format`` in it —
+all in front of one provider simulator (latency 0, so only the proxies' own cost shows):
 
 * ``direct``  — the simulator itself;
+* ``floor``   — ``benchmarks/floor_proxy.py``: uvicorn + the gateway's provider transport forwarding the
+  bytes, no parsing, no metrics (what Python on this stack can do);
 * ``gateway`` — ``canaryflow gateway`` (metrics on, traffic log on at ``--traffic-rate``);
 * ``litellm`` — the LiteLLM proxy, from ``benchmarks/.venv-litellm`` (never a project dependency):
   ``python3 -m venv benchmarks/.venv-litellm && benchmarks/.venv-litellm/bin/pip install 'litellm[proxy]'``.
@@ -44,7 +47,15 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM = ROOT / "benchmarks" / ".venv-litellm" / "bin" / "litellm"
 CANARYFLOW = Path(sys.executable).parent / "canaryflow"
-BODY = {"messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 50}
+BODY = {
+    "messages": [{"role": "user", "content": "What is the capital of France?"}], "max_tokens": 50,
+    "tools": [{"type": "function", "function": {
+        "name": "lookup_city", "description": "Facts about a city",
+        "parameters": {"type": "object", "properties": {"name": {"type": "string"}}, "required": ["name"]}}}],
+    "response_format": {"type": "json_schema", "json_schema": {"name": "answer", "strict": True, "schema": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"],
+        "additionalProperties": False}}},
+}
 MASTER_KEY = "sk-bench-" + "0123456789abcdef" * 2
 # An OTLP/HTTP sink: answers every POST with an empty ExportTraceServiceResponse (spans dropped).
 OTLP_SINK = """
@@ -219,6 +230,27 @@ def pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
 
 
+def ratios(results: dict[str, dict[str, float]]) -> list[str]:
+    """The goals as ratios of one run: added p50 vs LiteLLM's and the floor's, throughput vs LiteLLM's."""
+    if "gateway" not in results:
+        return []
+    base = results["direct"]["p50"]
+    added = results["gateway"]["p50"] - base
+    out = []
+    if "litellm" in results:
+        ll_added = results["litellm"]["p50"] - base
+        out.append(f"- added p50: gateway / LiteLLM = {added / ll_added:.3f} (goal ≤ 0.1)")
+        rps = results["gateway"]["rps"] / results["litellm"]["rps"]
+        out.append(f"- throughput: gateway / LiteLLM = {rps:.1f}× (goal ≥ 10×)")
+    if "floor" in results:
+        fl_added = results["floor"]["p50"] - base
+        out.append(f"- added p50: gateway / floor = {added / fl_added:.2f} (goal ≤ 2)" if fl_added > 0 else
+                   "- added p50: the floor added nothing measurable")
+        floor_rps = results["gateway"]["rps"] / results["floor"]["rps"]
+        out.append(f"- throughput: gateway / floor = {floor_rps:.2f}×")
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="sequential requests per target (latency)")
@@ -234,7 +266,7 @@ def main() -> int:
 
     load_before = f"{os.getloadavg()[0]:.2f}"
     tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
-    sim_port, gw_port, ll_port = free_port(), free_port(), free_port()
+    sim_port, gw_port, ll_port, floor_port = free_port(), free_port(), free_port(), free_port()
     sim = f"http://127.0.0.1:{sim_port}"
     db = f"sqlite:///{tmp / 'registry.db'}"
     from canaryflow.domain.config import ConfigSpec
@@ -252,6 +284,10 @@ def main() -> int:
     targets: dict[str, Target] = {
         "direct": (f"{sim}/v1/chat/completions", {**BODY, "model": "gpt-4o-mini"},
                    {"authorization": "Bearer sk-bench"}, None, {}, f"{sim}/healthz"),
+        "floor": (f"http://127.0.0.1:{floor_port}/v1/chat/completions", {**BODY, "model": "gpt-4o-mini"},
+                  {"authorization": "Bearer sk-bench"},
+                  [sys.executable, str(ROOT / "benchmarks" / "floor_proxy.py"), "--port", str(floor_port),
+                   "--upstream", sim], {"PYTHONPATH": str(ROOT)}, f"http://127.0.0.1:{floor_port}/healthz"),
         "gateway": (f"http://127.0.0.1:{gw_port}/v1/chat/completions", {**BODY, "model": "bench"}, {},
                     [str(CANARYFLOW), "gateway", "--port", str(gw_port), "--traffic-rate",
                      str(args.traffic_rate)], env, f"http://127.0.0.1:{gw_port}/healthz"),
@@ -324,7 +360,7 @@ def main() -> int:
                              "mean": statistics.mean(lat) * 1000, "rps": rps, "errors": errors}
     shutil.rmtree(tmp, ignore_errors=True)
 
-    order = ["direct", "gateway", "gw+trace100", "gw+trace10", "litellm"]
+    order = ["direct", "floor", "gateway", "gw+trace100", "gw+trace10", "litellm"]
     results = {k: results[k] for k in sorted(results, key=order.index)}
     for name, r in results.items():
         print(f"{name:11} p50 {r['p50']:.2f} ms  p99 {r['p99']:.2f} ms  {r['rps']:.0f} req/s "
@@ -359,11 +395,7 @@ def main() -> int:
             lines += ["", f"Tracing sampled at {label.removeprefix('gw+trace')} % vs off: "
                           f"p50 {on['p50'] - off['p50']:+.2f} ms, p99 {on['p99'] - off['p99']:+.2f} ms, "
                           f"throughput {on['rps'] / off['rps']:.2f}× off."]
-    if "gateway" in results and "litellm" in results:
-        ratio = results["gateway"]["rps"] / results["litellm"]["rps"]
-        lines += ["", f"Gateway throughput = {ratio:.1f}× LiteLLM's; added p50 "
-                      f"{results['gateway']['p50'] - base['p50']:.2f} ms vs "
-                      f"{results['litellm']['p50'] - base['p50']:.2f} ms."]
+    lines += ["", *ratios(results)]
     table = "\n".join(lines)
     print("\n" + table)
     if args.readme:
