@@ -44,6 +44,8 @@ class Recorder:
     """Answers to give in turn before falling back to :attr:`answer` (a scripted conversation)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    failing: dict[str, int] = field(default_factory=dict)
+    """Paths answered with this error status instead (a provider that is down)."""
     received: list[Received] = field(default_factory=list)
 
     @property
@@ -56,6 +58,7 @@ class Recorder:
         """Set the next answer(s) and forget what was received."""
         self.answer, self.events, self.status = answer, list(events or []), status
         self.answers = list(answers or [])
+        self.failing = {}
         self.received.clear()
 
 
@@ -82,6 +85,9 @@ def recording_app(rec: Recorder) -> Starlette:
         except ValueError:
             body = raw.decode(errors="replace")
         rec.received.append(Received(request.method, request.url.path, dict(request.headers), body))
+        if request.url.path in rec.failing:
+            return JSONResponse({"error": {"message": "down", "type": "server_error"}},
+                                status_code=rec.failing[request.url.path])
         if isinstance(body, dict) and body.get("stream") is True:
             return StreamingResponse(_sse(request.url.path, rec.events), media_type="text/event-stream")
         return JSONResponse(rec.answers.pop(0) if rec.answers else rec.answer, status_code=rec.status)

@@ -67,6 +67,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         ),
         author="t",
     )
+    registry.push_config(spec("fb", fallback=[{"provider": "anthropic", "model": "claude-haiku-4-5"}]),
+                         author="t")
     with recording_upstream() as (rec, _):
         metrics = Metrics()
         client = Client(registry, refresh_interval=0.05)
@@ -456,8 +458,8 @@ def test_responses_streamed(gw: Gateway) -> None:
 
 
 def test_models_list_names_the_configs(gw: Gateway) -> None:
-    assert sorted(m.id for m in gw.oai.models.list()) == ["an", "oa"]
-    assert sorted(m.id for m in gw.ant.models.list()) == ["an", "oa"]
+    assert sorted(m.id for m in gw.oai.models.list()) == ["an", "fb", "oa"]
+    assert sorted(m.id for m in gw.ant.models.list()) == ["an", "fb", "oa"]
 
 
 # ── same API: Anthropic ────────────────────────────────────────────────────────────────────────────
@@ -860,3 +862,16 @@ async def test_sdk_streams_events_whole(gw: Gateway) -> None:
     events = [e async for e in stream.events()]
     assert events == TOOL_CHUNKS
     assert stream.completion is not None and stream.completion.finish_reason == "tool_calls"
+
+
+def test_a_fallback_in_the_other_api_gets_the_request_translated(gw: Gateway) -> None:
+    gw.rec.reset(ANT_ANSWER)
+    gw.rec.failing = {"/v1/chat/completions": 500}
+    raw = gw.oai.chat.completions.with_raw_response.create(
+        model="fb", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[OAI_TOOL],  # type: ignore[list-item]
+        extra_body=CTX)
+    assert raw.headers["x-canaryflow-fallback"] == "true"
+    assert [r.path for r in gw.rec.received][-1] == "/v1/messages"
+    assert gw.rec.last.body["tools"] == [ANT_TOOL] and gw.rec.last.body["model"] == "claude-haiku-4-5"
+    done = raw.parse()
+    assert done.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[index]
