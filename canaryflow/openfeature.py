@@ -48,18 +48,23 @@ generic custom events yet).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeVar
 
-from openfeature.evaluation_context import EvaluationContext
-from openfeature.event import ProviderEventDetails
-from openfeature.exception import ErrorCode, GeneralError
-from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
-from openfeature.provider import AbstractProvider, Metadata
-from openfeature.track import TrackingEventDetails
+try:
+    from openfeature.evaluation_context import EvaluationContext
+    from openfeature.event import ProviderEventDetails
+    from openfeature.exception import ErrorCode, GeneralError
+    from openfeature.flag_evaluation import FlagResolutionDetails, FlagValueType, Reason
+    from openfeature.provider import AbstractProvider, Metadata
+    from openfeature.track import TrackingEventDetails
+except ImportError as exc:  # an optional extra
+    raise ImportError("canaryflow.openfeature needs the OpenFeature SDK: "
+                      "pip install 'canaryflow[openfeature]'") from exc
 
 from canaryflow.domain.resolution import CompiledConfig, Resolution
 from canaryflow.errors import CanaryflowError, NotFound, RenderError, ValidationFailed
@@ -188,6 +193,43 @@ class CanaryflowProvider(AbstractProvider):
                               ) -> FlagResolutionDetails[float]:
         """A number field, e.g. ``support-bot.parameters.temperature`` (integers are widened)."""
         return self._details(flag_key, default_value, evaluation_context, _NUMBER, "a number")
+
+    # The async evaluations run in a worker thread: a cache refresh may query the registry.
+    async def resolve_object_details_async(
+            self, flag_key: str, default_value: Sequence[FlagValueType] | Mapping[str, FlagValueType],
+            evaluation_context: EvaluationContext | None = None,
+    ) -> FlagResolutionDetails[Sequence[FlagValueType] | Mapping[str, FlagValueType]]:
+        """:meth:`resolve_object_details`, off the event loop."""
+        return await asyncio.to_thread(self.resolve_object_details, flag_key, default_value,
+                                       evaluation_context)
+
+    async def resolve_string_details_async(self, flag_key: str, default_value: str,
+                                           evaluation_context: EvaluationContext | None = None
+                                           ) -> FlagResolutionDetails[str]:
+        """:meth:`resolve_string_details`, off the event loop."""
+        return await asyncio.to_thread(self.resolve_string_details, flag_key, default_value,
+                                       evaluation_context)
+
+    async def resolve_boolean_details_async(self, flag_key: str, default_value: bool,
+                                            evaluation_context: EvaluationContext | None = None
+                                            ) -> FlagResolutionDetails[bool]:
+        """:meth:`resolve_boolean_details`, off the event loop."""
+        return await asyncio.to_thread(self.resolve_boolean_details, flag_key, default_value,
+                                       evaluation_context)
+
+    async def resolve_integer_details_async(self, flag_key: str, default_value: int,
+                                            evaluation_context: EvaluationContext | None = None
+                                            ) -> FlagResolutionDetails[int]:
+        """:meth:`resolve_integer_details`, off the event loop."""
+        return await asyncio.to_thread(self.resolve_integer_details, flag_key, default_value,
+                                       evaluation_context)
+
+    async def resolve_float_details_async(self, flag_key: str, default_value: float,
+                                          evaluation_context: EvaluationContext | None = None
+                                          ) -> FlagResolutionDetails[float]:
+        """:meth:`resolve_float_details`, off the event loop."""
+        return await asyncio.to_thread(self.resolve_float_details, flag_key, default_value,
+                                       evaluation_context)
 
     def _details(self, flag_key: str, default: T, ctx: EvaluationContext | None,
                  types: tuple[type, ...], wanted: str) -> FlagResolutionDetails[T]:

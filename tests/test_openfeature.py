@@ -132,6 +132,12 @@ def test_type_mismatch(provider: CanaryflowProvider, kind: str, flag: str, defau
     assert flag in (d.error_message or "")
 
 
+async def test_async_evaluation(provider: CanaryflowProvider) -> None:
+    d = await _client().get_object_details_async("of-bot", {}, _ctx("u-1", beta=True))
+    assert (d.value["version"], d.reason) == (2, Reason.TARGETING_MATCH)
+    assert await _client().get_float_value_async("of-bot.parameters.temperature", 0.0, _ctx("u-1")) == 0.2
+
+
 def test_flag_not_found_and_parse_error(provider: CanaryflowProvider) -> None:
     c = _client()
     d = c.get_object_details("no-such-config", {"model": "safe"}, _ctx("u-1"))
