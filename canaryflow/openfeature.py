@@ -88,7 +88,8 @@ class CanaryflowProvider(AbstractProvider):
             ``CANARYFLOW_DB_URL`` to make one, closed on shutdown).
         variables: default prompt variables (the context's ``canaryflow.variables`` win).
         poll_interval: seconds between two revision checks of the event watcher; 0 turns it off.
-        metrics: where tracked completions are counted (default: the client's traffic plane's).
+        metrics: where tracked completions are counted (default: the client's traffic plane's; set its
+            options with ``client.traffic(metrics=..., ...)`` before the provider is initialized).
         remember: request ids kept for tracking (the oldest are forgotten).
 
     Example::
@@ -123,6 +124,7 @@ class CanaryflowProvider(AbstractProvider):
             self._revisions = self.client.registry.revisions()
         except CanaryflowError as exc:
             raise GeneralError(f"canaryflow registry unreachable: {exc}") from exc
+        self.client.traffic()  # the traffic plane (metrics of tracked events) exists before any evaluation
         if self.poll_interval > 0 and self._watcher is None:
             self._stop.clear()
             self._watcher = threading.Thread(target=self._watch, name="canaryflow-openfeature", daemon=True)
