@@ -95,6 +95,9 @@ async def test_azure_openai_endpoint_uses_deployment_urls_and_the_api_key_header
     assert (result.text, result.provider, result.model) == ("Tokyo", "azure-east", "my-gpt4o-deployment")
     chunks = [c async for c in provider.stream(ChatRequest("my-gpt4o-deployment", QUESTION), timeout=10)]
     assert "".join(c.text for c in chunks) == "Tokyo"
+    client = provider.client  # type: ignore[attr-defined]  # Azure's Responses route: /openai/responses
+    answer = await client.responses.create(model="my-gpt4o-deployment", input=QUESTION[0]["content"])
+    assert answer.output_text == "Tokyo"
 
 
 async def test_keys_and_header_values_come_from_the_environment(providers_file: Path,

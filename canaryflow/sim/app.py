@@ -127,15 +127,24 @@ class SimApp:
             return error(out.status, headers=headers)
         return req, out
 
-    async def azure_chat_completions(self, request: Request) -> Response:
-        """``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure OpenAI):
-        the deployment names the model; the key comes in ``api-key``."""
+    @staticmethod
+    def _azure_refusal(request: Request) -> Response | None:
         if not request.query_params.get("api-version"):
             return JSONResponse({"error": {"code": "404", "message": "Resource not found"}}, status_code=404)
         if not request.headers.get("api-key", "").strip():
             return JSONResponse({"error": {"code": "401", "message": "Access denied due to invalid "
                                            "subscription key or wrong API endpoint."}}, status_code=401)
-        return await self.chat_completions(request, model=request.path_params["deployment"])
+        return None
+
+    async def azure_chat_completions(self, request: Request) -> Response:
+        """``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` (Azure OpenAI):
+        the deployment names the model; the key comes in ``api-key``."""
+        refused = self._azure_refusal(request)
+        return refused or await self.chat_completions(request, model=request.path_params["deployment"])
+
+    async def azure_responses(self, request: Request) -> Response:
+        """``POST /openai/responses?api-version=...`` (Azure OpenAI; ``model`` is the deployment)."""
+        return self._azure_refusal(request) or await self.responses(request)
 
     async def chat_completions(self, request: Request, model: str | None = None) -> Response:
         """``POST /v1/chat/completions``."""
@@ -275,6 +284,7 @@ def create_app(seed: int = 0, *, admin: bool = False, latency_scale: float = 1.0
         Route("/v1/responses", handlers.responses, methods=["POST"]),
         Route("/openai/deployments/{deployment}/chat/completions", handlers.azure_chat_completions,
               methods=["POST"]),
+        Route("/openai/responses", handlers.azure_responses, methods=["POST"]),
         Route("/v1/models", handlers.models, methods=["GET"]),
         Route("/healthz", handlers.healthz, methods=["GET"]),
     ]
