@@ -4,7 +4,10 @@ loaded machine), then HTTP p50 sequential on one keep-alive connection (latency 
 Bodies: a plain chat request, the same with a tool and a JSON-schema response format (validated as the
 real API does, a tool call generated from the schema), an Anthropic message, a Responses request::
 
-    .venv/bin/python benchmarks/bench_sim.py [--requests 2000] [--no-http]
+    .venv/bin/python benchmarks/bench_sim.py [--requests 2000] [--no-http] [--tree PATH]
+
+``--tree`` measures the simulator of another checkout (``git worktree add /tmp/before fd12da0``: the
+simulator before request validation and tools existed; only the plain chat row applies to it).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from typing import Any
 import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
+if "--tree" in sys.argv:
+    ROOT = Path(sys.argv[sys.argv.index("--tree") + 1]).resolve()
 sys.path.insert(0, str(ROOT))
 from canaryflow.sim.server import pick_port  # noqa: E402
 
@@ -40,14 +45,45 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
+def _before(n: int) -> None:
+    """The simulator before validation and tools: parse the messages, plan, write (plain chat only)."""
+    import importlib
+    import json
+
+    from canaryflow.sim.engine import Simulator
+
+    openai_messages = importlib.import_module("canaryflow.providers.translate").openai_messages
+    openai_completion = importlib.import_module("canaryflow.providers.wire").openai_completion
+    _result = importlib.import_module("canaryflow.sim.app")._result
+
+    sim = Simulator(seed=1, latency_scale=0)
+    body = CASES["chat (plain)"][1]
+
+    def once() -> str:
+        messages = openai_messages(body)
+        out = sim.plan(body["model"], messages, body["max_tokens"])
+        return str(json.dumps(openai_completion(_result(out, body["model"], "openai"), response_id="id")))
+
+    for _ in range(500):
+        once()
+    started = time.process_time()
+    for _ in range(n):
+        once()
+    print(f"{'chat (plain), before':28} {(time.process_time() - started) / n * 1e6:52.1f}")
+
+
 def in_process(n: int) -> None:
     """CPU µs per request of the simulator's own work (no HTTP)."""
     import json
 
-    from canaryflow.sim import wire
     from canaryflow.sim.engine import Simulator
-    from canaryflow.sim.requests import SimRequest, parse_chat, parse_messages, parse_responses
 
+    try:
+        from canaryflow.sim import wire
+        from canaryflow.sim.requests import SimRequest, parse_chat, parse_messages, parse_responses
+    except ImportError:
+        _before(n)
+        return
     sim = Simulator(seed=1, latency_scale=0)
     parsers = {"/v1/chat/completions": parse_chat, "/v1/messages": parse_messages,
                "/v1/responses": parse_responses}
@@ -76,6 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--no-http", action="store_true", help="only the in-process CPU table")
+    parser.add_argument("--tree", help="measure the simulator of this checkout instead")
     args = parser.parse_args()
     in_process(args.requests * 10)
     if args.no_http:
