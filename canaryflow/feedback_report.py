@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from canaryflow.registry import traffic as tlog
+from canaryflow.registry.tables import utcnow
 
 
 @dataclass
@@ -83,8 +85,14 @@ def _question(request: dict[str, Any]) -> str:
 
 
 def feedback_report(registry: Any, key: str, *, version: int | None = None, negative_only: bool = False,
-                    limit: int = 10, scan: int = 2000) -> list[VersionReport]:
-    """Recent feedback of config ``key`` grouped by version (newest version first).
+                    limit: int = 10, window_s: float | None = 3600.0,
+                    scan: int = 2000) -> list[VersionReport]:
+    """Feedback of config ``key`` over the last ``window_s`` seconds, grouped by version (newest first).
+
+    The counts are every feedback stored in the window (the same window ``canaryflow compare`` reads from
+    Prometheus); the listed items are the newest ``limit`` per version, with excerpts when the traffic log
+    sampled their request; the failure patterns come from up to ``scan`` of each version's newest logged
+    requests in the window (a sample: ``logged_requests`` says how many).
 
     Args:
         registry: a :class:`~canaryflow.registry.Registry` (or its engine).
@@ -92,51 +100,50 @@ def feedback_report(registry: Any, key: str, *, version: int | None = None, nega
         version: only this version.
         negative_only: list only negative feedback (counts still show both).
         limit: feedback items listed per version.
-        scan: how many of the newest logged requests to read for excerpts and patterns.
+        window_s: how far back, in seconds (None: everything stored).
+        scan: logged requests read per version for the failure patterns.
     """
-    logged = [r for r in tlog.traffic(registry, key, limit=scan) if version is None or r.version == version]
-    by_id = {r.request_id: r for r in logged}
-    reports: dict[int, VersionReport] = {}
-
-    def report(v: int) -> VersionReport:
-        return reports.setdefault(v, VersionReport(v))
-
-    for rec in logged:
-        rep = report(rec.version)
-        rep.logged_requests += 1
-        rep.patterns.update(failure_patterns(rec))
-    # Feedback on requests the traffic log sampled comes first: those show what was asked and answered.
-    given = tlog.feedback(registry, key, version=version, limit=scan)
-    for fb in sorted(given, key=lambda f: f.request_id not in by_id):
-        rep = report(fb.version)
-        if fb.sentiment == "negative":
-            rep.negative += 1
-        else:
-            rep.positive += 1
-        if (negative_only and fb.sentiment != "negative") or len(rep.items) >= limit:
-            continue
-        item = FeedbackItem(fb.request_id, fb.version, fb.variation, fb.sentiment, fb.comment,
-                            fb.created_at.isoformat(timespec="seconds"))
-        seen = by_id.get(fb.request_id)
-        if seen is not None:
-            item.question = excerpt(_question(seen.request))
-            item.answer = excerpt(str(seen.response.get("text") or ""))
-            item.finish_reason = seen.response.get("finish_reason")
-            item.error_type = seen.error_type
-        rep.items.append(item)
-    return sorted(reports.values(), key=lambda r: -r.version)
+    since = utcnow() - timedelta(seconds=window_s) if window_s is not None else None
+    counts = tlog.count_feedback(registry, key, since=since, version=version)
+    logged_counts = tlog.count_traffic(registry, key, since=since)
+    versions = {v for v, _ in counts} | {v for v in logged_counts if version is None or v == version}
+    reports = []
+    for v in sorted(versions, reverse=True):
+        rep = VersionReport(v, positive=sum(n for (ver, sent), n in counts.items() if ver == v and
+                                            sent != "negative"),
+                            negative=counts.get((v, "negative"), 0))
+        for rec in tlog.traffic(registry, key, limit=scan, version=v, since=since):
+            rep.logged_requests += 1
+            rep.patterns.update(failure_patterns(rec))
+        given = tlog.feedback(registry, key, version=v, limit=limit, since=since,
+                              sentiment="negative" if negative_only else None)
+        seen = tlog.find_requests(registry, [fb.request_id for fb in given])
+        for fb in given:
+            item = FeedbackItem(fb.request_id, fb.version, fb.variation, fb.sentiment, fb.comment,
+                                fb.created_at.isoformat(timespec="seconds"))
+            asked = seen.get(fb.request_id)
+            if asked is not None:
+                item.question = excerpt(_question(asked.request))
+                item.answer = excerpt(str(asked.response.get("text") or ""))
+                item.finish_reason = asked.response.get("finish_reason")
+                item.error_type = asked.error_type
+            rep.items.append(item)
+        reports.append(rep)
+    return reports
 
 
-def format_report(reports: list[VersionReport], key: str) -> str:
-    """Plain text, one block per version."""
+def format_report(reports: list[VersionReport], key: str, window: str = "") -> str:
+    """Plain text: what was counted, then one block per version."""
+    span = f" in the last {window}" if window else ""
     if not reports:
-        return f"no feedback or logged traffic for {key} yet"
-    out: list[str] = []
+        return f"no feedback or logged traffic for {key}{span}"
+    out: list[str] = [f"{key}, feedback{span}: every feedback counted (registry); excerpts and failure "
+                      "patterns from the sampled traffic log", ""]
     for rep in reports:
         total = rep.positive + rep.negative
         share = f" ({100 * rep.negative / total:.0f}% negative)" if total else ""
         out.append(f"{key} v{rep.version}: {rep.positive} positive, {rep.negative} negative{share}; "
-                   f"{rep.logged_requests} logged requests")
+                   f"patterns from {rep.logged_requests} logged requests")
         if rep.patterns:
             out.append("  most common failure patterns:")
             out += [f"    {n:>4}  {name}" for name, n in rep.patterns.most_common(5)]

@@ -90,7 +90,25 @@ def test_feedback_report_groups_by_version_with_failure_patterns(fed: Fed) -> No
     assert negative[0].items and all(i.sentiment == "negative" for i in negative[0].items)
     assert all(i.comment == "too long" for i in negative[0].items)
     text = format_report(negative, fed.key)
-    assert text.startswith(f"{fed.key} v2:") and "most common failure patterns" in text and "asked:" in text
+    assert text.splitlines()[2].startswith(f"{fed.key} v2:")
+    assert "most common failure patterns" in text and "asked:" in text
+
+
+def test_feedback_counts_what_compare_counts_over_the_same_window(fed: Fed) -> None:
+    """Every stored feedback of the window is counted (no newest-N cap), per version, as Prometheus counts it;
+    the listed items of an older version still carry their question and answer."""
+    compared = {r.group: r for r in compare(fed.prometheus.url, fed.key, window="10m", by="version")}
+    reports = {r.version: r for r in feedback_report(fed.stack.registry, fed.key, limit=2, scan=1,
+                                                     window_s=600)}
+    assert set(reports) == {1, 2}
+    for version, rep in reports.items():
+        row = compared[f"v{version}"]
+        for mine, theirs in ((rep.positive, row.feedback_positive), (rep.negative, row.feedback_negative)):
+            assert abs(mine - theirs) <= max(2.0, 0.1 * mine), (version, mine, theirs)
+        assert rep.logged_requests == 1  # scan=1: the patterns' sample is what it says
+    old = feedback_report(fed.stack.registry, fed.key, version=1, limit=3, window_s=600)
+    assert [r.version for r in old] == [1] and old[0].items
+    assert any(i.question and i.answer for i in old[0].items)
 
 
 def test_feedback_cli(fed: Fed) -> None:
@@ -100,8 +118,12 @@ def test_feedback_cli(fed: Fed) -> None:
     data = json.loads(done.stdout)
     assert [v["version"] for v in data["versions"]] == [2, 1]
     assert all(i["sentiment"] == "negative" for v in data["versions"] for i in v["items"])
+    assert data["window"] == "1h" and data["counted"] == "every feedback in the window"
     text = _cli("feedback", fed.key, "--version", "2", env=env)
     assert text.returncode == 0 and "truncated answer" in text.stdout and f"{fed.key} v1" not in text.stdout
+    assert text.stdout.startswith(f"{fed.key}, feedback in the last 1h: every feedback counted (registry)")
+    both = _cli("feedback", fed.key, "--window", "10m", env=env)
+    assert both.returncode == 0 and f"{fed.key} v1:" in both.stdout and f"{fed.key} v2:" in both.stdout
 
 
 @pytest.mark.parametrize(("text", "broken"), [

@@ -130,7 +130,8 @@ def compare_cmd(
         return
     if not rows:
         raise CanaryflowError(f"no traffic for {key!r} in the last {window} at {url}")
-    typer.echo(f"{key}, last {window}, by {by} (Prometheus {url})")
+    typer.echo(f"{key}, last {window}, by {by} (Prometheus {url}: increase() over the window; feedback "
+               "counted once per request, as 'canaryflow feedback --window' counts it)")
     typer.echo(format_table(rows, group))
 
 
@@ -138,21 +139,30 @@ def compare_cmd(
 def feedback_cmd(
     key: str = typer.Argument(..., help="Config key."),
     version: int | None = typer.Option(None, help="Only this version."),
+    window: str = typer.Option("1h", help="How far back (5m, 1h, 1d): the same window as 'compare'."),
     negative: bool = typer.Option(False, "--negative", help="List only negative feedback."),
     limit: int = typer.Option(10, min=1, help="Feedback items listed per version."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
-    """Recent feedback with the request and answer excerpts, by version, and the common failure patterns."""
+    """Feedback over a window by version: every feedback counted, the newest listed with the request and
+    answer excerpts, and the common failure patterns of the sampled traffic log."""
+    from canaryflow.domain.plan import parse_duration
     from canaryflow.feedback_report import feedback_report, format_report
     from canaryflow.registry import Registry
 
-    reports = feedback_report(Registry(), key, version=version, negative_only=negative, limit=limit)
+    try:
+        seconds = parse_duration(window).total_seconds()
+    except ValueError as exc:
+        raise ValidationFailed(f"--window {window!r}: {exc}", source="window") from None
+    reports = feedback_report(Registry(), key, version=version, negative_only=negative, limit=limit,
+                              window_s=seconds)
     if as_json:
         out: list[dict[str, Any]] = []
         for rep in reports:
             out.append({"version": rep.version, "positive": rep.positive, "negative": rep.negative,
                         "logged_requests": rep.logged_requests, "patterns": dict(rep.patterns.most_common()),
                         "items": [vars(i) for i in rep.items]})
-        print_json({"config": key, "versions": out})
+        print_json({"config": key, "window": window, "counted": "every feedback in the window",
+                    "patterns_from": "the sampled traffic log", "versions": out})
         return
-    typer.echo(format_report(reports, key))
+    typer.echo(format_report(reports, key, window))

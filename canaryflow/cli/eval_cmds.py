@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sys
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -142,6 +143,7 @@ def eval_command(
         print_json({"config_key": result.config_key, "stable_version": result.stable_version,
                     "items": result.items, "versions": result.rows()})
     else:
+        sys.stderr.flush()  # the progress lines (stderr) come before the table (stdout), even through a pipe
         typer.echo(result.table())
     if failed:
         raise CanaryflowError(failed)

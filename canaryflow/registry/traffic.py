@@ -156,14 +156,38 @@ def sample_traffic(target: Any, key: str, n: int, version: int | None = None) ->
         return [_to_record(r) for r in rows]
 
 
-def traffic(target: Any, key: str | None = None, limit: int = 100) -> list[TrafficRecord]:
-    """The newest logged requests, newest first."""
+def traffic(target: Any, key: str | None = None, limit: int = 100, *, version: int | None = None,
+            since: datetime | None = None) -> list[TrafficRecord]:
+    """The newest logged requests (of ``version``, since ``since``), newest first."""
     stmt = select(TrafficLogRow)
     if key is not None:
         stmt = stmt.where(TrafficLogRow.config_key == key)
+    if version is not None:
+        stmt = stmt.where(TrafficLogRow.version == version)
+    if since is not None:
+        stmt = stmt.where(TrafficLogRow.created_at >= since)
     with Session(_engine(target)) as session:
         rows = session.exec(stmt.order_by(col(TrafficLogRow.id).desc()).limit(limit)).all()
         return [_to_record(r) for r in rows]
+
+
+def count_traffic(target: Any, key: str, *, since: datetime | None = None) -> dict[int, int]:
+    """Logged requests per version (since ``since``)."""
+    version = col(TrafficLogRow.version)
+    stmt = sa.select(version, sa.func.count()).where(col(TrafficLogRow.config_key) == key)
+    if since is not None:
+        stmt = stmt.where(col(TrafficLogRow.created_at) >= since)
+    with Session(_engine(target)) as session:
+        return {int(v): int(n) for v, n in session.execute(stmt.group_by(version)).all()}
+
+
+def find_requests(target: Any, request_ids: Sequence[str]) -> dict[str, TrafficRecord]:
+    """The logged requests among ``request_ids`` (those the traffic log sampled), by id."""
+    if not request_ids:
+        return {}
+    with Session(_engine(target)) as session:
+        rows = session.exec(select(TrafficLogRow).where(col(TrafficLogRow.request_id).in_(list(request_ids))))
+        return {r.request_id: _to_record(r) for r in rows.all()}
 
 
 def find_request(target: Any, request_id: str) -> TrafficRecord | None:
@@ -186,17 +210,36 @@ def record_feedback(target: Any, *, request_id: str, config_key: str, version: i
 
 
 def feedback(target: Any, key: str | None = None, version: int | None = None,
-             limit: int = 1000) -> list[FeedbackRecord]:
-    """Stored feedback, newest first."""
+             limit: int = 1000, *, since: datetime | None = None,
+             sentiment: str | None = None) -> list[FeedbackRecord]:
+    """Stored feedback (of ``version``, since ``since``, of one ``sentiment``), newest first."""
     stmt = select(FeedbackRow)
     if key is not None:
         stmt = stmt.where(FeedbackRow.config_key == key)
     if version is not None:
         stmt = stmt.where(FeedbackRow.version == version)
+    if since is not None:
+        stmt = stmt.where(FeedbackRow.created_at >= since)
+    if sentiment is not None:
+        stmt = stmt.where(FeedbackRow.sentiment == sentiment)
     with Session(_engine(target)) as session:
         rows = session.exec(stmt.order_by(col(FeedbackRow.id).desc()).limit(limit)).all()
         return [FeedbackRecord(r.request_id, r.config_key, r.version, r.variation, r.sentiment, r.comment,
                                r.created_at) for r in rows]
+
+
+def count_feedback(target: Any, key: str, *, since: datetime | None = None,
+                   version: int | None = None) -> dict[tuple[int, str], int]:
+    """Every stored feedback counted by (version, sentiment), since ``since`` — no sample, no cap."""
+    stmt = sa.select(col(FeedbackRow.version), col(FeedbackRow.sentiment), sa.func.count()).where(
+        col(FeedbackRow.config_key) == key)
+    if since is not None:
+        stmt = stmt.where(col(FeedbackRow.created_at) >= since)
+    if version is not None:
+        stmt = stmt.where(col(FeedbackRow.version) == version)
+    with Session(_engine(target)) as session:
+        grouped = session.execute(stmt.group_by(col(FeedbackRow.version), col(FeedbackRow.sentiment))).all()
+        return {(int(v), str(sent)): int(n) for v, sent, n in grouped}
 
 
 class TrafficLog:
@@ -288,9 +331,12 @@ __all__ = [
     "Redactor",
     "TrafficLog",
     "TrafficRecord",
+    "count_feedback",
+    "count_traffic",
     "default_redactor",
     "feedback",
     "find_request",
+    "find_requests",
     "record_feedback",
     "record_traffic",
     "redact_value",
