@@ -304,9 +304,16 @@ def messages_features() -> list[Feature]:
     ]
     system = [{"type": "text", "text": "Shared context.", "cache_control": {"type": "ephemeral"}}]
 
-    def oai_tool_turns(up: dict[str, Any], _a: Any) -> bool:
+    def oai_tool_turns(up: dict[str, Any], _a: Any) -> bool:  # chat messages, or Responses input items
         roles = [m.get("role") for m in up.get("messages") or []]
-        return "tool" in roles and any(m.get("tool_calls") for m in up.get("messages") or [])
+        items = [i.get("type") for i in up.get("input") or [] if isinstance(i, dict)]
+        return ("tool" in roles and any(m.get("tool_calls") for m in up.get("messages") or [])) or {
+            "function_call",
+            "function_call_output",
+        } <= set(items)
+
+    def has(text: str) -> Check:
+        return lambda up, _a: text in json.dumps(up)
 
     return [
         Feature(
@@ -319,27 +326,31 @@ def messages_features() -> list[Feature]:
             "image block",
             {"messages": image},
             lambda up, _: up.get("messages") == image,
-            lambda up, _: "image_url" in json.dumps(up.get("messages")),
+            has("iVBORw0KGgo"),
         ),
         Feature(
             "thinking",
             {"thinking": {"type": "enabled", "budget_tokens": 1024}, "max_tokens": 2000},
             lambda up, _: up.get("thinking") == {"type": "enabled", "budget_tokens": 1024},
-            lambda up, _: up.get("reasoning_effort") is not None,
+            lambda up, _: (
+                up.get("reasoning_effort") is not None or bool((up.get("reasoning") or {}).get("effort"))
+            ),
         ),
         Feature(
             "system blocks with cache_control",
             {"system": system},
             lambda up, _: up.get("system") == system,
-            lambda up, _: "Shared context." in json.dumps(up.get("messages")),
+            has("Shared context."),
         ),
         Feature(
             "metadata.user_id",
             {"metadata": {"user_id": "u-1"}},
             lambda up, _: up.get("metadata") == {"user_id": "u-1"},
-            lambda up, _: up.get("user") == "u-1",
+            has("u-1"),
         ),
-        Feature("top_k", {"top_k": 5}, lambda up, _: up.get("top_k") == 5, lambda up, _: False),
+        Feature(
+            "top_k", {"top_k": 5}, lambda up, _: up.get("top_k") == 5, lambda up, _: False
+        ),  # no counterpart
         Feature(
             "answer: tool_use",
             {"tools": [ANT_TOOL]},
@@ -361,6 +372,59 @@ def messages_features() -> list[Feature]:
             _chat_answer(reasoning_content="hmm"),
         ),
     ]
+
+
+def as_response(chat: dict[str, Any]) -> dict[str, Any]:
+    """A chat completion as the equivalent Responses API object (for proxies that call ``/v1/responses``)."""
+    message = _msg(chat)
+    output: list[dict[str, Any]] = []
+    if message.get("reasoning_content"):
+        output.append(
+            {
+                "type": "reasoning",
+                "id": "rs_1",
+                "summary": [{"type": "summary_text", "text": message["reasoning_content"]}],
+            }
+        )
+    if message.get("content") or message.get("refusal"):
+        part = (
+            {"type": "output_text", "text": message["content"], "annotations": []}
+            if message.get("content")
+            else {"type": "refusal", "refusal": message["refusal"]}
+        )
+        output.append(
+            {"type": "message", "id": "msg_1", "role": "assistant", "status": "completed", "content": [part]}
+        )
+    for call in message.get("tool_calls") or []:
+        output.append(
+            {
+                "type": "function_call",
+                "id": "fc_1",
+                "call_id": call["id"],
+                "status": "completed",
+                "name": call["function"]["name"],
+                "arguments": call["function"]["arguments"],
+            }
+        )
+    usage = chat.get("usage") or {}
+    return {
+        "id": "resp_1",
+        "object": "response",
+        "created_at": 1,
+        "status": "completed",
+        "model": chat["model"],
+        "output": output,
+        "parallel_tool_calls": True,
+        "tool_choice": "auto",
+        "tools": [],
+        "usage": {
+            "input_tokens": usage.get("prompt_tokens", 0),
+            "output_tokens": usage.get("completion_tokens", 0),
+            "total_tokens": usage.get("total_tokens", 0),
+            "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens_details": {"reasoning_tokens": 0},
+        },
+    }
 
 
 def _cell(status: int, carried: bool) -> str:
@@ -389,6 +453,8 @@ def run(base: str, rec: Recorder, headers: dict[str, str]) -> dict[tuple[str, st
                 default = CHAT_ANSWER if own == "chat" else ANT_ANSWER
                 answer = (f.answer if kind == "same" else f.cross_answer) or default
                 rec.reset(answer)
+                if own == "chat":
+                    rec.by_path = {"/v1/responses": as_response(answer)}
                 body: dict[str, Any] = {"model": model, "messages": [USER], **copy.deepcopy(f.body)}
                 if api == "messages":
                     body.setdefault("max_tokens", 100)
@@ -438,6 +504,7 @@ def litellm_proxy(tmp: Path, upstream: str) -> Iterator[str | None]:
         "      api_key: sk-test-openai\n"
         f"  - model_name: an\n    litellm_params:\n      model: anthropic/claude-haiku-4-5\n"
         f"      api_base: {upstream}\n      api_key: sk-ant-test\n"
+        "router_settings:\n  disable_cooldowns: true\n"  # a refused request must not bench the next ones
     )
     env = {
         **os.environ,

@@ -87,10 +87,10 @@ def tell(story: Story) -> None:
     if outcome != "FAILED":
         raise CanaryflowError(f"the bad candidate should have rolled back, but the workflow ended {outcome}")
     story.say("  ✔ rolled back by itself; the failed gate's evidence:")
-    # The last verdict keeps its gates' evidence (the verdict history keeps only their verdicts).
-    last = (status or {}).get("last_verdict") or {}
+    last = (status or {}).get("last_verdict")  # the rolled-back stage's last analysis, with its numbers
     failed = [v for v in (status or {}).get("verdicts", []) if v.get("verdict") == "FAIL"]
-    for line in verdict_lines(last if last.get("verdict") == "FAIL" or not failed else failed[-1]):
+    shown = last if (last and last.get("verdict") == "FAIL") or not failed else failed[-1]
+    for line in verdict_lines(shown):
         story.say(f"      {line}")
     described = story.run(["temporal", "workflow", "describe", "--workflow-id", WORKFLOW_ID], check=False,
                           show=False)

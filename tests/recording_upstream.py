@@ -44,6 +44,8 @@ class Recorder:
     """Answers to give in turn before falling back to :attr:`answer` (a scripted conversation)."""
     events: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200
+    by_path: dict[str, Any] = field(default_factory=dict)
+    """Answers for particular paths (e.g. ``/v1/responses``), before :attr:`answers` and :attr:`answer`."""
     failing: dict[str, int] = field(default_factory=dict)
     """Paths answered with this error status instead (a provider that is down)."""
     received: list[Received] = field(default_factory=list)
@@ -53,12 +55,18 @@ class Recorder:
         """The last request received."""
         return self.received[-1]
 
-    def reset(self, answer: Any = None, events: list[dict[str, Any]] | None = None, status: int = 200,
-              answers: list[Any] | None = None) -> None:
+    def reset(
+        self,
+        answer: Any = None,
+        events: list[dict[str, Any]] | None = None,
+        status: int = 200,
+        answers: list[Any] | None = None,
+    ) -> None:
         """Set the next answer(s) and forget what was received."""
         self.answer, self.events, self.status = answer, list(events or []), status
         self.answers = list(answers or [])
         self.failing = {}
+        self.by_path = {}
         self.received.clear()
 
 
@@ -86,10 +94,14 @@ def recording_app(rec: Recorder) -> Starlette:
             body = raw.decode(errors="replace")
         rec.received.append(Received(request.method, request.url.path, dict(request.headers), body))
         if request.url.path in rec.failing:
-            return JSONResponse({"error": {"message": "down", "type": "server_error"}},
-                                status_code=rec.failing[request.url.path])
+            return JSONResponse(
+                {"error": {"message": "down", "type": "server_error"}},
+                status_code=rec.failing[request.url.path],
+            )
         if isinstance(body, dict) and body.get("stream") is True:
             return StreamingResponse(_sse(request.url.path, rec.events), media_type="text/event-stream")
+        if request.url.path in rec.by_path:
+            return JSONResponse(rec.by_path[request.url.path], status_code=rec.status)
         return JSONResponse(rec.answers.pop(0) if rec.answers else rec.answer, status_code=rec.status)
 
     return Starlette(routes=[Route("/{path:path}", record, methods=["GET", "POST"])])

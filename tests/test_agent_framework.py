@@ -123,3 +123,36 @@ async def test_pydantic_ai_agent_uses_a_tool_and_returns_structured_output(
         metrics.value("canaryflow_requests_total", {"config": "weather-agent", "finish_reason": "tool_calls"})
         == 2
     )
+
+
+async def test_pydantic_ai_agent_against_the_simulator(tmp_path: Path) -> None:
+    """The simulator calls the offered tool, then answers JSON matching the requested schema."""
+    from pydantic_ai import NativeOutput
+
+    from tests.traffic_stack import running_stack
+
+    with running_stack(
+        tmp_path, configs=[spec("weather-agent", system="You forecast for {{product}}.")]
+    ) as s:
+        oai = openai.AsyncOpenAI(
+            base_url=f"{s.url}/v1",
+            api_key="k",
+            max_retries=0,
+            default_headers={"X-Canaryflow-User": "u-8", "X-Canaryflow-Var-Product": "Acme"},
+        )
+        agent = Agent(
+            OpenAIChatModel("weather-agent", provider=OpenAIProvider(openai_client=oai)),
+            output_type=NativeOutput(Report),
+        )
+        looked_up: list[str] = []
+
+        @agent.tool_plain
+        def get_forecast(city: str) -> str:
+            """The forecast for a city."""
+            looked_up.append(city)
+            return "sunny, 24°C"
+
+        result = await agent.run("What's the weather in Paris?")
+        assert isinstance(result.output, Report) and len(looked_up) == 1
+        assert s.count("canaryflow_requests_total", config="weather-agent", outcome="success") == 2
+        assert s.count("canaryflow_tool_calls_total", config="weather-agent", result="valid") == 1

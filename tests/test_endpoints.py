@@ -230,3 +230,29 @@ def test_the_documented_providers_file_loads(tmp_path: Path, monkeypatch: pytest
     assert endpoint_names() == ["anthropic", "azure-east", "backup-claude", "local-vllm", "ollama", "openai",
                                 "together"]
     assert endpoints()["azure-east"].api_version == "2024-10-21"
+
+
+def test_a_gateway_serving_a_version_that_names_an_endpoint_it_lacks(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stored without the push check (the registry API): the primary fails as a bad request naming the fix,
+    a fallback naming an unknown endpoint is skipped for the next one."""
+    import openai
+
+    from tests.traffic_stack import running_stack, spec
+
+    monkeypatch.delenv("CANARYFLOW_PROVIDERS_FILE", raising=False)
+    monkeypatch.delenv("CANARYFLOW_PROVIDERS", raising=False)
+    broken = spec("broken", provider="nowhere", system="You help.")
+    rescued = spec("rescued", provider="openai", system="You help. [sim@gpt-4o-mini:status=503]",
+                   fallback=[{"provider": "nowhere", "model": "m"},
+                             {"provider": "anthropic", "model": "claude-haiku-4-5"}])
+    with running_stack(tmp_path, configs=[broken, rescued]) as stack:
+        client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+        with pytest.raises(openai.APIStatusError) as caught:
+            client.chat.completions.create(model="broken", messages=QUESTION)
+        assert "unknown provider 'nowhere'" in caught.value.message
+        assert "CANARYFLOW_PROVIDERS_FILE" in caught.value.message
+        assert stack.count("canaryflow_requests_total", config="broken", outcome="error") == 1
+        answer = client.chat.completions.with_raw_response.create(model="rescued", messages=QUESTION)
+        assert answer.parse().choices[0].message.content == "Tokyo"
+        assert answer.parse().model == "claude-haiku-4-5"

@@ -73,7 +73,8 @@ def test_openfeature_example_shows_up_in_the_rollout_metrics(tmp_path: Path, pro
         address = f"127.0.0.1:{port}"
         prometheus.add_target(address)
         prometheus.wait_scraped(address)
-        want = {"stable": float(served["stable-v1"]), "candidate": float(served["candidate-v2"])}
+        want = {"stable": float(served["stable-v1"]), "candidate": float(served["candidate-v2"]),
+                "shadow": 0.0}  # every variation the candidate may serve as exists at 0 before its traffic
         got = _wait_query(prometheus, 'sum by (variation) (canaryflow_requests_total'
                                       '{config="support-bot", outcome="success"})', want)
         assert got == want

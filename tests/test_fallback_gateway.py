@@ -48,9 +48,17 @@ def test_server_error_falls_back_and_says_so(stack: Stack, oai: openai.OpenAI) -
         assert raw.headers["x-canaryflow-variation"] == "stable"
     assert stack.count("canaryflow_fallbacks_total", config="fb-5xx", reason="server_error",
                        gen_ai_provider_name="openai", gen_ai_request_model="gpt-4.1-nano") == 3
-    assert stack.count("canaryflow_requests_total", config="fb-5xx", outcome="success",
-                       gen_ai_provider_name="anthropic", gen_ai_request_model="claude-haiku-4-5") == 3
+    # the variation's own model failed: its error (with its error type), though the fallback answered
+    assert stack.count("canaryflow_requests_total", config="fb-5xx", outcome="error",
+                       error_type="server_error", served_by="fallback", gen_ai_provider_name="openai",
+                       gen_ai_request_model="gpt-4.1-nano") == 3
     assert stack.count("canaryflow_requests_total", config="fb-5xx") == 3
+    # latency, tokens and cost of what users got are kept apart, labelled with the model that answered
+    for name in ("gen_ai_client_operation_duration_seconds_count", "gen_ai_client_token_usage_count"):
+        assert stack.count(name, config="fb-5xx", served_by="primary") == 0
+    assert stack.count("gen_ai_client_operation_duration_seconds_count", config="fb-5xx",
+                       served_by="fallback", gen_ai_provider_name="anthropic",
+                       gen_ai_request_model="claude-haiku-4-5") == 3
 
 
 def test_streams_fall_back_before_the_first_chunk(stack: Stack) -> None:
@@ -86,7 +94,10 @@ def test_open_circuit_skips_the_primary(stack: Stack, oai: openai.OpenAI) -> Non
     assert stack.count("canaryflow_fallbacks_total", config="fb-circuit") == 12
     assert stack.count("canaryflow_fallbacks_total", config="fb-circuit", reason="circuit_open") == \
         reasons.count("circuit_open")
-    assert stack.count("canaryflow_requests_total", config="fb-circuit", outcome="success") == 12
+    assert stack.count("canaryflow_requests_total", config="fb-circuit", outcome="error",
+                       served_by="fallback") == 12
+    assert stack.count("canaryflow_requests_total", config="fb-circuit", error_type="circuit_open") == \
+        reasons.count("circuit_open")
 
 
 def test_timeout_after_fallbacks_is_504_in_both_shapes(tmp_path: Path) -> None:

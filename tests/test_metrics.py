@@ -81,10 +81,11 @@ def test_every_request_is_counted_exactly_once(stack: Stack, prometheus: Prometh
     assert stack.count("canaryflow_cost_usd_total", config="metrics-bot") > 0
     assert stack.count("canaryflow_requests_total", config="metrics-broken") == 4
     assert stack.count("canaryflow_requests_total", config="metrics-broken", outcome="error",
-                       error_type="server_error", finish_reason="error") == 4
+                       error_type="server_error", finish_reason="error", served_by="none") == 4
 
     prometheus.wait_scraped(addr)
     want = {(v, var): float(n) for (v, var), n in sent.items()}
+    want[("2", "shadow")] = 0.0  # the candidate's series exist at 0 for every variation it may serve as
     deadline = time.monotonic() + 30
     got: dict[tuple[str, str], float] = {}
     while time.monotonic() < deadline:

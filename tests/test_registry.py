@@ -16,6 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlmodel import SQLModel
 
 from canaryflow.domain.config import ConfigSpec
+from canaryflow.domain.gates import Evidence, Measurement, Verdict
 from canaryflow.domain.resolution import CompiledConfig
 from canaryflow.domain.segments import SegmentFile
 from canaryflow.domain.serving import Exposure
@@ -297,3 +298,22 @@ def test_segments_keep_the_order_of_their_file(reg: Registry) -> None:
     compiled = CompiledConfig(state, versions, segments)
     res = compiled.resolve({"key": "u1", "attributes": {"plan": "pro"}}, {"product": "Acme"})
     assert res.segment == "zeta-vip"
+
+
+def test_measurements_keep_the_full_evidence_once(reg: Registry) -> None:
+    """The evidence the workflow no longer carries: stored whole, read back per rollout and stage, oldest
+    first; a retried write adds nothing."""
+    query = 'sum(increase(canaryflow_requests_total{config="support-bot"}[60s]))' * 20  # longer than carried
+    batch = [Measurement(gate=g, verdict=Verdict.FAIL if g == "b" else Verdict.PASS, at=1_800_000_000.25 + n,
+                         evidence=Evidence(candidate_value=0.05, queries=[query], note="n" * 1000))
+             for n in range(3) for g in ("a", "b")]
+    kw = {"rollout_id": "rollout-support-bot/run1", "config_key": "support-bot", "candidate_version": 2}
+    assert reg.record_measurements(stage="canary-5", measurements=batch, **kw) == 6
+    assert reg.record_measurements(stage="canary-5", measurements=batch, **kw) == 0  # retried: nothing twice
+    assert reg.record_measurements(stage="canary-10", measurements=batch[:2], **kw) == 2
+    rows = reg.measurements("support-bot", stage="canary-5")
+    assert [(r.measurement.gate, r.measurement.verdict) for r in rows] == [("a", Verdict.PASS),
+                                                                           ("b", Verdict.FAIL)] * 3
+    assert rows[0].measurement.evidence.queries == [query] and len(rows[0].measurement.evidence.note) == 1000
+    assert rows[0].measurement.at == 1_800_000_000.25 and rows[-1].rollout_id == "rollout-support-bot/run1"
+    assert len(reg.measurements("support-bot", limit=5)) == 5 and reg.measurements("other-bot") == []

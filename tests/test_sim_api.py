@@ -93,6 +93,9 @@ def test_chat_streamed_tool_call_accumulates_in_the_sdk(sim: SimServer) -> None:
     assert set(first_call) == {"index", "id", "type", "function"}
     assert first_call["function"]["arguments"] == ""
     assert set(chunks[2]["choices"][0]["delta"]["tool_calls"][0]) == {"index", "function"}
+    two = oai(sim).chat.completions.create(model="gpt-4o", messages=ask("hi"), n=2, stream=True)
+    assert {c.choices[0].index for c in two if c.choices} == {0, 1}
+    assert len(oai(sim).chat.completions.create(model="gpt-4o", messages=ask("hi"), n=3).choices) == 3
 
 
 @pytest.mark.parametrize("kind", ["invalid_json", "unknown_tool", "bad_arguments"])

@@ -4,7 +4,9 @@ the time-skipping Temporal server."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import subprocess
 import sys
 import time
 import uuid
@@ -12,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
@@ -27,6 +30,7 @@ from canaryflow.serving.client import Client
 from canaryflow.temporal import ensure_search_attributes, workflow_id
 from tests.otlp_receiver import ReceivedSpan, Receiver, start_receiver
 from tests.rollout_fixtures import ScriptedAnalysis, drive, make_registry, unique_key
+from tests.servers import free_port
 from tests.traffic_stack import Stack, running_stack, spec
 from worker import build_worker
 
@@ -34,6 +38,7 @@ Q = [{"role": "user", "content": "Write to bob@example.com: what is the capital 
 CTX = {"canaryflow": {"user": "u-1", "variables": {"product": "Acme"}}}
 FALLBACK = [{"provider": "anthropic", "model": "claude-haiku-4-5"}]
 TEST_SERVER = str(Path(sys.executable).parent / "temporal-test-server")
+CLI = str(Path(sys.executable).parent / "canaryflow")
 
 
 @pytest.fixture(scope="module")
@@ -210,6 +215,67 @@ def test_sdk_request_continues_the_app_span_and_captures_redacted_content(
     assert "gen_ai.output.messages" in reqs[0].attributes
     calls = [s for s in spans if s.kind == "CLIENT"]
     assert len(calls) == 2 and {c.parent_id for c in calls} == {r.span_id for r in reqs}
+
+
+def _start_gateway(env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """``canaryflow gateway`` on a free port, answering its own /healthz (another process may take the port
+    between the pick and the bind on a shared machine: then it exits and a new port is tried)."""
+    for attempt in range(3):
+        port = free_port()
+        with open(tmp / f"gateway-{attempt}.log", "wb") as log:
+            proc = subprocess.Popen([CLI, "gateway", "--port", str(port)], env=env, stdout=log,
+                                    stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                if "cache" in httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).json():
+                    return proc, port
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.2)
+        if proc.poll() is None:
+            proc.kill()
+            log_text = (tmp / f"gateway-{attempt}.log").read_text()
+            raise AssertionError(f"the gateway did not answer in 120 s: {log_text}")
+    raise AssertionError("the gateway could not bind a free port three times")
+
+
+def test_the_gateway_command_traces_when_the_variables_ask(receiver: Receiver, tmp_path: Path) -> None:
+    """``canaryflow gateway`` as deployed: the OTEL_* variables alone turn tracing on."""
+    from canaryflow.registry import Registry
+    from canaryflow.sim.engine import Simulator
+    from canaryflow.sim.server import SimServer
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    registry = Registry(db)
+    registry.push_config(spec("trace-cli"))
+    registry.close()
+    sim = SimServer(Simulator(seed=2, latency_scale=0.0))
+    sim.start()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    env.update({"CANARYFLOW_DB_URL": db, "OPENAI_BASE_URL": sim.openai_base_url, "OPENAI_API_KEY": "sk-t",
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url, "OTEL_BSP_SCHEDULE_DELAY": "100"})
+    proc, port = _start_gateway(env, tmp_path)
+    try:
+        trace_id, caller_span, headers = _caller()
+        r = httpx.post(f"http://127.0.0.1:{port}/v1/chat/completions", headers=headers, timeout=60,
+                       json={"model": "trace-cli", "messages": Q, **CTX})
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 60
+        while not receiver.in_trace(trace_id) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        spans = receiver.in_trace(trace_id)
+        (req,) = [sp for sp in spans if sp.kind == "SERVER"]
+        assert req.name == "chat trace-cli" and req.parent_id == caller_span
+        assert req.service == "canaryflow-gateway"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            sim.stop()
 
 
 @pytest.mark.parametrize(("env", "on"), [

@@ -27,6 +27,9 @@ from canaryflow.cli import commands_registry  # noqa: E402,F401
 def main() -> None:
     """Console-script entry point."""
     code = run_app(app, sys.argv[1:])
+    from canaryflow import tracing
+
+    tracing.shutdown()  # export the spans still batched (no-op when tracing is off)
     sys.stdout.flush()
     sys.stderr.flush()
     # temporalio's core may crash the interpreter at exit (sdk-python#300): leave without teardown.

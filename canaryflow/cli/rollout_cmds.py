@@ -27,6 +27,8 @@ from canaryflow.domain.rollout_view import clock, describe_exposure, summary_lin
 from canaryflow.domain.rollout_words import approve_commands, gate_lines, waiting_words
 from canaryflow.domain.validation import parse
 from canaryflow.errors import CanaryflowError, Conflict, NotFound, ValidationFailed
+from canaryflow.registry import Registry
+from canaryflow.registry.evidence import MeasurementRecord
 from canaryflow.settings import get_settings
 from canaryflow.temporal import connect, workflow_id
 
@@ -97,9 +99,11 @@ def start(key: str, version: int, plan: str = typer.Option("default", "--plan", 
                f"watch it with 'canaryflow rollout status {key} --watch'")
 
 
-def render(status: RolloutStatus, ended: str = "", now: float | None = None) -> Table:
+def render(status: RolloutStatus, ended: str = "", now: float | None = None,
+           evidence: list[MeasurementRecord] | None = None) -> Table:
     """The status as a rich table: stage, exposure, each gate in words (its statistics dimmed under it),
-    what it waits for and what would settle it, and the command that approves."""
+    what it waits for and what would settle it, the command that approves, each gate's running counters
+    and the stage's last measurements as the registry recorded them (``evidence``)."""
     now = time.time() if now is None else now
     stage = status.plan.stages[status.stage_index]
     table = Table(title=summary_line(status), show_header=False, title_justify="left")
@@ -113,10 +117,18 @@ def render(status: RolloutStatus, ended: str = "", now: float | None = None) -> 
     for words, stats in gate_lines(status):
         table.add_row("  gate", escape(words))
         table.add_row("", f"[dim]{escape(stats)}[/dim]")
+    for line in status.last_verdict.dry_run if status.last_verdict else []:
+        table.add_row("  dry run", escape(line))
+    for name, c in status.counters.items():
+        table.add_row("  counted", escape(f"{name}: {c.count + c.error} measured, {c.failed} failed, "
+                      f"{c.inconclusive} inconclusive, {c.error} errors ({c.consecutive_errors} in a row)"))
+    for rec in evidence or []:
+        table.add_row("  recorded", escape(f"{clock(rec.measurement.at)} {rec.measurement.summary()}"))
     table.add_row("waiting for", "-" if status.terminal or ended else escape(waiting_words(status, now)))
     if status.approval is not None:
-        table.add_row("approval", f"{status.approval.stage}: {escape(status.approval.why)} (until "
-                      f"{clock(status.approval.deadline)})")
+        until = (f"until {clock(status.approval.deadline)}" if status.approval.deadline is not None
+                 else "no deadline")
+        table.add_row("approval", f"{status.approval.stage}: {escape(status.approval.why)} ({until})")
         table.add_row("  approve with", escape(approve_commands(status)))
     for e in status.events[-5:]:
         mark = "" if e.accepted else " [red](refused)[/red]"
@@ -139,19 +151,39 @@ async def _ended(handle: WorkflowHandle[Any, Any]) -> str:
     return "completed"
 
 
+def recorded(key: str, st: RolloutStatus, limit: int) -> list[MeasurementRecord]:
+    """The stage's last ``limit`` measurements with their full evidence, from the registry (the workflow
+    keeps only counters and the last ones)."""
+    if limit <= 0:
+        return []
+    registry = Registry()
+    try:
+        rows = registry.measurements(key, stage=st.stage, limit=limit)
+    finally:
+        registry.close()
+    return [r for r in rows if r.rollout_id.startswith(f"{workflow_id(key)}/")
+            and r.candidate_version == st.candidate_version]
+
+
 @rollout.command("status")
 def status(key: str, watch: bool = typer.Option(False, "--watch", help="update in place until it ends"),
-           as_json: bool = typer.Option(False, "--json")) -> None:
+           as_json: bool = typer.Option(False, "--json"),
+           evidence: int = typer.Option(0, "--evidence", help="also show the stage's last N measurements "
+                                        "with their evidence, from the registry")) -> None:
     """Show a rollout: stage, exposure, gates and their numbers, what it waits for."""
     async def go() -> None:
         handle = _handle(await _client(), key)
         st = await _status(handle, key)
+        rows = await asyncio.to_thread(recorded, key, st, evidence)
         if as_json:
-            print_json(st.model_dump(mode="json"))
+            data = st.model_dump(mode="json")
+            if evidence:
+                data["recorded"] = [r.model_dump(mode="json") for r in rows]
+            print_json(data)
             return
         console = Console()
         if not watch:
-            console.print(render(st, await _ended(handle)))
+            console.print(render(st, await _ended(handle), evidence=rows))
             return
         with Live(render(st), console=console, refresh_per_second=2) as live:
             while True:

@@ -206,9 +206,10 @@ def gate_status(gate: Gate, c: GateCounters | None) -> GateStatus:
 
 
 def final(gate: Gate, c: GateCounters | None) -> bool:
-    """Whether the gate's verdict is final for the stage (no more measurements needed): count reached or a
-    limit passed."""
-    return c is not None and metric_phase(gate, c)[0] in ("Successful", "Failed", "Error", "Inconclusive")
+    """Whether the gate's verdict is final for the stage, so it needs no more measurements: its count or
+    success streak completed it, or it failed. A gate held Inconclusive keeps being measured while a human
+    decides (a failure meanwhile still rolls back)."""
+    return c is not None and metric_phase(gate, c)[0] in ("Successful", "Failed", "Error")
 
 
 class RunSummary(BaseModel):

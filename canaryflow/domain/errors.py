@@ -19,6 +19,8 @@ Every error the project raises on purpose derives from :class:`CanaryflowError`;
 
 from __future__ import annotations
 
+from typing import Any
+
 ERROR_TYPES = (
     "rate_limit",
     "timeout",
@@ -87,7 +89,15 @@ class ProviderError(CanaryflowError):
 
 
 class AllProvidersFailed(ProviderError):
-    """The primary provider and every fallback failed."""
+    """The primary provider and every fallback failed.
+
+    ``error_type`` is the last target's; ``primary_error_type`` the primary's own (its error type or
+    ``circuit_open``), which is what the metrics count against the variation.
+    """
+
+    def __init__(self, message: str, *, primary_error_type: str | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.primary_error_type = primary_error_type
 
 
 class MetricsUnavailable(CanaryflowError):

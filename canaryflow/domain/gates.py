@@ -158,9 +158,9 @@ class Gate(BaseModel):
         return self.name or self.metric
 
 
-MAX_QUERY = 400
-MAX_QUERIES = 4
-MAX_NOTE = 300
+MAX_QUERY = 300
+MAX_QUERIES = 3
+MAX_NOTE = 200
 
 
 class Evidence(BaseModel):

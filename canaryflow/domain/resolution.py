@@ -83,6 +83,18 @@ def _plain(value: Any) -> Any:
     return dump(mode="json", exclude_none=True, by_alias=True) if callable(dump) else value
 
 
+@dataclass(frozen=True, slots=True)
+class LabelSet:
+    """One way a compiled config can be served, as metrics label it (:meth:`CompiledConfig.label_sets`)."""
+
+    version: int
+    variation: str
+    segment: str
+    provider: str
+    model: str
+    fallbacks: tuple[tuple[str, str], ...]
+
+
 class _Prepared:
     """A version with everything that does not depend on the request computed once."""
 
@@ -254,6 +266,28 @@ class CompiledConfig:
             cache[cache_key] = res
         return res
 
+    def label_sets(self) -> list[LabelSet]:
+        """Every (version, variation, segment, provider, model, fallbacks) this state can serve or mirror.
+
+        What the exporter creates at 0 before the first request (so no first increment is lost): stable
+        as ``stable``, the candidate as both ``candidate`` and ``shadow`` (the next stage's series exist
+        while the current one runs), pinned versions as ``pinned``; each in every segment and ``none``.
+        """
+        served: list[tuple[int, str]] = []
+        if self._stable is not None:
+            served.append((self._stable, "stable"))
+        if self._candidate is not None:
+            served += [(self._candidate, "candidate"), (self._candidate, "shadow")]
+        served += sorted({(v, "pinned") for v in self.state.pins.values()})
+        segments = ("none", *(name for name, _ in self._matchers))
+        out: list[LabelSet] = []
+        for version, variation in served:
+            prep = self._prepared[version]
+            fallbacks = tuple((str(f["provider"]), str(f["model"])) for f in prep.fallback)
+            out += [LabelSet(version, variation, seg, prep.spec.provider, prep.spec.model, fallbacks)
+                    for seg in segments]
+        return out
+
     def has_version(self, version: int) -> bool:
         """Whether this compiled config holds ``version``."""
         return version in self._prepared
@@ -273,4 +307,4 @@ def resolve(state: ServingState, versions: Mapping[int, ConfigSpec], segments: l
     return CompiledConfig(state, versions, segments).resolve(context, variables)
 
 
-__all__ = ["CompiledConfig", "Resolution", "bucket", "resolve"]
+__all__ = ["CompiledConfig", "LabelSet", "Resolution", "bucket", "resolve"]

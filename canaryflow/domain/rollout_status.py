@@ -19,7 +19,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from canaryflow.domain.analysis import AnalysisReport, GateCounters, GateStatus, count_reports
-from canaryflow.domain.gates import Evidence, Verdict
+from canaryflow.domain.gates import Verdict
 from canaryflow.domain.plan import Plan
 from canaryflow.domain.validation import describe
 
@@ -238,11 +238,11 @@ class RolloutStatus(BaseModel):
 
     def add_verdict(self, record: VerdictRecord) -> None:
         """Keep the verdict history (bounded)."""
-        self.last_verdict = record
-        bare = Evidence()
-        self.verdicts.append(record.model_copy(update={"gates": [  # the history keeps each gate's verdict
-            g.model_copy(update={"last": g.last.model_copy(update={"evidence": bare}) if g.last else None})
-            for g in record.gates]}))
+        self.last_verdict = record.model_copy(update={"gates": [  # its queries are in the counters
+            g.model_copy(update={"last": g.last.compact(queries=False) if g.last else None})
+            for g in record.gates]})
+        self.verdicts.append(record.model_copy(update={"gates": [  # the history keeps the gates' counts;
+            g.model_copy(update={"last": None}) for g in record.gates]}))  # measurements: the registry
         del self.verdicts[:-MAX_VERDICTS]
 
 

@@ -91,8 +91,10 @@ def details_markdown(status: RolloutStatus) -> str:
         rows.append(
             (
                 "approval",
-                f"{status.approval.stage}: {status.approval.why}; until "
-                f"{clock(status.approval.deadline)}" + (" (held)" if status.approval.held else ""),
+                f"{status.approval.stage}: {status.approval.why}; "
+                + (f"until {clock(status.approval.deadline)}" if status.approval.deadline is not None
+                   else "no deadline")
+                + (" (held)" if status.approval.held else ""),
             )
         )
         rows.append(("approve with", f"`{approve_commands(status)}`"))

@@ -24,7 +24,7 @@ NAMES = {
 }
 _RATES = {"error_rate", "negative_feedback_rate", "completion_rate"}
 _ON_INCONCLUSIVE = {"wait_for_approval": "it asks for a human approval", "rollback": "it rolls back",
-                    "extend": "it keeps measuring"}
+                    "extend": "it keeps measuring and asks for a decision"}
 
 
 def _gate_of(status: RolloutStatus, label: str) -> Gate | None:

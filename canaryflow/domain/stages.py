@@ -152,7 +152,7 @@ def assess(plan: Plan, status: RolloutStatus) -> Assessment:
 def gates_to_measure(plan: Plan, status: RolloutStatus, now: float) -> list[Gate]:
     """The current stage's gates that still measure now: not final (count reached, a limit passed) and past
     their ``initial_delay``."""
-    start = status.stage_started_at or now
+    start = status.stage_started_at if status.stage_started_at is not None else now
     return [g for g in plan.gates_for(status.stage_index)
             if not final(g, status.counters.get(g.label)) and now >= start + g.initial_delay.total_seconds()]
 

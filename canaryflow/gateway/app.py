@@ -96,7 +96,9 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
                              "version": labels.version, "variation": labels.variation})
 
     async def metrics_endpoint(request: Request) -> Response:
-        return Response(metrics.exposition(), media_type=CONTENT_TYPE)
+        # in a worker thread: with every gate-read series created at 0 (96 latency buckets per label set)
+        # the exposition takes milliseconds, which must not stall requests on the event loop
+        return Response(await asyncio.to_thread(metrics.exposition), media_type=CONTENT_TYPE)
 
     async def healthz(request: Request) -> Response:
         if health is None:
@@ -109,8 +111,14 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        yield
-        await plane.close()
+        fresh = asyncio.create_task(plane.keep_fresh())  # new exposures' series exist before their traffic
+        try:
+            yield
+        finally:
+            fresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await fresh
+            await plane.close()
 
     routes = [
         Route("/v1/chat/completions", bind(apis.chat_completions), methods=["POST"]),

@@ -6,12 +6,14 @@ uvicorn runs on uvloop with httptools and no access log.
 from __future__ import annotations
 
 import gc
+import logging
 import sys
 import time
 from typing import Any
 
 from starlette.applications import Starlette
 
+from canaryflow.errors import CanaryflowError
 from canaryflow.gateway.app import build_app
 from canaryflow.metrics.instruments import Metrics
 from canaryflow.registry import Registry
@@ -64,6 +66,10 @@ def build_gateway(db_url: str | None = None, *, client: Client | None = None, tr
         if traffic_rate > 0 else None
     plane = TrafficPlane(client, registry=client.registry, traffic_log=log, metrics=metrics, timeout=timeout,
                          shadow_concurrency=shadow_concurrency, shadow_queue=shadow_queue)
+    try:  # every served version's series at 0 before the first request (metrics/instruments.py)
+        client.warm()
+    except CanaryflowError as exc:
+        logging.getLogger("canaryflow.gateway").warning("gateway starts with a cold cache: %s", exc)
     return build_app(plane, health=lambda: health_of(client), max_body_bytes=max_body_bytes), plane
 
 

@@ -10,45 +10,41 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from canaryflow.metrics.instruments import COMMON_LABELS, Labels, Metrics, default_metrics
-
-TOOL_CALLS = "canaryflow_tool_calls"
-_counters: weakref.WeakKeyDictionary[Metrics, Counter] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+from canaryflow.metrics.instruments import TOOL_CALLS, Labels, Metrics, default_metrics
 
 
 def tool_calls_counter(metrics: Metrics) -> Counter:
-    """``canaryflow_tool_calls_total`` on ``metrics``' registry (created on first use)."""
-    found = _counters.get(metrics)
-    if found is None:
-        with _lock:
-            found = _counters.get(metrics)
-            if found is None:
-                found = _counters[metrics] = Counter(
-                    TOOL_CALLS, "Tool calls in answers, by whether they fit the request's tools.",
-                    (*COMMON_LABELS, "result"), registry=metrics.registry)
-    return found
+    """``canaryflow_tool_calls_total`` on ``metrics``' registry."""
+    return metrics.tool_calls
 
 
 def record_answer_details(labels: Labels, *, cached_input_tokens: int = 0, reasoning_tokens: int = 0,
-                          tool_call_results: Sequence[str] = (), metrics: Metrics | None = None) -> None:
-    """Count what a successful answer reported beyond text and plain usage."""
-    m = metrics or default_metrics()
-    values = labels.values()
+                          tool_call_results: Sequence[str] = (), served_by: str = "primary",
+                          answered_by: tuple[str, str] | None = None, metrics: Metrics | None = None) -> None:
+    """Count what an answer reported beyond text and plain usage.
+
+    Args:
+        labels: the variation's own labels (as for :func:`~canaryflow.metrics.instruments.record_request`).
+        served_by: ``primary`` (the variation's own model answered: what the gates read) or ``fallback``.
+        answered_by: the (provider, model) that answered, needed when ``served_by="fallback"``.
+    """
+    series = (metrics or default_metrics()).series(labels)
+    if served_by == "primary":
+        answer = series.primary
+    else:
+        if answered_by is None:
+            raise ValueError("answered_by (provider, model) is required when served_by='fallback'")
+        answer = series.fallback(*answered_by)
     if cached_input_tokens:
-        m.tokens.labels(*values, "cached_input").observe(cached_input_tokens)
+        answer.tokens("cached_input").observe(cached_input_tokens)
     if reasoning_tokens:
-        m.tokens.labels(*values, "reasoning").observe(reasoning_tokens)
-    if tool_call_results:
-        counter = tool_calls_counter(m)
-        for result in tool_call_results:
-            counter.labels(*values, result).inc()
+        answer.tokens("reasoning").observe(reasoning_tokens)
+    for result in tool_call_results:
+        answer.tool_call(result).inc()
 
 
 __all__ = ["TOOL_CALLS", "record_answer_details", "tool_calls_counter"]

@@ -3,15 +3,32 @@
 Every request served by the SDK or the gateway goes through :func:`record_request` exactly once — success or
 error, plain or streamed — so "N requests sent → N counted" holds. Conventions the query side relies on:
 
-* ``canaryflow_requests_total{outcome, error_type, finish_reason}``: ``outcome`` is ``success`` or ``error``;
-  ``error_type`` is one of :data:`canaryflow.errors.ERROR_TYPES` or ``none`` on success; ``finish_reason`` is
-  stop, length, content_filter, tool_calls or ``error``.
-* ``variation`` is the resolved variation (stable, candidate, pinned) even when a fallback served; the
-  ``gen_ai_*`` labels name the provider/model that actually answered. Fallbacks are counted in
-  ``canaryflow_fallbacks_total{reason}`` (reason = the primary's error type, or ``circuit_open``) labelled
-  with the primary provider/model. Mirrored shadow calls use variation ``shadow``.
-* Durations, time to first chunk and token usage are observed for successful requests; errors are judged by
-  the error rate.
+* ``canaryflow_requests_total{outcome, error_type, finish_reason, served_by}`` describes the **variation under
+  test's primary attempt**: ``outcome`` is ``success`` or ``error``; ``error_type`` is one of
+  :data:`REQUEST_ERROR_TYPES` (the error taxonomy plus ``circuit_open``: the primary's circuit was open, so it
+  was not tried) or ``none`` on success; ``finish_reason`` is one of :data:`FINISH_REASONS` on success and
+  ``error`` on failure. ``served_by`` says who answered the user: ``primary``, ``fallback`` (the primary
+  failed — counted ``outcome="error"`` with the primary's error type — and a fallback answered) or ``none``
+  (the user got an error). The ``gen_ai_*`` labels of this counter always name the variation's own
+  (primary) provider/model.
+* Durations, time to first chunk, token usage and cost are observed for answered requests, with
+  ``served_by``: ``primary`` series are the primary's own attempts (labelled with its provider/model) and are
+  what the latency/cost/tokens gates read; ``fallback`` series are what users got from a fallback (labelled
+  with the fallback's provider/model), for dashboards.
+* Fallbacks are also counted in ``canaryflow_fallbacks_total{reason}`` (reason = the primary's error type,
+  or ``circuit_open``) labelled with the primary provider/model. Mirrored shadow calls use variation
+  ``shadow`` and have no fallback.
+* **Series exist at 0 before their first event** (``increase()`` cannot see a series appear): the first
+  time a label set (config, version, variation, segment, provider, model) is seen — :meth:`Metrics.prepare`,
+  called by the traffic plane whenever the serving cache compiles a config (for every version it can serve,
+  as every variation, in every segment) and again on a request's first use — every child a gate reads is
+  created: each outcome × error type × finish reason × served_by of ``canaryflow_requests_total``, the
+  histograms (every token type), the cost counter and ``canaryflow_tool_calls_total`` (every result) for
+  ``served_by="primary"`` and for each fallback in the chain,
+  ``canaryflow_feedback_total`` for both sentiments (and ``canaryflow_shadow_agreement`` for ``shadow``).
+  The hot path then only looks the prepared children up.
+* Latency buckets (:data:`DURATION_BUCKETS`) grow by at most 10 % from 20 ms to 120 s, so a quantile read
+  from them is within ~5 % of the true one.
 
 The instruments live on their own :class:`CollectorRegistry` (one :class:`Metrics` per process by default) so
 tests read exact counts and ``/metrics`` exposes only canaryflow's series.
@@ -19,24 +36,55 @@ tests read exact counts and ``/metrics`` exposes only canaryflow's series.
 
 from __future__ import annotations
 
+import threading
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from canaryflow.domain.answers import TOOL_CALL_RESULTS
+from canaryflow.errors import ERROR_TYPES
+
 COMMON_LABELS = ("config", "version", "variation", "segment", "gen_ai_provider_name", "gen_ai_request_model")
-DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+SERVED_BY = ("primary", "fallback", "none")
+"""Who answered the user: the variation's own provider/model, a fallback, or nobody (an error)."""
+CIRCUIT_OPEN = "circuit_open"
+REQUEST_ERROR_TYPES = (*ERROR_TYPES, CIRCUIT_OPEN)
+"""``error_type`` values of ``canaryflow_requests_total`` when ``outcome="error"``."""
+FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "other")
+"""``finish_reason`` values of a successful request (anything else a provider says is counted ``other``)."""
+_FINISH_ALIASES = {"function_call": "tool_calls", "end_turn": "stop", "stop_sequence": "stop",
+                   "max_tokens": "length", "tool_use": "tool_calls"}
+
+
+def _geometric(start: float, stop: float, ratio: float) -> tuple[float, ...]:
+    out: list[float] = []
+    x = start
+    while True:
+        out.append(float(f"{x:.4g}"))
+        if x >= stop:
+            return tuple(out)
+        x *= ratio
+
+
+DURATION_BUCKETS = (0.005, 0.01, 0.015, *_geometric(0.02, 120.0, 1.1))
+"""Upper bounds in seconds: 5, 10, 15 ms, then ×1.1 per bucket from 20 ms to past 120 s (96 buckets)."""
 TTFC_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 AGREEMENT_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
 SENTIMENTS = ("positive", "negative")
+TOKEN_TYPES = ("input", "output", "cached_input", "reasoning")
+"""``gen_ai_token_type`` values (input includes cached_input; output includes reasoning)."""
+TOOL_CALLS = "canaryflow_tool_calls"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 
 @dataclass(frozen=True, slots=True)
 class Labels:
-    """The common labels of one request."""
+    """The common labels of one request (provider/model: the variation's own, i.e. its primary)."""
 
     config: str
     version: int
@@ -51,48 +99,110 @@ class Labels:
                 self.model)
 
 
-class _Bound:
-    """Labelled children of one label set, each created on first use (so no series appears that the
-    unbound calls would not have created)."""
+def finish_label(finish_reason: str | None) -> str:
+    """The ``finish_reason`` label of a successful request (one of :data:`FINISH_REASONS`)."""
+    reason = finish_reason or "stop"
+    if reason in FINISH_REASONS:
+        return reason
+    return _FINISH_ALIASES.get(reason, "other")
 
-    __slots__ = ("_cost", "_duration", "_m", "_requests", "_tokens", "_ttfc", "values")
 
-    def __init__(self, metrics: Metrics, values: tuple[str, ...]) -> None:
-        self._m = metrics
-        self.values = values
-        self._requests: dict[str, Any] = {}
-        self._tokens: dict[str, Any] = {}
-        self._duration: Any = None
-        self._ttfc: Any = None
-        self._cost: Any = None
+def observer(child: Any) -> Callable[[float], None]:
+    """``child.observe`` of a histogram child, by binary search over its buckets instead of the client's
+    linear scan (the 96 latency buckets would cost ~40 comparisons per request); same samples exactly
+    (``tests/test_metrics_series.py`` checks it against ``observe``). Falls back to ``observe`` if the
+    client's internals differ."""
+    bounds = getattr(child, "_upper_bounds", None)
+    buckets = getattr(child, "_buckets", None)
+    total: Any = getattr(child, "_sum", None)
+    if not (isinstance(bounds, list) and isinstance(buckets, list) and len(bounds) == len(buckets)
+            and bounds and bounds[-1] == float("inf") and hasattr(total, "inc")):
+        return child.observe  # type: ignore[no-any-return]
+    incs = [b.inc for b in buckets]
+    add = total.inc
 
-    def success(self, finish_reason: str) -> Any:
-        child = self._requests.get(finish_reason)
-        if child is None:
-            child = self._requests[finish_reason] = self._m.requests.labels(*self.values, "success", "none",
-                                                                            finish_reason)
-        return child
+    def observe(amount: float) -> None:
+        add(amount)
+        incs[bisect_left(bounds, amount)](1)
+
+    return observe
+
+
+class _Answer:
+    """The children observed when a request is answered by one provider/model with one ``served_by``."""
+
+    __slots__ = ("_tokens", "_tools", "cost", "duration", "input_tokens", "output_tokens", "ttfc")
+
+    def __init__(self, m: Metrics, values: tuple[str, ...], served_by: str) -> None:
+        self.duration = observer(m.duration.labels(*values, served_by))
+        self.ttfc = m.ttfc.labels(*values, served_by)
+        self._tokens = {t: m.tokens.labels(*values, t, served_by) for t in TOKEN_TYPES}
+        self.input_tokens = self._tokens["input"]
+        self.output_tokens = self._tokens["output"]
+        self.cost = m.cost.labels(*values, served_by)
+        self._tools = {r: m.tool_calls.labels(*values, r, served_by) for r in TOOL_CALL_RESULTS}
 
     def tokens(self, kind: str) -> Any:
+        """The token-usage child of ``kind`` (one of :data:`TOKEN_TYPES`)."""
         child = self._tokens.get(kind)
         if child is None:
-            child = self._tokens[kind] = self._m.tokens.labels(*self.values, kind)
+            raise ValueError(f"unknown token type {kind!r}: one of {', '.join(TOKEN_TYPES)}")
         return child
 
-    def duration(self) -> Any:
-        if self._duration is None:
-            self._duration = self._m.duration.labels(*self.values)
-        return self._duration
+    def tool_call(self, result: str) -> Any:
+        """The ``canaryflow_tool_calls_total`` child of ``result`` (one of ``TOOL_CALL_RESULTS``)."""
+        child = self._tools.get(result)
+        if child is None:
+            raise ValueError(f"unknown tool-call result {result!r}: one of {', '.join(TOOL_CALL_RESULTS)}")
+        return child
 
-    def ttfc(self) -> Any:
-        if self._ttfc is None:
-            self._ttfc = self._m.ttfc.labels(*self.values)
-        return self._ttfc
 
-    def cost(self) -> Any:
-        if self._cost is None:
-            self._cost = self._m.cost.labels(*self.values)
-        return self._cost
+class Series:
+    """Every child of one label set, created at 0 (see the module docstring): the hot path's lookups."""
+
+    __slots__ = ("_fallbacks", "_lock", "_m", "agreement", "errors", "feedback", "labels", "primary",
+                 "success", "values")
+
+    def __init__(self, m: Metrics, labels: Labels, fallbacks: Iterable[tuple[str, str]] = ()) -> None:
+        self._m = m
+        self._lock = threading.Lock()
+        self.labels = labels
+        self.values = values = labels.values()
+        requests = m.requests
+        self.success = {f: requests.labels(*values, "success", "none", f, "primary") for f in FINISH_REASONS}
+        self.errors = {(e, s): requests.labels(*values, "error", e, "error", s)
+                       for e in REQUEST_ERROR_TYPES for s in ("fallback", "none")}
+        self.primary = _Answer(m, values, "primary")
+        self.feedback = {s: m.feedback.labels(*values, s) for s in SENTIMENTS}
+        self.agreement = m.shadow_agreement.labels(*values) if labels.variation == "shadow" else None
+        self._fallbacks: dict[tuple[str, str], _Answer] = {}
+        self.add_fallbacks(fallbacks)
+
+    def add_fallbacks(self, fallbacks: Iterable[tuple[str, str]]) -> None:
+        """Create the ``served_by="fallback"`` children of these (provider, model) targets."""
+        for target in fallbacks:
+            if target not in self._fallbacks:
+                with self._lock:
+                    if target not in self._fallbacks:
+                        values = (*self.values[:4], *target)
+                        self._fallbacks[target] = _Answer(self._m, values, "fallback")
+
+    def fallback(self, provider: str, model: str) -> _Answer:
+        """The children of a fallback answer by ``provider``/``model``."""
+        found = self._fallbacks.get((provider, model))
+        if found is None:
+            self.add_fallbacks([(provider, model)])
+            found = self._fallbacks[(provider, model)]
+        return found
+
+    def error(self, error_type: str, served_by: str) -> Any:
+        """The ``outcome="error"`` counter child (``error_type`` outside the taxonomy counts ``other``)."""
+        child = self.errors.get((error_type, served_by))
+        if child is None:
+            if served_by not in ("fallback", "none"):
+                raise ValueError(f"served_by of an error must be 'fallback' or 'none', got {served_by!r}")
+            child = self.errors[("other", served_by)]
+        return child
 
 
 class Metrics:
@@ -103,18 +213,19 @@ class Metrics:
         r = self.registry
         self.duration = Histogram(
             "gen_ai_client_operation_duration_seconds", "Duration of a GenAI operation (seconds).",
-            COMMON_LABELS, buckets=DURATION_BUCKETS, registry=r)
+            (*COMMON_LABELS, "served_by"), buckets=DURATION_BUCKETS, registry=r)
         self.tokens = Histogram(
             "gen_ai_client_token_usage", "Tokens used by a GenAI operation.",
-            (*COMMON_LABELS, "gen_ai_token_type"), buckets=TOKEN_BUCKETS, registry=r)
+            (*COMMON_LABELS, "gen_ai_token_type", "served_by"), buckets=TOKEN_BUCKETS, registry=r)
         self.ttfc = Histogram(
             "gen_ai_client_operation_time_to_first_chunk_seconds",
             "Time from request to the first streamed chunk (seconds).",
-            COMMON_LABELS, buckets=TTFC_BUCKETS, registry=r)
+            (*COMMON_LABELS, "served_by"), buckets=TTFC_BUCKETS, registry=r)
         self.requests = Counter(
-            "canaryflow_requests", "Requests served, by outcome.",
-            (*COMMON_LABELS, "outcome", "error_type", "finish_reason"), registry=r)
-        self.cost = Counter("canaryflow_cost_usd", "Provider cost in USD.", COMMON_LABELS, registry=r)
+            "canaryflow_requests", "Requests served: outcome of the variation's primary, who answered.",
+            (*COMMON_LABELS, "outcome", "error_type", "finish_reason", "served_by"), registry=r)
+        self.cost = Counter("canaryflow_cost_usd", "Provider cost in USD.", (*COMMON_LABELS, "served_by"),
+                            registry=r)
         self.feedback = Counter(
             "canaryflow_feedback", "User feedback on answers.", (*COMMON_LABELS, "sentiment"), registry=r)
         self.fallbacks = Counter(
@@ -123,17 +234,36 @@ class Metrics:
         self.shadow_agreement = Histogram(
             "canaryflow_shadow_agreement", "Agreement of the shadow candidate's answer with stable (0–1).",
             COMMON_LABELS, buckets=AGREEMENT_BUCKETS, registry=r)
+        self.tool_calls = Counter(
+            TOOL_CALLS, "Tool calls in answers, by whether they fit the request's tools.",
+            (*COMMON_LABELS, "result", "served_by"), registry=r)
         self.shadow_dropped = Counter(
             "canaryflow_shadow_dropped", "Shadow mirrors dropped because the mirror queue was full.",
             COMMON_LABELS, registry=r)
-        self._bound: dict[Labels, _Bound] = {}
+        self._series: dict[Labels, Series] = {}
+        self._lock = threading.Lock()
 
-    def bound(self, labels: Labels) -> _Bound:
-        """The children of ``labels``, bound once (``labels()`` validates and locks on every call)."""
-        found = self._bound.get(labels)
+    def series(self, labels: Labels, fallbacks: Sequence[tuple[str, str]] = ()) -> Series:
+        """The prepared children of ``labels`` (created at 0 on first use, with these fallbacks')."""
+        found = self._series.get(labels)
         if found is None:
-            found = self._bound[labels] = _Bound(self, labels.values())
+            with self._lock:
+                found = self._series.get(labels)
+                if found is None:
+                    found = self._series[labels] = Series(self, labels, fallbacks)
+                    return found
+        if fallbacks:
+            found.add_fallbacks(fallbacks)
         return found
+
+    def prepare(self, label_sets: Iterable[tuple[Labels, Sequence[tuple[str, str]]]]) -> int:
+        """Create every gate-read series of these label sets (with their fallbacks) at 0; returns how many
+        label sets were new."""
+        new = 0
+        for labels, fallbacks in label_sets:
+            new += labels not in self._series
+            self.series(labels, fallbacks)
+        return new
 
     def exposition(self) -> bytes:
         """The text exposition of every series (what ``GET /metrics`` returns)."""
@@ -167,41 +297,54 @@ def record_request(
     outcome: str,
     error_type: str | None = None,
     finish_reason: str | None = None,
+    served_by: str | None = None,
+    answered_by: tuple[str, str] | None = None,
     duration_s: float | None = None,
     ttfc_s: float | None = None,
     input_tokens: int = 0,
     output_tokens: int = 0,
     cost_usd: float = 0.0,
     metrics: Metrics | None = None,
+    series: Series | None = None,
 ) -> None:
     """Count one request — call exactly once per request, whatever happened.
 
     Args:
-        labels: the common labels (provider/model = who answered).
-        outcome: ``success`` or ``error``.
-        error_type: the error taxonomy type when ``outcome`` is ``error``.
+        labels: the common labels; provider/model name the variation's own (primary) provider/model.
+        outcome: ``success`` (the primary answered) or ``error`` (the primary failed or was skipped).
+        error_type: the primary's error type (taxonomy or ``circuit_open``) when ``outcome`` is ``error``.
         finish_reason: the provider's finish reason on success (``error`` is used on failure).
-        duration_s: wall time of the whole operation (observed on success).
+        served_by: who answered: ``primary`` (implied by success), ``fallback`` or ``none`` (the default
+            on error).
+        answered_by: the (provider, model) of the fallback that answered, when ``served_by="fallback"``.
+        duration_s: wall time of the whole operation (observed when someone answered).
         ttfc_s: time to the first streamed chunk, for streams.
-        input_tokens: prompt tokens from the provider's usage.
-        output_tokens: completion tokens from the provider's usage.
-        cost_usd: the request's cost.
+        input_tokens: prompt tokens from the answering provider's usage.
+        output_tokens: completion tokens from the answering provider's usage.
+        cost_usd: the answer's cost.
         metrics: the instruments to use (default: :func:`default_metrics`).
+        series: the prepared children of ``labels`` (skips the lookup; must belong to ``metrics``).
     """
-    m = metrics or default_metrics()
-    if outcome != "success":
-        m.requests.labels(*labels.values(), "error", error_type or "other", "error").inc()
-        return
-    bound = m.bound(labels)
-    bound.success(finish_reason or "stop").inc()
+    s = series if series is not None else (metrics or default_metrics()).series(labels)
+    if outcome == "success":
+        s.success[finish_label(finish_reason)].inc()
+        answer = s.primary
+    else:
+        by = served_by or "none"
+        s.error(error_type or "other", by).inc()
+        if by != "fallback":
+            return
+        if answered_by is None:
+            raise ValueError("answered_by (provider, model) is required when served_by='fallback'")
+        answer = s.fallback(*answered_by)
     if duration_s is not None:
-        bound.duration().observe(duration_s)
+        answer.duration(duration_s)
     if ttfc_s is not None:
-        bound.ttfc().observe(ttfc_s)
-    bound.tokens("input").observe(input_tokens)
-    bound.tokens("output").observe(output_tokens)
+        answer.ttfc.observe(ttfc_s)
+    answer.input_tokens.observe(input_tokens)
+    answer.output_tokens.observe(output_tokens)
     if cost_usd:
-        bound.cost().inc(cost_usd)
+        answer.cost.inc(cost_usd)
 
 
 def record_fallback(labels: Labels, reason: str, *, metrics: Metrics | None = None) -> None:
@@ -211,12 +354,15 @@ def record_fallback(labels: Labels, reason: str, *, metrics: Metrics | None = No
 
 def record_feedback(labels: Labels, sentiment: str, *, metrics: Metrics | None = None) -> None:
     """Count one piece of feedback (``positive`` or ``negative``) on a served request."""
-    (metrics or default_metrics()).feedback.labels(*labels.values(), sentiment).inc()
+    (metrics or default_metrics()).series(labels).feedback[sentiment].inc()
 
 
 def record_shadow(labels: Labels, agreement: float, *, metrics: Metrics | None = None) -> None:
     """Observe the agreement score of one mirrored request (``labels.variation`` is ``shadow``)."""
-    (metrics or default_metrics()).shadow_agreement.labels(*labels.values()).observe(agreement)
+    child = (metrics or default_metrics()).series(labels).agreement
+    if child is None:
+        raise ValueError(f"shadow agreement is observed on variation 'shadow', not {labels.variation!r}")
+    child.observe(agreement)
 
 
 def record_shadow_dropped(labels: Labels, *, metrics: Metrics | None = None) -> None:
@@ -225,11 +371,20 @@ def record_shadow_dropped(labels: Labels, *, metrics: Metrics | None = None) -> 
 
 
 __all__ = [
+    "CIRCUIT_OPEN",
     "COMMON_LABELS",
     "CONTENT_TYPE",
+    "DURATION_BUCKETS",
+    "FINISH_REASONS",
+    "REQUEST_ERROR_TYPES",
+    "SERVED_BY",
+    "TOKEN_TYPES",
+    "TOOL_CALLS",
     "Labels",
     "Metrics",
+    "Series",
     "default_metrics",
+    "finish_label",
     "record_fallback",
     "record_feedback",
     "record_request",

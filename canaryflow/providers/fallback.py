@@ -238,7 +238,9 @@ class FallbackRunner:
         summary = "; ".join(f"{a.provider} {a.model}: {a.error_type}"
                             + (f" ({a.status_code})" if a.status_code else "") for a in tried)
         error_type = last.error_type if last and last.error_type != CIRCUIT_OPEN else "server_error"
+        primary = next((a.error_type for a in attempts if a.fallback_index is None and a.error_type), None)
         return AllProvidersFailed(f"all providers failed: {summary}", error_type=error_type or "other",
+                                  primary_error_type=primary,
                                   status_code=last.status_code if last else None,
                                   provider=last.provider if last else None,
                                   model=last.model if last else None)

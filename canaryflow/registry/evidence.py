@@ -34,12 +34,19 @@ class MeasurementRecord(BaseModel):
 
 def record_measurements(engine: Engine, url: str, *, rollout_id: str, config_key: str, candidate_version: int,
                         stage: str, measurements: Sequence[Measurement]) -> int:
-    """Append ``measurements``; returns how many rows were written."""
-    rows = [MeasurementRow(rollout_id=rollout_id, config_key=config_key, candidate_version=candidate_version,
-                           stage=stage, gate=m.gate, verdict=m.verdict.value, dry_run=m.dry_run,
-                           measured_at=datetime.fromtimestamp(m.at, UTC),
-                           evidence=m.evidence.model_dump(mode="json")) for m in measurements]
+    """Append ``measurements``; returns how many rows were written. Idempotent: a measurement of this rollout,
+    stage and gate at the same time is written once (a retried activity adds nothing)."""
     with translate_errors(url), write_session(engine) as session:
+        times = [datetime.fromtimestamp(m.at, UTC) for m in measurements]
+        seen = set(session.exec(
+            select(MeasurementRow.gate, MeasurementRow.measured_at).where(
+                MeasurementRow.rollout_id == rollout_id, MeasurementRow.stage == stage,
+                col(MeasurementRow.measured_at).in_(times))).all())
+        rows = [MeasurementRow(rollout_id=rollout_id, config_key=config_key,
+                               candidate_version=candidate_version, stage=stage, gate=m.gate,
+                               verdict=m.verdict.value, dry_run=m.dry_run, measured_at=at,
+                               evidence=m.evidence.model_dump(mode="json"))
+                for m, at in zip(measurements, times, strict=True) if (m.gate, at) not in seen]
         session.add_all(rows)
     return len(rows)
 

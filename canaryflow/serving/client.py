@@ -15,7 +15,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from canaryflow.domain.config import ConfigSpec
@@ -56,6 +56,7 @@ class Client:
         self._lock = threading.Lock()
         self.last_checked: float | None = None  # time.time() of the last successful revision check
         self.last_error: str | None = None
+        self._listeners: list[Callable[[CompiledConfig], None]] = []
 
     # --- the hot path -------------------------------------------------------------------------------
     def resolve(self, key: str, context: Mapping[str, Any] | None = None,
@@ -136,6 +137,30 @@ class Client:
         finally:
             self._lock.release()
 
+    def on_compile(self, listener: Callable[[CompiledConfig], None]) -> None:
+        """Call ``listener`` with every config compiled from now on, and now with those already cached (the
+        traffic plane creates the config's metric series at 0 there, before any request is served)."""
+        self._listeners.append(listener)
+        for compiled in list(self._compiled.values()):
+            self._notify(listener, compiled)
+
+    def warm(self) -> list[str]:
+        """Load every config of the registry into the cache now (a gateway calls it before serving, so each
+        served version's series exist before the first request). Returns the keys loaded.
+
+        Raises:
+            RegistryUnavailable: the registry cannot be reached.
+        """
+        self.refresh(force=True)
+        loaded = []
+        for key in sorted(self._known or ()):
+            try:
+                self._load(key)
+            except NotFound:  # a config pushed but never given a serving state yet
+                continue
+            loaded.append(key)
+        return loaded
+
     def status(self) -> dict[str, Any]:
         """Cache health for ``/healthz``: keys cached, their revisions, seconds since the last good check."""
         age = None if self.last_checked is None else max(0.0, time.time() - self.last_checked)
@@ -208,7 +233,17 @@ class Client:
 
     def _compile(self, key: str) -> CompiledConfig:
         state, versions, segments = self.registry.snapshot(key)
-        return CompiledConfig(state, versions, segments)
+        compiled = CompiledConfig(state, versions, segments)
+        for listener in self._listeners:
+            self._notify(listener, compiled)
+        return compiled
+
+    @staticmethod
+    def _notify(listener: Callable[[CompiledConfig], None], compiled: CompiledConfig) -> None:
+        try:
+            listener(compiled)
+        except Exception:  # a listener's failure never stops serving
+            log.exception("canaryflow: compile listener failed for %r", compiled.key)
 
     def _load(self, key: str) -> CompiledConfig:
         known = self._known

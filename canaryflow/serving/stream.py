@@ -83,9 +83,10 @@ class Stream:
             return
         self._done = True
         err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
+        primary = self.fallback_reason if self.fallback_index is not None else None
         with tracing.resume(self._trace):
             self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller,
-                                     self._variables)
+                                     self._variables, primary_error=primary)
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         return self._gen()

@@ -13,6 +13,8 @@ are passed through.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -21,10 +23,18 @@ from typing import Any, Protocol
 
 from canaryflow import tracing
 from canaryflow.domain.config import ConfigSpec, render_text
-from canaryflow.domain.resolution import Resolution
-from canaryflow.errors import NotFound, ProviderError, ValidationFailed
+from canaryflow.domain.resolution import CompiledConfig, Resolution
+from canaryflow.errors import AllProvidersFailed, NotFound, ProviderError, ValidationFailed
 from canaryflow.metrics.answers import record_answer_details
-from canaryflow.metrics.instruments import Labels, Metrics, record_fallback, record_feedback, record_request
+from canaryflow.metrics.instruments import (
+    Labels,
+    Metrics,
+    Series,
+    default_metrics,
+    record_fallback,
+    record_feedback,
+    record_request,
+)
 from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult
 from canaryflow.providers.factory import get_provider
 from canaryflow.providers.fallback import FallbackRunner
@@ -96,10 +106,20 @@ def merge_parameters(config: Mapping[str, Any], caller: Mapping[str, Any] | None
     return merged
 
 
-def _labels(res: Resolution, variation: str | None = None, provider: str | None = None,
-            model: str | None = None) -> Labels:
-    return Labels(res.config_key, res.version, variation or res.variation, res.segment,
-                  provider or res.provider, model or res.model)
+def _labels(res: Resolution) -> Labels:
+    return Labels(res.config_key, res.version, res.variation, res.segment, res.provider, res.model)
+
+
+def _fallback_targets(res: Resolution) -> tuple[tuple[str, str], ...]:
+    return tuple((str(f["provider"]), str(f["model"])) for f in res.fallback)
+
+
+def primary_error_type(exc: ProviderError) -> str:
+    """The error type of the variation's own provider/model when ``exc`` ended a request: for
+    :class:`AllProvidersFailed` the primary's (not the last fallback's)."""
+    if isinstance(exc, AllProvidersFailed) and exc.primary_error_type:
+        return exc.primary_error_type
+    return exc.error_type
 
 
 class TrafficPlane:
@@ -125,12 +145,41 @@ class TrafficPlane:
         self.registry = registry
         self.traffic_log = traffic_log
         self.metrics = metrics
+        self._m = metrics or default_metrics()
         self.runner = runner or FallbackRunner()
         self.timeout = timeout
         self.shadow = ShadowMirror(self._shadow_call, max_concurrency=shadow_concurrency,
                                    max_queue=shadow_queue, metrics=metrics)
         self._recent: OrderedDict[str, Labels] = OrderedDict()
         self._remember = remember
+        on_compile = getattr(resolver, "on_compile", None)
+        if on_compile is not None:
+            on_compile(self.prepare_series)
+
+    def prepare_series(self, compiled: CompiledConfig) -> None:
+        """Create at 0 every series the gates read for what ``compiled`` can serve (see
+        :mod:`canaryflow.metrics.instruments`); the client calls it on every compile."""
+        key = compiled.key
+        self._m.prepare((Labels(key, ls.version, ls.variation, ls.segment, ls.provider, ls.model),
+                         ls.fallbacks) for ls in compiled.label_sets())
+
+    async def keep_fresh(self) -> None:
+        """Refresh the resolver's cache every ``refresh_interval`` seconds even without traffic, so a new
+        exposure's series are created at 0 before its first request (runs until cancelled)."""
+        refresh = getattr(self.resolver, "refresh", None)
+        every = float(getattr(self.resolver, "refresh_interval", 0) or 0)
+        if refresh is None or every <= 0:
+            return
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await asyncio.to_thread(refresh)
+            except Exception:  # the resolver logs its own failures; keep trying
+                logging.getLogger(__name__).debug("background refresh failed", exc_info=True)
+
+    def series(self, res: Resolution) -> Series:
+        """The prepared children of this resolution's label set (created at 0 on first use)."""
+        return self._m.series(_labels(res), _fallback_targets(res))
 
     # ── serving ────────────────────────────────────────────────────────────────────────────────────
 
@@ -206,27 +255,40 @@ class TrafficPlane:
         return result, served.fallback_index, served.reason
 
     def _count_error(self, res: Resolution, exc: ProviderError, started: float, request_id: str,
-                     caller: list[dict[str, str]], variables: Mapping[str, object] | None = None) -> None:
+                     caller: list[dict[str, str]], variables: Mapping[str, object] | None = None, *,
+                     primary_error: str | None = None) -> None:
+        """Count a request nobody answered (``served_by="none"``) with the primary's error type
+        (``primary_error`` when the primary failed before a fallback that then failed too)."""
         duration = time.perf_counter() - started
-        record_request(_labels(res), outcome="error", error_type=exc.error_type, metrics=self.metrics)
+        error_type = primary_error or primary_error_type(exc)
+        record_request(_labels(res), outcome="error", error_type=error_type, served_by="none",
+                       series=self.series(res))
         tracing.failed(res, caller, exc, request_id)
-        self._log(res, caller, variables, request_id, None, duration, exc.error_type)
+        self._log(res, caller, variables, request_id, None, duration, error_type)
 
     def _finish(self, res: Resolution, caller: list[dict[str, str]], result: ChatResult, index: int | None,
                 reason: str | None, started: float, request_id: str, ttfc: float | None,
                 variables: Mapping[str, object] | None) -> Completion:
         duration = time.perf_counter() - started
         cost = _cost(result)
-        labels = _labels(res, provider=result.provider, model=result.model)
-        record_request(labels, outcome="success", finish_reason=result.finish_reason, duration_s=duration,
-                       ttfc_s=ttfc, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
-                       cost_usd=cost, metrics=self.metrics)
+        labels = _labels(res)
+        series = self.series(res)
+        if index is None:
+            record_request(labels, outcome="success", finish_reason=result.finish_reason, duration_s=duration,
+                           ttfc_s=ttfc, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                           cost_usd=cost, series=series)
+        else:  # the variation's own provider failed: its error, though a fallback answered the user
+            record_request(labels, outcome="error", error_type=reason or "other", served_by="fallback",
+                           answered_by=(result.provider, result.model), duration_s=duration, ttfc_s=ttfc,
+                           input_tokens=result.input_tokens, output_tokens=result.output_tokens,
+                           cost_usd=cost, series=series)
+            record_fallback(labels, reason or "other", metrics=self._m)
         if result.cached_input_tokens or result.reasoning_tokens or result.tool_call_results:
             record_answer_details(labels, cached_input_tokens=result.cached_input_tokens,
                                   reasoning_tokens=result.reasoning_tokens,
-                                  tool_call_results=result.tool_call_results, metrics=self.metrics)
-        if index is not None:
-            record_fallback(_labels(res), reason or "other", metrics=self.metrics)
+                                  tool_call_results=result.tool_call_results,
+                                  served_by="primary" if index is None else "fallback",
+                                  answered_by=(result.provider, result.model), metrics=self._m)
         self._remember_labels(request_id, labels)
         tracing.finished(res, caller, result, request_id, index, reason)
         self._log(res, caller, variables, request_id, result, duration, None, cost)
@@ -294,11 +356,12 @@ class TrafficPlane:
                     timeout=self.timeout)
                 span.result(result)
         except ProviderError as exc:
-            record_request(job.labels, outcome="error", error_type=exc.error_type, metrics=self.metrics)
+            record_request(job.labels, outcome="error", error_type=exc.error_type, served_by="none",
+                           metrics=self._m)
             return None
         record_request(job.labels, outcome="success", finish_reason=result.finish_reason,
                        duration_s=time.perf_counter() - started, input_tokens=result.input_tokens,
-                       output_tokens=result.output_tokens, cost_usd=_cost(result), metrics=self.metrics)
+                       output_tokens=result.output_tokens, cost_usd=_cost(result), metrics=self._m)
         return result.text
 
     # ── feedback ───────────────────────────────────────────────────────────────────────────────────
@@ -323,7 +386,7 @@ class TrafficPlane:
         if labels is None:
             raise NotFound(f"unknown request id {request_id!r}: feedback must name a request this gateway "
                            "served recently (the X-Canaryflow-Request-Id of its response)")
-        record_feedback(labels, sentiment, metrics=self.metrics)
+        record_feedback(labels, sentiment, metrics=self._m)
         if self.registry is not None:
             tlog.record_feedback(self.registry, request_id=request_id, config_key=labels.config,
                                  version=labels.version, variation=labels.variation, sentiment=sentiment,

@@ -158,7 +158,7 @@ class SimApp:
         if not req.stream:
             await _sleep(out.latency_s)
             return JSONResponse(wire.chat_completion(out, model, rid, req.n), headers=headers)
-        return StreamingResponse(self._paced(out, wire.chat_chunks(out, model, rid, req.include_usage),
+        return StreamingResponse(self._paced(out, wire.chat_chunks(out, model, rid, req.include_usage, req.n),
                                              wire.sse_data, _OPENAI_STREAM_ERROR, done="data: [DONE]\n\n"),
                                  media_type=_SSE, headers=headers)
 

@@ -59,31 +59,34 @@ def chat_completion(out: Outcome, model: str, rid: str, n: int = 1) -> dict[str,
             "system_fingerprint": None}
 
 
-def chat_chunks(out: Outcome, model: str, rid: str, include_usage: bool) -> Iterator[dict[str, Any] | None]:
-    """Every ``chat.completion.chunk`` of the stream; ``None`` marks where text pieces are paced."""
+def chat_chunks(out: Outcome, model: str, rid: str, include_usage: bool,
+                n: int = 1) -> Iterator[dict[str, Any] | None]:
+    """Every ``chat.completion.chunk`` of the stream (each delta for choices ``0..n-1``); ``None`` marks
+    where text pieces are paced."""
     created = int(time.time())
     base: dict[str, Any] = {"id": rid, "object": "chat.completion.chunk", "created": created, "model": model,
                             "service_tier": "default", "system_fingerprint": None}
     extra = {"usage": None} if include_usage else {}
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-                **extra}
+    def chunks(delta: dict[str, Any], finish: str | None = None) -> Iterator[dict[str, Any]]:
+        for index in range(n):
+            yield {**base, "choices": [{"index": index, "delta": delta, "logprobs": None,
+                                        "finish_reason": finish}], **extra}
 
     if out.tool_calls:
-        yield chunk({"role": "assistant", "content": None, "refusal": None})
+        yield from chunks({"role": "assistant", "content": None, "refusal": None})
         for i, call in enumerate(out.tool_calls):
-            yield chunk({"tool_calls": [{"index": i, "id": call.id, "type": "function",
-                                         "function": {"name": call.name, "arguments": ""}}]})
+            yield from chunks({"tool_calls": [{"index": i, "id": call.id, "type": "function",
+                                               "function": {"name": call.name, "arguments": ""}}]})
             for piece in _arg_pieces(call.arguments):
                 yield None
-                yield chunk({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
+                yield from chunks({"tool_calls": [{"index": i, "function": {"arguments": piece}}]})
     else:
-        yield chunk({"role": "assistant", "content": "", "refusal": None})
+        yield from chunks({"role": "assistant", "content": "", "refusal": None})
         for piece in out.pieces:
             yield None
-            yield chunk({"content": piece})
-    yield chunk({}, out.finish_reason)
+            yield from chunks({"content": piece})
+    yield from chunks({}, out.finish_reason)
     if include_usage:
         yield {**base, "choices": [], "usage": chat_usage(out)}
 

@@ -20,6 +20,7 @@ def req(config, version, variation, outcome, pieces, error_type=None):
     lab = f'config="{config}",version="{version}",variation="{variation}",outcome="{outcome}"'
     lab += f',error_type="{error_type or "none"}",finish_reason="{"error" if outcome=="error" else "stop"}"'
     lab += ',segment="none",gen_ai_provider_name="openai",gen_ai_request_model="gpt-4o-mini"'
+    lab += f',served_by="{"none" if outcome == "error" else "primary"}"'
     return {"series": f"canaryflow_requests_total{{{lab}}}", "values": counter(*pieces)}
 
 def common(config, version, variation):
@@ -30,7 +31,7 @@ def hist(name, config, version, variation, buckets, extra=""):
     """buckets: {le: pieces}"""
     out=[]
     for le, pieces in buckets.items():
-        out.append({"series": f'{name}_bucket{{{common(config,version,variation)}{extra},le="{le}"}}',
+        out.append({"series": f'{name}_bucket{{{common(config,version,variation)}{extra},served_by="primary",le="{le}"}}',
                     "values": counter(*pieces)})
     return out
 ANN = {'CanaryflowCandidateErrorRateAboveStable': {'summary': 'support-bot candidate v2 fails 10% of requests, 2 points above stable', 'description': 'Error types: `sum by (error_type) (rate(canaryflow_requests_total{config="support-bot",outcome="error"}[5m]))`.'}, 'CanaryflowCandidateLatencyAboveStable': {'summary': 'support-bot candidate v2 p95 latency 2.406s is 20 % above stable', 'description': 'A rollout of this candidate should fail its latency gate; check `canaryflow rollout status support-bot`.'}, 'CanaryflowOutputTokensDrift': {'summary': 'drift-bot v2 output tokens per request moved 50% from the same hour last week', 'description': "Same version, different behaviour: check the provider's model and the traffic mix."}, 'CanaryflowLatencyDrift': {'summary': 'drift-bot v2 p95 latency 2.417s, 50 % above the same hour last week', 'description': 'Same version, slower provider: compare with `canaryflow compare drift-bot --window 1h`.'}, 'CanaryflowErrorRateIncrease': {'summary': 'support-bot v1 (stable) error rate 10%, twice its last hour', 'description': 'Provider trouble or a bad prompt; fallbacks: canaryflow_fallbacks_total.'}, 'CanaryflowLatencyDegradation': {'summary': 'support-bot v1 (stable) p95 latency 9.25s, 50 % above its usual level', 'description': 'The provider or the prompt got slower; compare with `canaryflow compare support-bot --window 1h`.'}, 'CanaryflowCostAnomaly': {'summary': 'support-bot v1 (stable) costs 0.003 USD per request, 50 % above its usual level', 'description': 'Cost per request over 5m is more than 1.5x its median over the last hour (longer answers, a pricier model or a fallback). Compare versions with `canaryflow compare support-bot`.'}, 'CanaryflowQualityDrop': {'summary': 'support-bot v1 (stable) negative feedback 30.77%, 10 points above its day', 'description': 'Read what users disliked: `canaryflow feedback support-bot --version 1 --negative`.'}}
@@ -86,10 +87,10 @@ S += [req("support-bot", 1, "stable", "success", [(99, 60), (90, 30)]),
       req("support-bot", 1, "stable", "error", [(1, 60), (10, 30)], "server_error")]
 S += hist(LAT, "support-bot", 1, "stable", {"0.5": [(90, 60), (0, 30)], "1": [(100, 60), (10, 30)],
           "2.5": [(100, 60), (50, 30)], "10": [(100, 60), (100, 30)], "+Inf": [(100, 60), (100, 30)]})
-S += [{"series": f'canaryflow_cost_usd_total{{{common("support-bot", 1, "stable")}}}', "values": counter((0.1, 60), (0.3, 30))}]
+S += [{"series": f'canaryflow_cost_usd_total{{{common("support-bot", 1, "stable")},served_by="primary"}}', "values": counter((0.1, 60), (0.3, 30))}]
 S += [req("steady-bot", 4, "stable", "success", [(99, 90)]), req("steady-bot", 4, "stable", "error", [(1, 90)], "timeout")]
 S += hist(LAT, "steady-bot", 4, "stable", {"0.5": [(90, 90)], "1": [(100, 90)], "2.5": [(100, 90)], "10": [(100, 90)], "+Inf": [(100, 90)]})
-S += [{"series": f'canaryflow_cost_usd_total{{{common("steady-bot", 4, "stable")}}}', "values": counter((0.1, 90))}]
+S += [{"series": f'canaryflow_cost_usd_total{{{common("steady-bot", 4, "stable")},served_by="primary"}}', "values": counter((0.1, 90))}]
 sb1 = {"config": "support-bot", "version": "1", "variation": "stable"}
 doc = {"rule_files": RULES, "evaluation_interval": "1m", "tests": [{
     "interval": "1m", "input_series": S,
@@ -131,8 +132,8 @@ N = WEEK + 24
 for cfg, ver, drift in (("drift-bot", 2, True), ("steady-bot", 4, False)):
     S += [req(cfg, ver, "stable", "success", [(100, N)])]
     out = [(20000, WEEK), (30000 if drift else 20000, 24)]
-    S += [{"series": f'gen_ai_client_token_usage_sum{{{common(cfg, ver, "stable")},gen_ai_token_type="output"}}', "values": counter(*out)},
-          {"series": f'gen_ai_client_token_usage_count{{{common(cfg, ver, "stable")},gen_ai_token_type="output"}}', "values": counter((100, N))}]
+    S += [{"series": f'gen_ai_client_token_usage_sum{{{common(cfg, ver, "stable")},gen_ai_token_type="output",served_by="primary"}}', "values": counter(*out)},
+          {"series": f'gen_ai_client_token_usage_count{{{common(cfg, ver, "stable")},gen_ai_token_type="output",served_by="primary"}}', "values": counter((100, N))}]
     S += hist(LAT, cfg, ver, "stable", {"0.5": [(90, WEEK), (0 if drift else 90, 24)], "1": [(100, WEEK), (10 if drift else 100, 24)],
               "2.5": [(100, N)], "+Inf": [(100, N)]})
 db = {"config": "drift-bot", "version": "2", "variation": "stable"}
