@@ -26,12 +26,15 @@ from activities.evaluation import eval_chunk, eval_prepare
 from activities.evidence import EvidenceActivities
 from activities.exposure import ExposureActivities
 from activities.notify import notify
+from activities.reconcile import ReconcileActivities
 from activities.shadow import shadow_replay, shadow_replay_stage
 from canaryflow import tracing
 from canaryflow.registry import Registry
 from canaryflow.settings import Settings, get_settings
-from canaryflow.temporal import connect, ensure_search_attributes
+from canaryflow.temporal import connect, ensure_search_attributes, names
+from canaryflow.temporal.reconcile import ensure_schedule
 from workflows.evaluation import EvaluationWorkflow
+from workflows.reconcile import ReconcileWorkflow
 from workflows.rollout import RolloutWorkflow
 
 log = logging.getLogger("canaryflow.worker")
@@ -53,18 +56,22 @@ def build_worker(
     activities: Sequence[Callable[..., Any]] | None = None,
     **kwargs: Any,
 ) -> Worker:
-    """A worker for the rollout workflow with the registry and notify activities plus ``activities``.
+    """A worker for the rollout and reconciler workflows with the registry, notify and reconciler
+    activities plus ``activities``.
 
     By default (``activities=None``) it also runs the analysis, shadow replay and evaluation activities and
     the evaluation workflow; tests pass their own ``activities`` and get the rollout only.
     """
     extra = list(activities) if activities is not None else list(EXTRA_ACTIVITIES)
-    workflows = [RolloutWorkflow] if activities is not None else [RolloutWorkflow, *EXTRA_WORKFLOWS]
+    core: list[type] = [RolloutWorkflow, ReconcileWorkflow]
+    workflows = core if activities is not None else [*core, *EXTRA_WORKFLOWS]
+    reconciler = ReconcileActivities(registry, client).reconcile_exposures
     return Worker(
         client,
         task_queue=task_queue,
         workflows=workflows,
-        activities=[*ExposureActivities(registry).all(), *EvidenceActivities(registry).all(), notify, *extra],
+        activities=[*ExposureActivities(registry).all(), *EvidenceActivities(registry).all(), notify,
+                    reconciler, *extra],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH)
         ),
@@ -81,6 +88,8 @@ async def run_worker(settings: Settings | None = None) -> None:
     added = await ensure_search_attributes(client)
     if added:
         log.info("registered search attributes: %s", ", ".join(added))
+    if await ensure_schedule(client, settings.task_queue):
+        log.info("created the reconciler schedule %r", names.RECONCILE_SCHEDULE_ID)
     registry = await asyncio.to_thread(Registry, settings.db_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -2,8 +2,10 @@
 
 Thin wrappers over :class:`canaryflow.registry.Registry`. Every registry call is synchronous, so it runs in
 a thread (``asyncio.to_thread``) and never blocks the worker's event loop. Every change is idempotent
-(applying the same exposure twice adds no revision and no audit event) and audited with the calling
-workflow's id as its ``source``. Bad input becomes a non-retryable ``ApplicationError`` naming the field.
+(applying the same exposure twice adds no revision and no audit event), audited with the calling
+workflow's id as its ``source``, and a compare-and-set on the config's owner (that same workflow id:
+validation claims the config). Bad input becomes a non-retryable ``ApplicationError`` naming the field;
+a restore is retried whatever its error (it must eventually be applied).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from canaryflow.domain.plan import resolve_plan
-from canaryflow.errors import NotFound, ValidationFailed
+from canaryflow.errors import NotFound, NotOwner, ValidationFailed
 from canaryflow.registry import Registry
 from canaryflow.temporal import names
 from canaryflow.temporal.messages import (
@@ -38,8 +40,16 @@ async def _call(fn: Callable[[], T]) -> T:
     """Run a registry call in a thread; bad input becomes a non-retryable error naming the field."""
     try:
         return await asyncio.to_thread(fn)
-    except (ValidationFailed, NotFound) as exc:
+    except (ValidationFailed, NotFound, NotOwner) as exc:
         raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=True) from exc
+
+
+async def _retried(fn: Callable[[], T]) -> T:
+    """Run a registry call in a thread; every error is retryable (a restore must eventually apply)."""
+    try:
+        return await asyncio.to_thread(fn)
+    except Exception as exc:
+        raise ApplicationError(str(exc), type=type(exc).__name__, non_retryable=False) from exc
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -79,12 +89,18 @@ class ExposureActivities:
                 raise _invalid(
                     f"plan.stages[{i}].segments: unknown segment(s) {', '.join(unknown)} (known: {listing})"
                 )
+        try:
+            state = reg.claim(key, _source(), by=req.requested_by or "canaryflow",
+                              reason=f"rollout of v{version}")
+        except NotOwner as exc:
+            raise _invalid(f"config_key: {exc}") from exc
         return RolloutTarget(config_key=key, stable_version=state.stable_version, candidate_version=version,
                              plan=plan)
 
     @activity.defn(name=names.VALIDATE_ROLLOUT)
     async def validate_rollout(self, req: ValidateRollout) -> RolloutTarget:
-        """Check the config, the version and the plan's segments; returns both versions."""
+        """Check the config, the version and the plan's segments, and claim the config for the calling
+        rollout (refused, naming it, if another rollout owns it); returns both versions."""
         return await _call(lambda: self._validate(req))
 
     @activity.defn(name=names.APPLY_EXPOSURE)
@@ -95,17 +111,21 @@ class ExposureActivities:
         exposure = req.exposure
         state = await _call(
             lambda: self.registry.apply_exposure(
-                req.config_key, exposure, by=req.by, reason=req.reason, source=_source()
+                req.config_key, exposure, by=req.by, reason=req.reason, source=_source(), owner=_source()
             )
         )
         return state.revision
 
     @activity.defn(name=names.RESTORE_STABLE)
     async def restore_stable(self, req: ExposureChange) -> int:
-        """Everyone back on stable (pins stay); idempotent. Returns the revision."""
-        state = await _call(
+        """Everyone back on stable (pins stay) if the calling rollout owns the exposure (another owner's is
+        left alone); idempotent, and retried whatever the error. ``undo_promote``: also undo this
+        rollout's own promote (a stop that arrived before the promote completed). Returns the revision."""
+        undo = req.undo_promote
+        state = await _retried(
             lambda: self.registry.clear_exposure(
-                req.config_key, by=req.by, reason=req.reason, source=_source()
+                req.config_key, by=req.by or "canaryflow", reason=req.reason, source=_source(),
+                owner=_source(), undo_promote=undo,
             )
         )
         return state.revision
@@ -115,7 +135,7 @@ class ExposureActivities:
         """The candidate becomes stable and the exposure ends; idempotent. Returns the revision."""
         state = await _call(
             lambda: self.registry.promote(
-                req.config_key, req.version, by=req.by, reason=req.reason, source=_source()
+                req.config_key, req.version, by=req.by, reason=req.reason, source=_source(), owner=_source()
             )
         )
         return state.revision

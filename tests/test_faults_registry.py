@@ -171,7 +171,8 @@ async def test_rollout_activities_retry_until_the_registry_returns(pg: Stoppable
     events = [(e.action, e.after.get("revision")) for e in registry.audit(key)
               if e.source == workflow_id(key)]
     actions = Counter(a for a, _ in events)
-    assert actions == Counter({"apply_exposure": 2, "promote": 1}), events  # one per stage, then promote
+    # the claim at validation, one exposure per stage, then promote
+    assert actions == Counter({"rollout_claim": 1, "apply_exposure": 2, "promote": 1}), events
     revisions = [e.after.get("revision") for e in registry.audit(key) if e.after.get("revision") is not None]
     assert len(revisions) == len(set(revisions)), "a revision was written twice"
     registry.close()

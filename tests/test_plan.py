@@ -198,3 +198,20 @@ def test_signals_after_a_stop_are_refused() -> None:
     assert apply_signal(status, "abort", {"by": "ops", "reason": "incident"}, 1.0)
     assert not apply_signal(status, "resume", {"by": "ops"}, 2.0)
     assert status.stop is not None and status.stop.kind == "abort"
+
+
+@pytest.mark.parametrize("by", [" ", "", "\t\n"])
+def test_a_blank_actor_is_refused_and_recorded_never_passed_on(by: str) -> None:
+    status = _status()
+    assert not apply_signal(status, "abort", {"by": by, "reason": "x"}, 1.0)
+    assert status.stop is None and "invalid payload: by" in status.events[-1].detail
+    assert apply_signal(status, "pause", {"by": "  oncall "}, 2.0)
+    assert status.paused_by == "oncall"
+
+
+def test_accepted_signals_are_queued_for_audit_with_their_stage() -> None:
+    status = _status()
+    assert apply_signal(status, "pause", {"by": "bob"}, 1.0)
+    assert apply_signal(status, "resume", {"by": "bob"}, 2.0)
+    assert [(e.action, e.by, e.stage, e.at) for e in status.audit_pending] == [
+        ("pause", "bob", status.stage, 1.0), ("resume", "bob", status.stage, 2.0)]

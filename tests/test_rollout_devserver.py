@@ -186,8 +186,9 @@ async def test_readme_commands_drive_a_rollout_to_promotion(stack: Stack) -> Non
     assert status["config_key"] == "support-bot" and status["candidate_version"] == 2
     state = registry.serving_state("support-bot")
     assert state.stable_version == 2 and state.exposure.stage_kind == "none"
-    changes = [e.action for e in registry.audit("support-bot") if e.source == "rollout-support-bot"]
-    assert changes == ["apply_exposure", "apply_exposure", "apply_exposure", "promote"]
+    changes = [e.action for e in registry.audit("support-bot")
+               if e.source == "rollout-support-bot" and not e.action.startswith("signal_")]
+    assert changes == ["rollout_claim", "apply_exposure", "apply_exposure", "apply_exposure", "promote"]
     desc = await stack.client.get_workflow_handle("rollout-support-bot").describe()
     attrs = {k.name: v for k, v in desc.typed_search_attributes if k.name.startswith("Canaryflow")}
     assert attrs == {
@@ -262,8 +263,9 @@ async def test_a_worker_killed_mid_stage_is_replaced_and_each_change_applies_onc
             stack.client.get_workflow_handle(f"rollout-{key}", result_type=RolloutStatus).result(), 90
         )
     assert result.state == "promoted"
-    changes = [e.action for e in registry.audit(key) if e.source == f"rollout-{key}"]
-    assert changes == ["apply_exposure", "apply_exposure", "apply_exposure", "promote"]
+    changes = [e.action for e in registry.audit(key)
+               if e.source == f"rollout-{key}" and not e.action.startswith("signal_")]
+    assert changes == ["rollout_claim", "apply_exposure", "apply_exposure", "apply_exposure", "promote"]
     assert registry.serving_state(key).stable_version == 2
     registry.close()
 

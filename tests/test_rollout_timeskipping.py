@@ -122,7 +122,14 @@ class Rig:
         ]
 
     def actions(self) -> list[str]:
-        return [a for a, _, _ in self.audit()]
+        """The rollout's audit actions after its claim of the config (checked to come first)."""
+        actions = [a for a, _, _ in self.audit()]
+        assert actions[:1] == ["rollout_claim"], actions
+        return actions[1:]
+
+    def exposure_actions(self) -> list[str]:
+        """The serving-state changes only (no signals, no claim)."""
+        return [a for a in self.actions() if not a.startswith("signal_")]
 
     def assert_restored(self) -> None:
         state = self.registry.serving_state(self.key)
@@ -180,8 +187,12 @@ async def test_default_plan_end_to_end(rig: Rig) -> None:
                               "and was approved by alice")
     state = rig.registry.serving_state(rig.key)
     assert state.stable_version == 2 and state.exposure.stage_kind == "none"
-    assert rig.actions() == ["apply_exposure"] * 6 + ["promote"]
+    assert rig.exposure_actions() == ["apply_exposure"] * 6 + ["promote"]
+    assert [a for a in rig.actions() if a.startswith("signal_")] == ["signal_approve"] * 3
     assert {src for _, _, src in rig.audit()} == {workflow_id(rig.key)}
+    exposures = [e for e in rig.registry.audit(rig.key) if e.action == "apply_exposure"]
+    # the stage an approval opened is audited as the approver's; the others as the requester's
+    assert [e.actor for e in exposures] == ["carol", "carol", "alice", "alice", "carol", "alice"]
     assert {s for s in rig.analysis.calls} == {"shadow", "internal", "beta", "canary-5", "canary-10"}
     assert status.verdicts and all(v.verdict is PASS for v in status.verdicts)
     assert status.events[-1].at - status.started_at >= 8 * 3600  # the stages' minimum durations passed
@@ -267,7 +278,8 @@ async def test_promote_skips_a_stage_and_promote_full_finishes(rig: Rig) -> None
     assert status.outcome == ("v2 is stable: shadow skipped by alice (promote); bob promoted it to stable "
                               "during stage internal")
     assert rig.registry.serving_state(rig.key).stable_version == 2
-    assert rig.actions() == ["apply_exposure", "apply_exposure", "promotion_refused", "promote"]
+    assert rig.exposure_actions() == ["apply_exposure", "apply_exposure", "promotion_refused", "promote"]
+    assert [a for a in rig.actions() if a.startswith("signal_")] == ["signal_promote"] * 2
 
 
 async def test_reject_during_the_approval_wait(rig: Rig) -> None:
@@ -289,7 +301,7 @@ async def test_abort(rig: Rig) -> None:
     assert isinstance(cause, ApplicationError) and cause.type == "Aborted"
     assert "stage shadow: aborted by ops: incident 42" in str(cause)
     rig.assert_restored()
-    assert rig.actions() == ["apply_exposure", "clear_exposure", "rollout_aborted"]
+    assert rig.actions() == ["apply_exposure", "signal_abort", "clear_exposure", "rollout_aborted"]
 
 
 async def test_cancellation_during_the_approval_wait_restores_stable(rig: Rig) -> None:
@@ -322,7 +334,7 @@ async def test_a_registry_change_failing_past_its_retries_rolls_back(rig: Rig) -
     handle = await rig.start()
     await drive(rig.env, handle, lambda s: _true(s.state == "awaiting_approval"), step=120)
     # Someone makes v2 stable by hand: exposing it as a candidate at the next stage is now refused.
-    rig.registry.set_stable(rig.key, 2, by="ops", reason="hotfix by hand")
+    rig.registry.set_stable(rig.key, 2, by="ops", reason="hotfix by hand", force=True)
     await handle.signal("approve", {"by": "alice"})
     cause = await failure(handle)
     assert isinstance(cause, ApplicationError) and cause.type == "RolledBack"
@@ -332,8 +344,9 @@ async def test_a_registry_change_failing_past_its_retries_rolls_back(rig: Rig) -
     )
     state = rig.registry.serving_state(rig.key)
     assert state.stable_version == 2 and state.exposure.stage_kind == "none"
-    # set_stable already ended the exposure, so the (idempotent) restore changed nothing more
-    assert rig.actions() == ["apply_exposure", "apply_exposure", "rollout_rolled_back"]
+    # set_stable already ended the exposure, so the restore only released the rollout's claim
+    assert rig.actions() == ["apply_exposure", "apply_exposure", "signal_approve",
+                             "clear_exposure", "rollout_rolled_back"]
 
 
 @pytest.mark.parametrize("stage", ["shadow", "internal", "canary-5", "full"])
@@ -346,7 +359,7 @@ async def test_a_failing_gate_rolls_back_at_each_stage_kind(rig: Rig, stage: str
     assert "error_rate FAIL; candidate 0.05 vs stable 0.01 (n=10000/190000); margin 0.01" in str(cause)
     rig.assert_restored()
     applied = ["shadow", "internal", "canary-5", "full"].index(stage) + 1
-    assert rig.actions() == ["apply_exposure"] * applied + ["clear_exposure", "rollout_rolled_back"]
+    assert rig.exposure_actions() == ["apply_exposure"] * applied + ["clear_exposure", "rollout_rolled_back"]
 
 
 async def test_approvals_are_checked_and_recorded(rig: Rig) -> None:

@@ -6,8 +6,10 @@ function updates the rollout's state with what the activity did, and the workflo
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
@@ -15,7 +17,7 @@ with workflow.unsafe.imports_passed_through():
     from canaryflow.domain.gates import Evidence, Measurement, Verdict
     from canaryflow.domain.plan import Plan
     from canaryflow.domain.rollout_outcome import promotion_outcome
-    from canaryflow.domain.rollout_status import Event, RolloutStatus
+    from canaryflow.domain.rollout_status import SIGNALS, Event, RolloutStatus
     from canaryflow.domain.rollout_view import describe_exposure, exposure_for, verdict_line
     from canaryflow.domain.stages import Rollback, assess, gates_to_measure
     from canaryflow.temporal import names
@@ -32,6 +34,13 @@ with workflow.unsafe.imports_passed_through():
     )
 
 REFUSALS = {"approve": "approval_refused", "promote": "promotion_refused"}
+#: Exposure changes wait for a cancelled attempt to end, so no write lands after the compensation's restore.
+WAIT = workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+
+
+def actor(name: str | None, default: str = "canaryflow") -> str:
+    """Who the registry records: a normalised name, never blank."""
+    return (name or "").strip()[:200] or default
 
 
 def cause(err: ActivityError) -> str:
@@ -56,26 +65,28 @@ def now() -> float:
 async def validate(s: RolloutStatus, plan: str | Plan) -> RolloutTarget:
     """The config exists, the candidate exists and is not stable, the plan's segments exist; a preset name
     is resolved here, once (the result, in history, freezes it)."""
-    request = ValidateRollout(config_key=s.config_key, candidate_version=s.candidate_version, plan=plan)
+    request = ValidateRollout(config_key=s.config_key, candidate_version=s.candidate_version, plan=plan,
+                              requested_by=actor(s.requested_by))
     target: RolloutTarget = await workflow.execute_activity(
         names.VALIDATE_ROLLOUT, request, result_type=RolloutTarget,
         start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
-        summary=f"validate {s.config_key} v{s.candidate_version} and the plan")
+        cancellation_type=WAIT, summary=f"validate {s.config_key} v{s.candidate_version} and the plan")
     return target
 
 
 async def apply_stage(s: RolloutStatus, index: int) -> None:
     """Apply stage ``index``'s exposure (idempotent) and start the stage's clock."""
     stage = s.plan.stages[index]
-    change = ExposureChange(config_key=s.config_key, exposure=exposure_for(s, index), by=s.requested_by,
+    by = actor(s.stage_by or s.requested_by)  # the approver whose approval opened this stage, if any
+    change = ExposureChange(config_key=s.config_key, exposure=exposure_for(s, index), by=by,
                             reason=f"rollout stage {stage.name}")
     await workflow.execute_activity(
         names.APPLY_EXPOSURE, change, result_type=int,
         start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.REGISTRY_RETRY,
-        summary=f"expose v{s.candidate_version}: {describe_exposure(stage)}")
+        cancellation_type=WAIT, summary=f"expose v{s.candidate_version}: {describe_exposure(stage)}")
     t = now()
     s.start_stage(index, t)
-    s.record(Event(at=t, action="stage_started", by=s.requested_by, detail=stage.name))
+    s.record(Event(at=t, action="stage_started", by=by, detail=stage.name))
 
 
 async def measure(s: RolloutStatus) -> None:
@@ -157,15 +168,38 @@ async def replay(s: RolloutStatus) -> None:
 
 async def promote(s: RolloutStatus, by: str) -> None:
     """The candidate becomes stable (idempotent; retried until it succeeds)."""
+    await promote_candidate(s, by)
+    promoted(s, by)
+
+
+async def promote_candidate(s: RolloutStatus, by: str) -> None:
+    """Run the promote activity: a compare-and-set on this rollout's ownership, retried until it succeeds
+    (or is cancelled: a cancelled attempt is waited for, so the caller knows whether it was applied)."""
+    by = actor(by)
     outcome = promotion_outcome(s, by)
     change = PromoteVersion(config_key=s.config_key, version=s.candidate_version, by=by,
                             reason=f"rollout promoted: {outcome}"[:500])
     await workflow.execute_activity(
         names.PROMOTE_CANDIDATE, change, result_type=int,
         start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=names.RESTORE_RETRY,
-        summary=f"promote v{s.candidate_version} to stable")
-    s.state, s.outcome = "promoted", outcome
+        cancellation_type=WAIT, summary=f"promote v{s.candidate_version} to stable")
+
+
+def promoted(s: RolloutStatus, by: str) -> None:
+    """Record the promotion in the state."""
+    s.state, s.outcome = "promoted", promotion_outcome(s, by)
     s.record(Event(at=now(), action="promoted", by=by))
+
+
+async def restore_once(s: RolloutStatus, by: str, reason: str, undo_promote: bool,
+                       retry: RetryPolicy) -> None:
+    """One round of the restore activity (idempotent; a compare-and-set on this rollout's ownership)."""
+    undo = (s.candidate_version, s.stable_version) if undo_promote and s.stable_version else None
+    change = ExposureChange(config_key=s.config_key, by=actor(by), reason=reason[:500], undo_promote=undo)
+    await workflow.execute_activity(
+        names.RESTORE_STABLE, change, result_type=int,
+        start_to_close_timeout=names.REGISTRY_TIMEOUT, retry_policy=retry,
+        summary=f"restore stable v{s.stable_version}")
 
 
 async def restore(s: RolloutStatus, action: Rollback) -> None:
@@ -183,14 +217,23 @@ async def restore(s: RolloutStatus, action: Rollback) -> None:
     s.record(Event(at=now(), action=f"rollout_{action.outcome}", by=by, detail=action.reason, audit=True))
 
 
-async def flush_audit(s: RolloutStatus, evidence: list[str] | None = None) -> None:
-    """Write the events queued for the registry's audit log (refused approvals, the rollout's end)."""
+async def flush_audit(s: RolloutStatus, evidence: list[str] | None = None, signals: bool = True) -> None:
+    """Write the events queued for the registry's audit log: every accepted signal (``signal_<name>``, with
+    its actor, the stage it applied to and when it was received), refusals, the rollout's end. Histories
+    recorded before signals were audited replay with ``signals=False`` (those events are skipped)."""
     while s.audit_pending:
         e = s.audit_pending[0]
-        action = REFUSALS.get(e.action, e.action)
-        record = AuditRecord(config_key=s.config_key, action=action, actor=e.by or "unknown",
-                             reason=e.detail[:500], details={"stage": s.stage, "candidate_version":
-                                                             s.candidate_version, "evidence": evidence or []})
+        accepted_signal = e.accepted and e.action in SIGNALS
+        if accepted_signal and not signals:
+            s.audit_pending.pop(0)
+            continue
+        action = f"signal_{e.action}" if accepted_signal else REFUSALS.get(e.action, e.action)
+        details = {"stage": e.stage or s.stage, "candidate_version": s.candidate_version,
+                   "evidence": evidence or []}
+        if signals:
+            details["received_at"] = datetime.fromtimestamp(e.at, UTC).isoformat()
+        record = AuditRecord(config_key=s.config_key, action=action, actor=actor(e.by, "unknown"),
+                             reason=e.detail[:500], details=details)
         await workflow.execute_activity(
             names.RECORD_AUDIT, record, start_to_close_timeout=names.REGISTRY_TIMEOUT,
             retry_policy=names.REGISTRY_RETRY, summary=f"audit {action}")
@@ -216,5 +259,5 @@ async def notify(s: RolloutStatus, event: str, text: str, fields: dict[str, str]
         workflow.logger.warning("notification %s failed; the rollout goes on", event)
 
 
-__all__ = ["apply_stage", "cause", "flush_audit", "measure", "notify", "promote", "record_evidence", "replay",
-           "restore", "validate"]
+__all__ = ["actor", "apply_stage", "cause", "flush_audit", "measure", "notify", "promote",
+           "promote_candidate", "promoted", "record_evidence", "replay", "restore", "restore_once", "validate"]

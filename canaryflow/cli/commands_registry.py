@@ -4,6 +4,7 @@ from canaryflow.cli import (  # noqa: F401
     codec_cmds,
     config_cmds,
     demo_cmds,
+    doctor_cmds,
     eval_cmds,
     gateway_cmds,
     keys_cmds,

@@ -32,6 +32,8 @@ DB = typer.Option(None, "--db", envvar="CANARYFLOW_DB_URL", show_envvar=True,
 JSON = typer.Option(False, "--json", help="Print JSON instead of a table.")
 BY = typer.Option(..., "--by", help="Who makes the change (recorded in the audit trail).")
 REASON = typer.Option(..., "--reason", help="Why (recorded in the audit trail).")
+FORCE = typer.Option(False, "--force", help="Change it even while a rollout owns the config "
+                                              "(audited as *_forced; the rollout goes on).")
 
 
 def _registry(db: str | None) -> Registry:
@@ -211,18 +213,19 @@ def serve_show(key: str, db: str | None = DB, as_json: bool = JSON) -> None:
 
 @serve_app.command("set-stable")
 def serve_set_stable(key: str, version: int, by: str = BY, reason: str = REASON, db: str | None = DB,
-                     as_json: bool = JSON) -> None:
-    """Serve VERSION to everyone not pinned or in a rollout."""
-    state = _registry(db).set_stable(key, version, by=by, reason=reason, source="cli")
+                     as_json: bool = JSON, force: bool = FORCE) -> None:
+    """Serve VERSION to everyone not pinned or in a rollout (refused during a rollout unless --force)."""
+    state = _registry(db).set_stable(key, version, by=by, reason=reason, source="cli", force=force)
     _print_state(state, as_json, f"{key}: stable v{state.stable_version}")
 
 
 @serve_app.command("pin")
 def serve_pin(key: str, segment: str = typer.Option(..., "--segment", help="Segment name."),
               version: int = typer.Option(..., "--version", help="Version to serve to the segment."),
-              by: str = BY, reason: str = REASON, db: str | None = DB, as_json: bool = JSON) -> None:
-    """Serve VERSION to a segment whatever a rollout does."""
-    state = _registry(db).pin(key, segment, version, by=by, reason=reason, source="cli")
+              by: str = BY, reason: str = REASON, db: str | None = DB, as_json: bool = JSON,
+              force: bool = FORCE) -> None:
+    """Serve VERSION to a segment whatever a rollout does (refused during a rollout unless --force)."""
+    state = _registry(db).pin(key, segment, version, by=by, reason=reason, source="cli", force=force)
     _print_state(state, as_json, f"{key}: segment {segment} pinned to v{version}")
 
 

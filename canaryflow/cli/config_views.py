@@ -123,6 +123,7 @@ def state_view(state: ServingState) -> Table:
     if exp.stage_kind == "shadow":
         rows.append(("shadow fraction", f"{exp.shadow_fraction:g}"))
     rows.append(("pins", ", ".join(f"{s} → v{v}" for s, v in sorted(state.pins.items())) or "-"))
+    rows.append(("owned by", state.owner or "- (no rollout)"))
     when = state.updated_at.isoformat(timespec="seconds") if state.updated_at else "-"
     rows.append(("last change", f"{when} by {state.updated_by or '-'} via {state.updated_source or '-'}: "
                                 f"{state.updated_reason or '-'}"))

@@ -9,6 +9,7 @@ Every error the project raises on purpose derives from :class:`CanaryflowError`;
     │   └── PayloadTooLarge       a request body over the gateway's size limit
     ├── NotFound                  an unknown config, version, segment or rollout
     ├── Conflict                  a second rollout for the same config, a stale revision
+    │   └── NotOwner              the config's exposure is owned by another rollout (compare-and-set)
     ├── RegistryUnavailable       the registry database cannot be reached
     ├── RenderError               a template placeholder that no variable fills
     ├── ProviderError             a provider call failed; ``error_type`` is one of ERROR_TYPES
@@ -57,6 +58,10 @@ class NotFound(CanaryflowError):
 
 class Conflict(CanaryflowError):
     """The action collides with the current state (e.g. a rollout already running)."""
+
+
+class NotOwner(Conflict):
+    """The config is owned by another rollout (or by none): an exposure change's compare-and-set failed."""
 
 
 class RegistryUnavailable(CanaryflowError):
@@ -116,6 +121,7 @@ __all__ = [
     "Conflict",
     "MetricsUnavailable",
     "NotFound",
+    "NotOwner",
     "ProviderError",
     "RegistryUnavailable",
     "RenderError",

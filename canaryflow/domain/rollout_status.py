@@ -23,8 +23,11 @@ from canaryflow.domain.gates import Verdict
 from canaryflow.domain.plan import Plan
 from canaryflow.domain.validation import describe
 
-RolloutState = Literal["running", "awaiting_approval", "paused", "promoted", "rolled_back", "aborted"]
-TERMINAL_STATES = frozenset({"promoted", "rolled_back", "aborted"})
+RolloutState = Literal[
+    "running", "awaiting_approval", "paused", "promoted", "rolled_back", "aborted", "restore_failed"
+]
+#: Finished, or compensating (``restore_failed``: stable could not be restored yet; it keeps retrying).
+TERMINAL_STATES = frozenset({"promoted", "rolled_back", "aborted", "restore_failed"})
 #: What the workflow carries is bounded whatever the rollout's length and number of gates: per-gate running
 #: counters, the last few reports and verdicts, the last events (details cut to MAX_DETAIL characters).
 #: The full evidence of every measurement is in the registry (``rollout status`` shows it from there).
@@ -37,7 +40,8 @@ LOGIC_VERSION = 2
 
 
 class _Signal(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Actors are normalised: " alice " is alice, and a blank name is refused (never reaches the registry).
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
 
     by: str = Field(min_length=1, max_length=200)
 
@@ -92,6 +96,7 @@ class Event(BaseModel):
     accepted: bool = True
     detail: str = ""
     audit: bool = Field(default=False, description="also written to the registry audit log")
+    stage: str = Field(default="", description="the stage the event applied to (set when recorded)")
 
 
 class PendingApproval(BaseModel):
@@ -189,6 +194,7 @@ class RolloutStatus(BaseModel):
     signals_seen: int = 0
     audit_pending: list[Event] = Field(default_factory=list)
     continued: int = 0
+    stage_by: str = Field(default="", description="the approver who opened this stage ('' = none)")
     logic: int = Field(default=1, description="the workflow logic version this rollout runs (1: before "
                                               "bounded state; new rollouts get LOGIC_VERSION)")
 
@@ -214,6 +220,8 @@ class RolloutStatus(BaseModel):
 
     def record(self, event: Event) -> None:
         """Append an event (bounded), and queue it for the registry audit log when it asks."""
+        if not event.stage:
+            event.stage = self.stage
         if len(event.detail) > MAX_DETAIL:
             event = event.model_copy(update={"detail": event.detail[:MAX_DETAIL - 1] + "…"})
         self.events.append(event)
@@ -273,7 +281,7 @@ def apply_signal(status: RolloutStatus, name: str, payload: Any, now: float) -> 
         return False
 
     def accept(detail: str = "") -> bool:
-        status.record(Event(at=now, action=name, by=sig.by, accepted=True, detail=detail + note))
+        status.record(Event(at=now, action=name, by=sig.by, accepted=True, detail=detail + note, audit=True))
         return True
 
     if status.terminal or status.stop is not None:

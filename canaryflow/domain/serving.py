@@ -45,6 +45,7 @@ class ServingState(BaseModel):
     stable_version: int | None = None
     exposure: Exposure = Field(default_factory=Exposure)
     pins: dict[str, int] = Field(default_factory=dict)
+    owner: str | None = Field(default=None, description="workflow id of the rollout owning the exposure")
     revision: int = 0
     updated_by: str = ""
     updated_reason: str = ""

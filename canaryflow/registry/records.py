@@ -83,7 +83,8 @@ def serving_state(row: ServingStateRow) -> ServingState:
                         segments=list(row.exposed_segments), percent=row.percent,
                         shadow_fraction=row.shadow_fraction, salt=row.salt)
     return ServingState(config_key=row.config_key, stable_version=row.stable_version, exposure=exposure,
-                        pins={str(k): int(v) for k, v in row.pins.items()}, revision=row.revision,
+                        pins={str(k): int(v) for k, v in row.pins.items()}, owner=row.owner,
+                        revision=row.revision,
                         updated_by=row.updated_by, updated_reason=row.updated_reason,
                         updated_source=row.updated_source, updated_at=row.updated_at)
 
@@ -91,11 +92,13 @@ def serving_state(row: ServingStateRow) -> ServingState:
 def state_view(state: ServingState) -> dict[str, Any]:
     """What an audit event records of a serving state: who serves whom (not the bookkeeping)."""
     return {"stable_version": state.stable_version, "exposure": state.exposure.model_dump(mode="json"),
-            "pins": dict(state.pins), "revision": state.revision}
+            "pins": dict(state.pins), "owner": state.owner, "revision": state.revision}
 
 
-def apply_to_row(row: ServingStateRow, stable: int | None, exposure: Exposure, pins: dict[str, int]) -> None:
+def apply_to_row(row: ServingStateRow, stable: int | None, exposure: Exposure, pins: dict[str, int],
+                 owner: str | None) -> None:
     """Write who-serves-whom into a row (the caller bumps the revision and stamps who/why)."""
+    row.owner = owner
     row.stable_version = stable
     row.candidate_version = exposure.candidate_version
     row.stage = exposure.stage

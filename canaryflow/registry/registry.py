@@ -127,32 +127,67 @@ class Registry:
         return self._write(lambda s: state_repo.change(s, key, action, change, by=by, reason=reason,
                                                        source=source))
 
-    def set_stable(self, key: str, version: int, *, by: str, reason: str,
-                   source: str = "cli") -> ServingState:
-        """Serve ``version`` as stable."""
-        return self._change(key, "set_stable", state_repo.set_stable(version), by, reason, source)
+    def set_stable(self, key: str, version: int, *, by: str, reason: str, source: str = "cli",
+                   force: bool = False) -> ServingState:
+        """Serve ``version`` as stable. While a rollout owns ``key``: :class:`Conflict` unless ``force``
+        (audited as ``set_stable_forced``)."""
+        action = "set_stable_forced" if force and self._owner(key) else "set_stable"
+        return self._change(key, action, state_repo.set_stable(version, force), by, reason, source)
+
+    def claim(self, key: str, owner: str, *, by: str, reason: str) -> ServingState:
+        """Rollout ``owner`` (its workflow id) takes ``key``: :class:`Conflict` naming the rollout that owns
+        it already; idempotent for the same owner."""
+        return self._change(key, "rollout_claim", state_repo.claim(owner), by, reason, owner)
 
     def apply_exposure(self, key: str, exposure: Exposure, *, by: str, reason: str,
-                       source: str) -> ServingState:
-        """Expose a candidate (idempotent: the same exposure twice changes nothing)."""
-        return self._change(key, "apply_exposure", state_repo.apply_exposure(exposure), by, reason, source)
+                       source: str, owner: str | None = None) -> ServingState:
+        """Expose a candidate (idempotent: the same exposure twice changes nothing). With ``owner``: a
+        compare-and-set (:class:`Conflict` if another rollout owns ``key``)."""
+        return self._change(key, "apply_exposure", state_repo.apply_exposure(exposure, owner), by, reason,
+                            source)
 
-    def clear_exposure(self, key: str, *, by: str, reason: str, source: str) -> ServingState:
-        """Everyone back on stable (idempotent)."""
-        return self._change(key, "clear_exposure", state_repo.clear_exposure, by, reason, source)
+    def clear_exposure(self, key: str, *, by: str, reason: str, source: str, owner: str | None = None,
+                       undo_promote: tuple[int, int] | None = None) -> ServingState:
+        """Everyone back on stable and the owner released (idempotent). With ``owner``: only if ``owner``
+        owns ``key`` (another rollout's exposure is left alone). ``undo_promote=(candidate, stable)``: if
+        ``owner``'s promote made ``candidate`` stable and nothing changed since, ``stable`` is back."""
+        action = "clear_exposure"
+        if undo_promote is not None:
+            cur = self.serving_state(key)
+            if cur.owner is None and cur.updated_source == owner and cur.stable_version == undo_promote[0]:
+                action = "undo_promote"
+        return self._change(key, action, state_repo.clear_exposure(owner, undo_promote), by, reason, source)
 
-    def promote(self, key: str, version: int, *, by: str, reason: str, source: str) -> ServingState:
-        """``version`` becomes stable and the exposure ends (idempotent)."""
-        return self._change(key, "promote", state_repo.promote(version), by, reason, source)
+    def promote(self, key: str, version: int, *, by: str, reason: str, source: str,
+                owner: str | None = None) -> ServingState:
+        """``version`` becomes stable and the exposure ends (idempotent). With ``owner``: a compare-and-set
+        (:class:`Conflict` if ``owner`` no longer owns ``key``)."""
+        return self._change(key, "promote", state_repo.promote(version, owner), by, reason, source)
 
     def pin(self, key: str, segment: str, version: int, *, by: str, reason: str,
-            source: str = "cli") -> ServingState:
-        """Serve ``version`` to ``segment`` regardless of the rollout."""
-        return self._change(key, "pin", state_repo.pin(segment, version), by, reason, source)
+            source: str = "cli", force: bool = False) -> ServingState:
+        """Serve ``version`` to ``segment`` regardless of the rollout. While a rollout owns ``key``:
+        :class:`Conflict` unless ``force`` (audited as ``pin_forced``)."""
+        action = "pin_forced" if force and self._owner(key) else "pin"
+        return self._change(key, action, state_repo.pin(segment, version, force), by, reason, source)
 
     def unpin(self, key: str, segment: str, *, by: str, reason: str, source: str = "cli") -> ServingState:
         """Remove the pin of ``segment`` (no-op if it has none)."""
         return self._change(key, "unpin", state_repo.unpin(segment), by, reason, source)
+
+    def release(self, key: str, expected_owner: str | None, *, by: str, reason: str,
+                source: str = "reconciler") -> ServingState:
+        """Restore stable and release the claim if ``expected_owner`` still owns ``key`` (else no change)."""
+        return self._change(key, "reconcile_restore", state_repo.release(expected_owner), by, reason, source)
+
+    def owned_states(self) -> list[ServingState]:
+        """Every serving state with an owning rollout or an exposure (what the reconciler checks)."""
+        with self._read() as s:
+            return state_repo.owned(s)
+
+    def _owner(self, key: str) -> str | None:
+        with self._read() as s:
+            return state_repo.read(s, key).owner
 
     # --- audit ----------------------------------------------------------------------------------
     def audit(self, key: str | None = None, limit: int = 100) -> list[AuditEvent]:

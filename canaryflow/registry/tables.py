@@ -110,6 +110,7 @@ class ServingStateRow(SQLModel, table=True):
     shadow_fraction: float = 0.0
     salt: str = ""
     pins: dict[str, int] = _json(dict)
+    owner: str | None = Field(default=None, max_length=255)
     revision: int = 0
     updated_by: str = ""
     updated_reason: str = ""

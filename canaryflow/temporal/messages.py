@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from canaryflow.domain.gates import Gate, Measurement
 from canaryflow.domain.plan import Plan
+from canaryflow.domain.reconcile import Finding
 from canaryflow.domain.serving import Exposure
 
 
@@ -25,6 +26,7 @@ class ValidateRollout(_Msg):
     config_key: str
     candidate_version: int
     plan: str | Plan
+    requested_by: str = ""
 
 
 class RolloutTarget(_Msg):
@@ -63,6 +65,8 @@ class ExposureChange(_Msg):
     exposure: Exposure | None = None
     by: str
     reason: str
+    undo_promote: tuple[int, int] | None = Field(
+        default=None, description="restore only: (candidate, stable) to undo this rollout's own promote")
 
 
 class PromoteVersion(_Msg):
@@ -101,6 +105,23 @@ class NotifyResult(_Msg):
     failed: list[str] = Field(default_factory=list)
 
 
+class ReconcileRequest(_Msg):
+    """``fix``: restore what needs it (False: only report)."""
+
+    fix: bool = True
+
+
+class ReconcileReport(_Msg):
+    """Every config with an owner or an exposure, and what was (or would be) done."""
+
+    findings: list[Finding] = Field(default_factory=list)
+
+    @property
+    def fixes(self) -> list[Finding]:
+        """The findings that needed a fix."""
+        return [f for f in self.findings if f.fix != "none"]
+
+
 __all__ = [
     "AuditRecord",
     "ExposureChange",
@@ -108,6 +129,8 @@ __all__ = [
     "Notification",
     "NotifyResult",
     "PromoteVersion",
+    "ReconcileReport",
+    "ReconcileRequest",
     "RolloutTarget",
     "ShadowReplayStage",
     "ValidateRollout",

@@ -48,6 +48,17 @@ REGISTRY_RETRY = RetryPolicy(
 )
 #: Restoring stable must eventually succeed: retried without a limit.
 RESTORE_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30))
+#: One round of restore attempts (~25 s); after a failed round the rollout shows ``restore_failed``, notifies,
+#: waits ``RESTORE_PAUSE`` and starts another round — for ever, never ending with the candidate exposed.
+RESTORE_ROUND_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=10), maximum_attempts=6
+)
+RESTORE_PAUSE = timedelta(seconds=30)
+#: The reconciler: a Temporal Schedule that restores stable where the owning rollout no longer runs.
+RECONCILE_WORKFLOW_TYPE = "ReconcileWorkflow"
+RECONCILE_SCHEDULE_ID = "canaryflow-reconciler"
+RECONCILE_EXPOSURES = "reconcile_exposures"
+RECONCILE_EVERY = timedelta(minutes=5)
 ANALYSIS_TIMEOUT = timedelta(seconds=45)
 ANALYSIS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(seconds=20), maximum_attempts=3
@@ -72,8 +83,14 @@ __all__ = [
     "NOTIFY",
     "PATCH_LOGIC_2",
     "PROMOTE_CANDIDATE",
+    "RECONCILE_EVERY",
+    "RECONCILE_EXPOSURES",
+    "RECONCILE_SCHEDULE_ID",
+    "RECONCILE_WORKFLOW_TYPE",
     "RECORD_AUDIT",
     "RECORD_MEASUREMENTS",
+    "RESTORE_PAUSE",
+    "RESTORE_ROUND_RETRY",
     "RESTORE_STABLE",
     "SA_CONFIG_KEY",
     "SA_PERCENT",
