@@ -253,7 +253,7 @@ def test_migration_upgrade_keeps_existing_data(url: str) -> None:
             "VALUES (:ts, 'old', 'push_version', 'carol', 'cli', 'legacy', '{}', '{}')"), {"ts": ts})
     engine.dispose()
     reg = Registry(url)
-    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0004"
+    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0005"
     assert reg.get_version("old", 1).author == "carol"
     assert reg.serving_state("old").revision == 2
     assert [e.action for e in reg.audit("old")] == ["push_version"]

@@ -83,7 +83,7 @@ def test_manual_changes_during_a_rollout_need_force_and_are_audited(reg: Registr
 
 def test_the_migration_gives_existing_exposures_to_the_rollout_that_applied_them(tmp_path: Path) -> None:
     engine = registry_db.create_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    registry_db.migrate(engine, "0003")
+    registry_db.migrate(engine, "0004")
     ts = "2026-01-01T00:00:00+00:00"
     with engine.begin() as conn:
         for key, kind, source in (("a", "percent", "rollout-a"), ("b", "none", "rollout-b"),
