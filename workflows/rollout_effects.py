@@ -260,4 +260,5 @@ async def notify(s: RolloutStatus, event: str, text: str, fields: dict[str, str]
 
 
 __all__ = ["actor", "apply_stage", "cause", "flush_audit", "measure", "notify", "promote",
-           "promote_candidate", "promoted", "record_evidence", "replay", "restore", "restore_once", "validate"]
+           "promote_candidate", "promoted", "record_evidence", "replay", "restore", "restore_once",
+           "validate"]
