@@ -266,3 +266,60 @@ async def test_dev_server_restarted_mid_rollout(tmp_path: Path, receiver: tuple[
         stop(worker)
         rig.registry.close()
         server.stop()
+
+
+async def test_worker_sigkilled_during_compensation_restores_stable_once(
+        tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+    """The registry refuses the restore (a trigger on the real SQLite file), the worker is SIGKILLed while
+    the restore is being retried, the registry accepts again, a new worker finishes the compensation."""
+    from tests.test_rollout_safety import Refusal
+
+    rec, hook = receiver
+    server = start_dev_server(port=free_port(), ui_port=None, db_file=tmp_path / "temporal.db",
+                              log_file=tmp_path / "server.log")
+    rig = Rig(server, tmp_path, f"killcomp-{uuid.uuid4().hex[:6]}")
+    held = {"stages": [{"name": "canary-5", "kind": "percent", "percent": 5, "min_duration": "1h"},
+                       {"name": "full", "kind": "full"}], "gates": [], "notify": [hook]}
+    refusal = Refusal(rig.registry)
+    try:
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        handle = await client.start_workflow(
+            "RolloutWorkflow", {"config_key": rig.key, "candidate_version": 2, "plan": held,
+                                "requested_by": "t"},
+            id=workflow_id(rig.key), task_queue="canaryflow", result_type=RolloutStatus)
+        proc = rig.start_worker()
+        await asyncio.to_thread(rig.wait_ready, proc, 0)
+        deadline = time.monotonic() + 60
+        while rig.registry.serving_state(rig.key).exposure.stage_kind != "percent":
+            assert time.monotonic() < deadline, "the canary was never exposed"
+            await asyncio.sleep(0.1)
+        refusal.on()
+        await handle.signal("abort", {"by": "ops", "reason": "incident 11"})
+        while True:  # the restore has failed at least once and is being retried
+            desc = await handle.describe()
+            attempts = [a.attempt for a in desc.raw_description.pending_activities
+                        if a.activity_type.name == "restore_stable"]
+            if attempts and max(attempts) >= 2:
+                break
+            assert time.monotonic() < deadline, "no restore retries seen"
+            await asyncio.sleep(0.1)
+        proc.kill()  # SIGKILL in the middle of the compensation
+        proc.wait()
+        refusal.off()
+        final = rig.start_worker()
+        try:
+            with pytest.raises(WorkflowFailureError) as failed:
+                await asyncio.wait_for(handle.result(), 120)
+        finally:
+            stop(final)
+        assert "aborted by ops: incident 11" in str(failed.value.cause)
+        state = rig.registry.serving_state(rig.key)
+        assert (state.stable_version, state.exposure.stage_kind, state.owner) == (1, "none", None)
+        actions = [e.action for e in rig.registry.audit(rig.key)]
+        assert actions.count("clear_exposure") == 1 and actions.count("rollout_aborted") == 1, actions
+        by_key = rec.by_key()
+        assert all(all(b == bodies[0] for b in bodies) for bodies in by_key.values())
+        assert sorted(bodies[0]["event"] for bodies in by_key.values()) == ["rolled_back", "stage_started"]
+    finally:
+        rig.registry.close()
+        server.stop()

@@ -10,6 +10,7 @@ runs, so a stop can arrive at each step of the run loop; the held activity then 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -30,7 +31,16 @@ from canaryflow.registry import Registry
 from canaryflow.temporal import workflow_id
 from canaryflow.temporal.messages import ReconcileReport, ReconcileRequest
 from canaryflow.temporal.reconcile import reconcile
-from tests.rollout_fixtures import SEGMENTS, ScriptedAnalysis, Webhook, drive, make_registry, unique_key
+from tests.rollout_fixtures import (
+    SAVE_HISTORIES,
+    SEGMENTS,
+    ScriptedAnalysis,
+    Webhook,
+    drive,
+    make_registry,
+    save_history,
+    unique_key,
+)
 from tests.test_registry import spec
 from tests.test_rollout_timeskipping import start_env
 from worker import build_worker
@@ -185,8 +195,13 @@ async def rig(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[R
     try:
         async with build_worker(env.client, registry, task_queue=queue, activities=[analysis.analyze_stage],
                                 interceptors=[holds]):
-            yield Rig(env, registry, analysis, holds, hook, key, queue)
+            rig = Rig(env, registry, analysis, holds, hook, key, queue)
+            yield rig
             holds.release.set()
+            label = os.environ.get(SAVE_HISTORIES)
+            if label:  # add histories of this release beside the others (tests/test_replay.py)
+                for n, handle in enumerate(rig.handles):
+                    await save_history(env.client, handle, f"{request.node.name}-{n}-{label}")
     finally:
         hook.close()
         registry.close()

@@ -136,7 +136,7 @@ class RolloutWorkflow:
         if isinstance(action, Rollback):
             await self._uncancellable(self._compensate(action))
             raise self._failure(action)
-        await self._uncancellable(self._finish_promoted())
+        await self._uncancellable(self._finish_promoted(), reraise=False)
         return s
 
     def _cancelled(self) -> Rollback:
@@ -156,8 +156,9 @@ class RolloutWorkflow:
             non_retryable=True,
         )
 
-    async def _uncancellable(self, work: Awaitable[T]) -> T:
-        """Run ``work`` to its end in its own task; a cancellation meanwhile is re-raised after it."""
+    async def _uncancellable(self, work: Awaitable[T], reraise: bool = True) -> T:
+        """Run ``work`` to its end in its own task; a cancellation meanwhile is re-raised after it (unless
+        ``reraise`` is False: once promoted, a cancellation has nothing left to stop)."""
         task = asyncio.ensure_future(work)
         cancelled = False
         while not task.done():
@@ -167,7 +168,7 @@ class RolloutWorkflow:
                 if task.done():
                     break
                 cancelled = True
-        if cancelled:
+        if cancelled and reraise:
             raise asyncio.CancelledError()
         return task.result()
 
