@@ -215,3 +215,11 @@ def test_accepted_signals_are_queued_for_audit_with_their_stage() -> None:
     assert apply_signal(status, "resume", {"by": "bob"}, 2.0)
     assert [(e.action, e.by, e.stage, e.at) for e in status.audit_pending] == [
         ("pause", "bob", status.stage, 1.0), ("resume", "bob", status.stage, 2.0)]
+
+
+def test_the_audit_queue_is_bounded_and_counts_what_it_drops() -> None:
+    status = _status()
+    for n in range(30):
+        assert apply_signal(status, "pause" if n % 2 == 0 else "resume", {"by": "bob"}, float(n))
+    assert len(status.audit_pending) == 20 and status.audit_dropped == 10
+    assert status.audit_pending[-1].at == 29.0  # the newest are kept

@@ -221,6 +221,15 @@ async def flush_audit(s: RolloutStatus, evidence: list[str] | None = None, signa
     """Write the events queued for the registry's audit log: every accepted signal (``signal_<name>``, with
     its actor, the stage it applied to and when it was received), refusals, the rollout's end. Histories
     recorded before signals were audited replay with ``signals=False`` (those events are skipped)."""
+    if s.audit_dropped:
+        gap = AuditRecord(config_key=s.config_key, action="audit_gap", actor="canaryflow",
+                          reason=f"{s.audit_dropped} rollout event(s) could not be audited (the workflow "
+                                 "received them faster than it could write them); see its history",
+                          details={"stage": s.stage, "candidate_version": s.candidate_version})
+        await workflow.execute_activity(
+            names.RECORD_AUDIT, gap, start_to_close_timeout=names.REGISTRY_TIMEOUT,
+            retry_policy=names.REGISTRY_RETRY, summary="audit gap")
+        s.audit_dropped = 0
     while s.audit_pending:
         e = s.audit_pending[0]
         accepted_signal = e.accepted and e.action in SIGNALS

@@ -35,6 +35,8 @@ MAX_REPORTS = 3
 MAX_EVENTS = 100
 MAX_VERDICTS = 10
 MAX_DETAIL = 300
+#: Events waiting for the registry's audit log (written at every turn of the run loop).
+MAX_AUDIT_PENDING = 20
 #: The logic version new rollouts run (older carried states have 1): see ``docs/operations.md``.
 LOGIC_VERSION = 2
 
@@ -195,6 +197,7 @@ class RolloutStatus(BaseModel):
     audit_pending: list[Event] = Field(default_factory=list)
     continued: int = 0
     stage_by: str = Field(default="", description="the approver who opened this stage ('' = none)")
+    audit_dropped: int = Field(default=0, description="audit events dropped before they could be written")
     logic: int = Field(default=1, description="the workflow logic version this rollout runs (1: before "
                                               "bounded state; new rollouts get LOGIC_VERSION)")
 
@@ -228,6 +231,10 @@ class RolloutStatus(BaseModel):
         del self.events[:-MAX_EVENTS]
         if event.audit:
             self.audit_pending.append(event)
+            dropped = len(self.audit_pending) - MAX_AUDIT_PENDING
+            if dropped > 0:  # bounded: the flush writes an ``audit_gap`` event with the count
+                del self.audit_pending[:dropped]
+                self.audit_dropped += dropped
 
     def add_report(self, report: AnalysisReport) -> None:
         """Count the report on each gate's running counters; keep only the last few reports, trimmed."""
