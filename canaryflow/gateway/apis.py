@@ -62,7 +62,8 @@ async def _serve(plane: TrafficPlane, request: Request, api: Api) -> Response:
         return error_response(shape, exc)
     headers = serving_headers(done.request_id, done.version, done.variation, done.fallback_index,
                               done.fallback_reason, f"{done.provider}/{done.model}")
-    return Response(_dumps(done.response), media_type="application/json", headers=headers)
+    content = done.response_bytes if done.response_bytes is not None else _dumps(done.response)
+    return Response(content, media_type="application/json", headers=headers)
 
 
 async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:

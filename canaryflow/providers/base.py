@@ -59,6 +59,8 @@ class ChatResult:
     reasoning_tokens: int = 0
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_results: tuple[str, ...] = ()
+    raw_bytes: bytes | None = None
+    """``raw`` as the provider sent it (kept while the answer is the caller's unchanged)."""
     """:func:`~canaryflow.domain.answers.check_tool_call` of each tool call (when the request had tools)."""
 
 

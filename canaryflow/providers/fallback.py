@@ -190,8 +190,9 @@ class FallbackRunner:
                     else:
                         outcome = await provider.complete(req, timeout=limit)
                         span.result(outcome)
-                        if request is not None and outcome.raw is not None:
-                            outcome = replace(outcome, raw=shape_answer(request.api, req.api, outcome.raw))
+                        if request is not None and outcome.raw is not None and request.api != req.api:
+                            outcome = replace(outcome, raw=shape_answer(request.api, req.api, outcome.raw),
+                                              raw_bytes=None)
             except ProviderError as exc:
                 errors.append(exc)
                 attempts.append(Attempt(target.provider, target.model, target.fallback_index, exc.error_type,

@@ -77,7 +77,7 @@ class OpenAIProvider:
                 data = json.loads(raw.content)
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc
-            return result_of(self.name, req, data)
+            return result_of(self.name, req, data, raw.content)
         body = {"model": req.model, "messages": req.messages, **openai_kwargs(req.parameters)}
         try:
             raw = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response,

@@ -14,20 +14,22 @@ from canaryflow.domain.answers import Meter, StreamMeter, check_tool_call, decla
 from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
 
 
-def _result(provider: str, req: ChatRequest, m: Meter, raw: dict[str, Any] | None) -> ChatResult:
+def _result(provider: str, req: ChatRequest, m: Meter, raw: dict[str, Any] | None,
+            raw_bytes: bytes | None = None) -> ChatResult:
     tools = declared_tools(req.api, req.body or {}) or {}
     checked = tuple(check_tool_call(c, tools) for c in m.tool_calls)
     return ChatResult(text=m.text, finish_reason=m.finish_reason, input_tokens=m.input_tokens,
                       output_tokens=m.output_tokens, cached_input_tokens=m.cached_input_tokens,
                       provider=provider, model=m.model or req.model, response_id=m.response_id, raw=raw,
                       reasoning_tokens=m.reasoning_tokens, tool_calls=tuple(m.tool_calls),
-                      tool_call_results=checked)
+                      tool_call_results=checked, raw_bytes=raw_bytes)
 
 
-def result_of(provider: str, req: ChatRequest, data: Any) -> ChatResult:
-    """The :class:`ChatResult` of a whole answer ``data`` (kept as ``raw``)."""
+def result_of(provider: str, req: ChatRequest, data: Any, content: bytes | None = None) -> ChatResult:
+    """The :class:`ChatResult` of a whole answer ``data`` (kept as ``raw``, and as ``raw_bytes`` when
+    ``content`` is the JSON it was read from)."""
     raw = data if isinstance(data, dict) else {"value": data}
-    return _result(provider, req, meter(req.api, raw), raw)
+    return _result(provider, req, meter(req.api, raw), raw, content if raw is data else None)
 
 
 def delta_text(api: str, event: Mapping[str, Any]) -> str:

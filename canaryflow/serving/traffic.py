@@ -83,6 +83,8 @@ class Completion:
     reasoning_tokens: int = 0
     tool_calls: tuple[Any, ...] = ()
     """The answer's tool calls (:class:`~canaryflow.domain.answers.ToolCall`: name, arguments)."""
+    response_bytes: bytes | None = None
+    """``response`` as the provider's JSON bytes, when it reaches the caller unchanged."""
 
     @property
     def used_fallback(self) -> bool:
@@ -297,7 +299,8 @@ class TrafficPlane:
         return Completion(request_id, result.text, result.finish_reason, res.config_key, res.version,
                           res.variation, res.segment, result.provider, result.model, result.input_tokens,
                           result.output_tokens, result.cached_input_tokens, cost, duration, index, reason,
-                          result.response_id, result.raw, result.reasoning_tokens, result.tool_calls)
+                          result.response_id, result.raw, result.reasoning_tokens, result.tool_calls,
+                          result.raw_bytes)
 
     def remember(self, request_id: str, labels: Labels) -> None:
         """Accept feedback on ``request_id`` (served elsewhere, e.g. tracked through OpenFeature)."""
