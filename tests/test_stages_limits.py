@@ -145,3 +145,16 @@ def test_the_carried_state_is_bounded_whatever_the_length() -> None:
             sizes.append(len(status.model_dump_json()))
     assert sizes[0] == pytest.approx(sizes[1], rel=0.02) and sizes[1] < 200 * 1024, sizes  # of 256 KiB
     assert status.counters["g7"].count == 2000  # nothing forgotten
+
+
+def test_a_state_carried_by_the_previous_release_is_counted_on_arrival() -> None:
+    """The previous release carried up to 100 reports and no counters: continue-as-new hands that state
+    to today's code, which counts the reports once and keeps only the last few."""
+    p = plan()
+    old = RolloutStatus(config_key="bot", candidate_version=2, plan=p, applied_stage=0, stage_started_at=0)
+    data = old.model_dump(mode="json", exclude={"counters", "measured"})
+    data["reports"] = [report(F if n == 0 else P, 50, 60.0 * n).model_dump(mode="json") for n in range(100)]
+    upgraded = RolloutStatus.model_validate(data)
+    assert upgraded.logic == 1 and upgraded.measured == 100 and len(upgraded.reports) == MAX_REPORTS
+    c = upgraded.counters["error_rate"]
+    assert (c.count, c.failed, c.successful, c.consecutive_successes) == (100, 1, 99, 99)
