@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from temporalio.api.sdk.v1 import WorkflowMetadata
 
 from canaryflow.cli.rollout_cmds import recorded, render
 from canaryflow.domain.gates import Verdict
@@ -41,6 +42,9 @@ async def test_a_stage_held_inconclusive_asks_and_never_advances_by_itself(
         status = await handle.query("status", result_type=RolloutStatus)
         assert status.stage == "canary-5" and status.state == "awaiting_approval"  # ... still asking
         assert status.counters["error_rate"].inconclusive == 3 and status.measured > 100
+        meta = await handle.query("__temporal_workflow_metadata", result_type=WorkflowMetadata)
+        details = meta.current_details  # the Temporal UI's view says so too, and where the evidence is
+        assert "held INCONCLUSIVE" in details and f"canaryflow rollout status {rig.key} --evidence" in details
         await handle.signal("approve", {"by": "alice"})
         result: RolloutStatus = await handle.result()
     finally:

@@ -87,6 +87,9 @@ def details_markdown(status: RolloutStatus) -> str:
         *(("gate", words) for words, _ in gate_lines(status)),
         ("waiting for", status.waiting_for or "-"),
     ]
+    if status.logic >= 2 and status.measured:
+        rows.append(("evidence", f"{status.measured} analyses of this stage, each in the registry: "
+                                 f"canaryflow rollout status {status.config_key} --evidence 20"))
     if status.approval is not None:
         rows.append(
             (
