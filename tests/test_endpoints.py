@@ -134,6 +134,15 @@ def test_the_defaults_keep_reading_openai_and_anthropic_variables(monkeypatch: p
     assert str(client.base_url).rstrip("/") == sims[1].openai_base_url and client.api_key == "sk-x"
 
 
+def test_ordinary_header_values_are_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CANARYFLOW_PROVIDERS_FILE", raising=False)
+    headers = {"x-service": "support-assistant-frontend-eu-west-production", "anthropic-beta":
+               "prompt-caching-2024-07-31"}
+    monkeypatch.setenv("CANARYFLOW_PROVIDERS", json.dumps([
+        {"name": "gw", "api": "anthropic", "base_url": "http://127.0.0.1:9/", "headers": headers}]))
+    assert endpoints()["gw"].headers == headers
+
+
 def test_the_json_section_adds_and_redefines_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("CANARYFLOW_PROVIDERS_FILE", raising=False)
     monkeypatch.setenv("CANARYFLOW_PROVIDERS", json.dumps([
@@ -163,6 +172,8 @@ BAD = [
      ["line 5", "providers[0].headers", "Authorization: a literal credential is refused", "${VAR}"]),
     ("key-like header value", GOOD + "    headers: {x-custom: sk-abcdefabcdef}\n",
      ["providers[0].headers", "literal credential"]),
+    ("hex key as a header value", GOOD + "    headers: {x-custom: 0123456789abcdef0123456789abcdef}\n",
+     ["providers[0].headers", "x-custom: a literal credential is refused"]),
     ("unknown api", GOOD.replace("api: openai", "api: mistral"),
      ["line 3", "providers[0].api", "'openai', 'anthropic' or 'azure-openai'"]),
     ("azure without version", GOOD.replace("api: openai", "api: azure-openai"),

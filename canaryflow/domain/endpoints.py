@@ -31,7 +31,7 @@ Api = Literal["openai", "anthropic", "azure-openai"]
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 _CREDENTIAL_HEADERS = {"authorization", "proxy-authorization", "api-key", "x-api-key", "x-goog-api-key"}
-_LOOKS_LIKE_A_KEY = re.compile(r"(^|\s)(sk-|sk_|xai-|gsk_|AIza|Bearer\s)|^[A-Za-z0-9_\-]{32,}$")
+_LOOKS_LIKE_A_KEY = re.compile(r"(^|\s)(sk-|sk_|xai-|gsk_|AIza|Bearer\s)|^[A-Za-z0-9]{32,}$")
 
 
 class Endpoint(BaseModel):
