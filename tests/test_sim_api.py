@@ -270,8 +270,8 @@ RESP = {"model": "gpt-4o", "input": "hi"}
 
 INVALID = [
     ("chat", {**CHAT, "messages": [{"role": "robot", "content": "x"}]}, "messages[0].role", "invalid_value",
-     "Invalid value: 'robot'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and "
-     "'developer'."),
+     "Invalid value for 'messages[0].role': 'robot'. Supported values are: 'system', 'assistant', 'user', "
+     "'function', 'tool', and 'developer'."),
     ("chat", {**CHAT, "temperature": 2.5}, "temperature", "decimal_above_max_value",
      "Invalid 'temperature': decimal above maximum value. Expected a value <= 2, but got 2.5 instead."),
     ("chat", {**CHAT, "temperature": "hot"}, "temperature", "invalid_type",

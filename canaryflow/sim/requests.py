@@ -117,8 +117,10 @@ class _OpenAIChecks:
     def value(param: str, value: Any, allowed: tuple[str, ...]) -> InvalidRequest:
         listed = ", ".join(f"'{a}'" for a in allowed[:-1]) + f", and '{allowed[-1]}'" if len(allowed) > 1 \
             else f"'{allowed[0]}'"
-        return InvalidRequest(f"Invalid value: '{value}'. Supported values are: {listed}.", param=param,
-                              code="invalid_value")
+        # the real message names no field (it is in ``param``); naming it too keeps it when a proxy
+        # re-wraps the error without ``param``
+        return InvalidRequest(f"Invalid value for '{param}': '{value}'. Supported values are: {listed}.",
+                              param=param, code="invalid_value")
 
     def number(self, body: dict[str, Any], param: str, low: float, high: float) -> None:
         value = body.get(param)
@@ -181,7 +183,7 @@ def _check_schema(schema: Any, where: str, *, function: str | None = None) -> di
             _schema_ok.clear()
         _schema_ok[key] = problem
     if problem is not None:
-        subject = f"function '{function}'" if function else f"'{where}'"
+        subject = f"function '{function}' ('{where}')" if function else f"'{where}'"
         raise InvalidRequest(f"Invalid schema for {subject}: {problem}.", param=where,
                              code="invalid_function_parameters" if function else "invalid_json_schema")
     return dict(schema)
