@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     temporal_ui_port: int = 8233
     gateway_keys_file: str = ".canaryflow/gateway-keys.json"
     gateway_allow_anonymous: bool = False
+    feedback_window_s: float = 86400.0
+    """Seconds after a request was served during which feedback on it is accepted (or replaced); later
+    feedback is refused with 409 (``CANARYFLOW_FEEDBACK_WINDOW_S``)."""
     providers_file: str | None = None
     """Named provider endpoints (YAML, docs/providers.md); read by :mod:`canaryflow.providers.endpoints`."""
     providers: list[dict[str, Any]] | None = None

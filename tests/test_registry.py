@@ -21,7 +21,7 @@ from canaryflow.domain.resolution import CompiledConfig
 from canaryflow.domain.segments import SegmentFile
 from canaryflow.domain.serving import Exposure
 from canaryflow.errors import NotFound, RegistryUnavailable, ValidationFailed
-from canaryflow.registry import SEGMENTS_REVISION_KEY, Registry
+from canaryflow.registry import SEGMENTS_REVISION_KEY, Registry, traffic
 from canaryflow.registry import db as registry_db
 from canaryflow.registry.tables import AuditEventRow
 from tests.servers import free_port
@@ -251,9 +251,15 @@ def test_migration_upgrade_keeps_existing_data(url: str) -> None:
         conn.execute(sa.text(
             "INSERT INTO audit_events (at, config_key, action, actor, source, reason, before, after) "
             "VALUES (:ts, 'old', 'push_version', 'carol', 'cli', 'legacy', '{}', '{}')"), {"ts": ts})
+        for sentiment in ("negative", "positive"):  # feedback given twice on one request, before 0005
+            conn.execute(sa.text(
+                "INSERT INTO feedback (request_id, config_key, version, variation, sentiment, created_at) "
+                "VALUES ('r-1', 'old', 1, 'stable', :s, :ts)"), {"s": sentiment, "ts": ts})
     engine.dispose()
     reg = Registry(url)
-    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0005"
+    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0006"
+    kept = [(f.request_id, f.sentiment) for f in traffic.feedback(reg, "old")]
+    assert kept == [("r-1", "positive")]  # one row per request: the latest
     assert reg.get_version("old", 1).author == "carol"
     assert reg.serving_state("old").revision == 2
     assert [e.action for e in reg.audit("old")] == ["push_version"]

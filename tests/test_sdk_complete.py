@@ -42,7 +42,8 @@ def test_complete(sdk: tuple[Client, Metrics]) -> None:
     client, metrics = sdk
     before = _count(metrics, "canaryflow_requests_total", config="sdk-bot")
     done = client.complete("sdk-bot", Q, {"key": "u-1"}, VARS)
-    assert done.text and done.version == 1 and done.variation == "stable" and len(done.request_id) == 32
+    assert done.text and done.version == 1 and done.variation == "stable"
+    assert done.request_id.startswith("cf1_")
     assert done.provider == "openai" and done.model == "gpt-4o-mini" and not done.used_fallback
     assert done.input_tokens > 0 and done.output_tokens > 0 and done.cost_usd > 0
     assert _count(metrics, "canaryflow_requests_total", config="sdk-bot") == before + 1
@@ -99,8 +100,9 @@ def test_feedback(sdk: tuple[Client, Metrics]) -> None:
     assert _count(metrics, "canaryflow_feedback_total", config="sdk-bot", version="1", variation="stable",
                   sentiment="positive") >= 1
     stored = [f for f in tlog.feedback(client.registry, "sdk-bot") if f.request_id == done.request_id]
-    assert sorted(f.sentiment for f in stored) == ["negative", "positive"]
+    assert [f.sentiment for f in stored] == ["negative"]  # the later feedback replaced the earlier one
     assert [f.comment for f in stored if f.comment] == ["reach me at [EMAIL]"]
+    assert _count(metrics, "canaryflow_feedback_retracted_total", config="sdk-bot", sentiment="positive") >= 1
     with pytest.raises(NotFound):
         client.feedback("no-such-request", "positive")
     with pytest.raises(ValidationFailed, match="sentiment"):

@@ -13,7 +13,8 @@ The middleware re-reads the file when it changes (checked at most once a second)
 revoke`` takes effect on a running gateway. Clients send the key as ``Authorization: Bearer <key>``
 (the OpenAI client's ``api_key``) or ``x-api-key: <key>`` (the Anthropic client's). ``/healthz``,
 ``/metrics`` and ``/openapi.json`` stay open (probes, Prometheus, the API description); every other
-path needs a valid key.
+path needs a valid key. The key's id is signed into every request id served for it, and feedback on a
+request must come with the same key (403 otherwise).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from canaryflow.errors import NotFound, ValidationFailed
+from canaryflow.serving.request_ids import CLIENT_KEY
 from canaryflow.settings import get_settings
 
 log = logging.getLogger("canaryflow.gateway")
@@ -197,7 +199,8 @@ class RequireKey:
             return
         self.store.refresh()
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-        if self.store.verify(presented_key(headers)) is None:
+        record = self.store.verify(presented_key(headers))
+        if record is None:
             body = json.dumps({"error": {
                 "message": "a valid canaryflow gateway key is required (Authorization: Bearer cfk_… or "
                            "x-api-key); create one with 'canaryflow gateway-keys add NAME'",
@@ -208,7 +211,11 @@ class RequireKey:
                                     (b"www-authenticate", b"Bearer")]})
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, receive, send)
+        token = CLIENT_KEY.set(record.id)  # request ids are signed for it; feedback must come with it
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            CLIENT_KEY.reset(token)
 
 
 def anonymous_allowed() -> bool:

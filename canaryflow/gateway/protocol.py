@@ -28,11 +28,13 @@ from starlette.responses import JSONResponse, Response
 
 from canaryflow.errors import (
     CanaryflowError,
+    Conflict,
     NotFound,
     PayloadTooLarge,
     ProviderError,
     RegistryUnavailable,
     RenderError,
+    Unauthorized,
     ValidationFailed,
 )
 
@@ -142,6 +144,10 @@ def status_of(exc: CanaryflowError) -> int:
         return 400
     if isinstance(exc, NotFound):
         return 404
+    if isinstance(exc, Unauthorized):
+        return 403
+    if isinstance(exc, Conflict):
+        return 409
     if isinstance(exc, RegistryUnavailable):
         return 503
     if isinstance(exc, ProviderError):
@@ -154,6 +160,7 @@ def status_of(exc: CanaryflowError) -> int:
 
 
 _OPENAI_TYPES = {413: "invalid_request_error", 400: "invalid_request_error", 404: "not_found_error",
+                 403: "permission_error", 409: "conflict_error",
                  502: "upstream_error", 503: "service_unavailable", 504: "timeout", 500: "server_error"}
 _ANTHROPIC_TYPES = {413: "request_too_large", 400: "invalid_request_error", 404: "not_found_error",
                     502: "api_error", 503: "overloaded_error", 504: "timeout_error", 500: "api_error"}

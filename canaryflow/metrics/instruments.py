@@ -25,7 +25,8 @@ error, plain or streamed — so "N requests sent → N counted" holds. Conventio
   created: each outcome × error type × finish reason × served_by of ``canaryflow_requests_total``, the
   histograms (every token type), the cost counter and ``canaryflow_tool_calls_total`` (every result) for
   ``served_by="primary"`` and for each fallback in the chain,
-  ``canaryflow_feedback_total`` for both sentiments (and ``canaryflow_shadow_agreement`` for ``shadow``).
+  ``canaryflow_feedback_total`` and ``canaryflow_feedback_retracted_total`` for both sentiments
+  (and ``canaryflow_shadow_agreement`` for ``shadow``).
   The hot path then only looks the prepared children up.
 * Latency buckets (:data:`DURATION_BUCKETS`) grow by at most 10 % from 20 ms to 120 s, so a quantile read
   from them is within ~5 % of the true one.
@@ -161,7 +162,7 @@ class Series:
     """Every child of one label set, created at 0 (see the module docstring): the hot path's lookups."""
 
     __slots__ = ("_fallbacks", "_lock", "_m", "agreement", "errors", "feedback", "labels", "primary",
-                 "success", "values")
+                 "retracted", "success", "values")
 
     def __init__(self, m: Metrics, labels: Labels, fallbacks: Iterable[tuple[str, str]] = ()) -> None:
         self._m = m
@@ -174,6 +175,7 @@ class Series:
                        for e in REQUEST_ERROR_TYPES for s in ("fallback", "none")}
         self.primary = _Answer(m, values, "primary")
         self.feedback = {s: m.feedback.labels(*values, s) for s in SENTIMENTS}
+        self.retracted = {s: m.feedback_retracted.labels(*values, s) for s in SENTIMENTS}
         self.agreement = m.shadow_agreement.labels(*values) if labels.variation == "shadow" else None
         self._fallbacks: dict[tuple[str, str], _Answer] = {}
         self.add_fallbacks(fallbacks)
@@ -228,6 +230,9 @@ class Metrics:
                             registry=r)
         self.feedback = Counter(
             "canaryflow_feedback", "User feedback on answers.", (*COMMON_LABELS, "sentiment"), registry=r)
+        self.feedback_retracted = Counter(
+            "canaryflow_feedback_retracted", "Feedback replaced by a later feedback on the same request.",
+            (*COMMON_LABELS, "sentiment"), registry=r)
         self.fallbacks = Counter(
             "canaryflow_fallbacks", "Requests a fallback served, by why the primary was skipped.",
             (*COMMON_LABELS, "reason"), registry=r)
@@ -352,9 +357,20 @@ def record_fallback(labels: Labels, reason: str, *, metrics: Metrics | None = No
     (metrics or default_metrics()).fallbacks.labels(*labels.values(), reason).inc()
 
 
-def record_feedback(labels: Labels, sentiment: str, *, metrics: Metrics | None = None) -> None:
-    """Count one piece of feedback (``positive`` or ``negative``) on a served request."""
-    (metrics or default_metrics()).series(labels).feedback[sentiment].inc()
+def record_feedback(labels: Labels, sentiment: str, *, replaces: str | None = None,
+                    metrics: Metrics | None = None) -> None:
+    """Count one piece of feedback (``positive`` or ``negative``) on a served request.
+
+    ``replaces``: the sentiment of the request's earlier feedback that this one replaces; it is counted in
+    ``canaryflow_feedback_retracted_total``, so ``feedback_total - feedback_retracted_total`` per sentiment
+    counts each request once (its latest sentiment). Replacing a sentiment by the same one counts nothing.
+    """
+    if replaces == sentiment:
+        return
+    series = (metrics or default_metrics()).series(labels)
+    if replaces is not None:
+        series.retracted[replaces].inc()
+    series.feedback[sentiment].inc()
 
 
 def record_shadow(labels: Labels, agreement: float, *, metrics: Metrics | None = None) -> None:

@@ -160,16 +160,30 @@ class FeedbackRow(SQLModel, table=True):
     """End-user feedback on one request (repository functions: ``canaryflow.registry.traffic``)."""
 
     __tablename__ = "feedback"
-    __table_args__ = (sa.Index("ix_feedback_key_version", "config_key", "version"),)
+    __table_args__ = (sa.Index("ix_feedback_key_version", "config_key", "version"),
+                      sa.Index("ix_feedback_key_version_served", "config_key", "version", "served_at"))
 
     id: int | None = Field(default=None, primary_key=True)
-    request_id: str = Field(index=True, max_length=128)
+    request_id: str = Field(index=True, unique=True, max_length=128)  # one row per request: replaced
     config_key: str = Field(max_length=63)
     version: int
     variation: str = Field(max_length=16)
+    segment: str = Field(default="none", max_length=63,
+                         sa_column_kwargs={"server_default": "none"})
     sentiment: str = Field(max_length=16)
     comment: str | None = None
     created_at: datetime = _ts()
+    served_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
+class SettingRow(SQLModel, table=True):
+    """Registry-wide settings shared by every process, e.g. the key that signs request ids."""
+
+    __tablename__ = "settings"
+
+    name: str = Field(primary_key=True, max_length=63)
+    value: str = Field(max_length=256)
 
 
 class MeasurementRow(SQLModel, table=True):
@@ -203,6 +217,7 @@ __all__ = [
     "MeasurementRow",
     "SegmentRow",
     "ServingStateRow",
+    "SettingRow",
     "TrafficLogRow",
     "UTCDateTime",
     "VersionRow",

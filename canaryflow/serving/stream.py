@@ -43,7 +43,7 @@ class Stream:
         self._variables = variables
         self.resolution = res
         self._caller = caller
-        self.request_id = new_request_id()
+        self.request_id = plane.new_request_id(res)
         self.version = res.version
         self.variation = res.variation
         self.config_key = res.config_key

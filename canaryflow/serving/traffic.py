@@ -15,16 +15,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from canaryflow import tracing
 from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.resolution import CompiledConfig, Resolution
-from canaryflow.errors import AllProvidersFailed, NotFound, ProviderError, ValidationFailed
+from canaryflow.errors import (
+    AllProvidersFailed,
+    CanaryflowError,
+    Conflict,
+    NotFound,
+    ProviderError,
+    Unauthorized,
+    ValidationFailed,
+)
 from canaryflow.metrics.answers import record_answer_details
 from canaryflow.metrics.instruments import (
     Labels,
@@ -39,9 +49,12 @@ from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult
 from canaryflow.providers.factory import get_provider
 from canaryflow.providers.fallback import FallbackRunner
 from canaryflow.providers.pricing import cost_usd
+from canaryflow.registry import feedback as fb
 from canaryflow.registry import traffic as tlog
+from canaryflow.serving.request_ids import CLIENT_KEY, RequestIds, name_hash
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
-from canaryflow.serving.stream import Stream, new_request_id
+from canaryflow.serving.stream import Stream
+from canaryflow.settings import get_settings
 
 PASS_THROUGH = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
                           "frequency_penalty", "response_format"})
@@ -142,7 +155,8 @@ class TrafficPlane:
                  traffic_log: tlog.TrafficLog | None = None,
                  shadow_concurrency: int = 4, shadow_queue: int = 100, metrics: Metrics | None = None,
                  runner: FallbackRunner | None = None, timeout: float = 60.0,
-                 remember: int = 100_000) -> None:
+                 remember: int = 100_000, feedback_window: float | None = None,
+                 request_id_key: bytes | None = None) -> None:
         self.resolver = resolver
         self.registry = registry
         self.traffic_log = traffic_log
@@ -152,8 +166,13 @@ class TrafficPlane:
         self.timeout = timeout
         self.shadow = ShadowMirror(self._shadow_call, max_concurrency=shadow_concurrency,
                                    max_queue=shadow_queue, metrics=metrics)
-        self._recent: OrderedDict[str, Labels] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[Labels, float]] = OrderedDict()
         self._remember = remember
+        self.feedback_window = (get_settings().feedback_window_s if feedback_window is None
+                                else feedback_window)
+        self.ids = RequestIds(request_id_key or self._signing_key())
+        self._names: dict[bytes, str] = {name_hash("none"): "none"}
+        self._given: OrderedDict[str, str] = OrderedDict()  # feedback per request when there is no registry
         on_compile = getattr(resolver, "on_compile", None)
         if on_compile is not None:
             on_compile(self.prepare_series)
@@ -162,8 +181,27 @@ class TrafficPlane:
         """Create at 0 every series the gates read for what ``compiled`` can serve (see
         :mod:`canaryflow.metrics.instruments`); the client calls it on every compile."""
         key = compiled.key
+        label_sets = compiled.label_sets()
         self._m.prepare((Labels(key, ls.version, ls.variation, ls.segment, ls.provider, ls.model),
-                         ls.fallbacks) for ls in compiled.label_sets())
+                         ls.fallbacks) for ls in label_sets)
+        for name in {key, *(ls.segment for ls in label_sets)}:
+            self._names[name_hash(name)] = name
+
+    def _signing_key(self) -> bytes:
+        """The registry's shared request-id key (a random one, for this process only, without a registry)."""
+        if self.registry is not None:
+            try:
+                return fb.signing_key(self.registry)
+            except CanaryflowError as exc:
+                logging.getLogger(__name__).warning(
+                    "request ids signed with a per-process key (feedback only on this process): %s", exc)
+        return secrets.token_bytes(32)
+
+    def new_request_id(self, res: Resolution) -> str:
+        """A signed id for a request served now for ``res`` (carries its attribution, see
+        :mod:`canaryflow.serving.request_ids`), for the current client key."""
+        return self.ids.new(res.config_key, res.version, res.variation, res.segment,
+                            client_key=CLIENT_KEY.get())
 
     async def keep_fresh(self) -> None:
         """Refresh the resolver's cache every ``refresh_interval`` seconds even without traffic, so a new
@@ -218,7 +256,7 @@ class TrafficPlane:
         ``request`` is the caller's whole body (pass-through: ``Completion.response`` is the provider's
         answer in the caller's API); ``messages`` are then only the text used for the log and shadow.
         """
-        request_id = new_request_id()
+        request_id = self.new_request_id(res)
         started = time.perf_counter()
         caller = [dict(m) for m in messages]
         try:
@@ -291,7 +329,6 @@ class TrafficPlane:
                                   tool_call_results=result.tool_call_results,
                                   served_by="primary" if index is None else "fallback",
                                   answered_by=(result.provider, result.model), metrics=self._m)
-        self._remember_labels(request_id, labels)
         tracing.finished(res, caller, result, request_id, index, reason)
         self._log(res, caller, variables, request_id, result, duration, None, cost)
         if self.shadow.wants(res):
@@ -302,12 +339,10 @@ class TrafficPlane:
                           result.response_id, result.raw, result.reasoning_tokens, result.tool_calls,
                           result.raw_bytes)
 
-    def remember(self, request_id: str, labels: Labels) -> None:
-        """Accept feedback on ``request_id`` (served elsewhere, e.g. tracked through OpenFeature)."""
-        self._remember_labels(request_id, labels)
-
-    def _remember_labels(self, request_id: str, labels: Labels) -> None:
-        self._recent[request_id] = labels
+    def remember(self, request_id: str, labels: Labels, served_at: float | None = None) -> None:
+        """Accept feedback on ``request_id``, an id this plane did not sign (served elsewhere, e.g. tracked
+        through OpenFeature), attributed to ``labels`` and ``served_at`` (default: now)."""
+        self._recent[request_id] = (labels, time.time() if served_at is None else served_at)
         if len(self._recent) > self._remember:
             self._recent.popitem(last=False)
 
@@ -369,32 +404,70 @@ class TrafficPlane:
 
     # ── feedback ───────────────────────────────────────────────────────────────────────────────────
 
-    def feedback(self, request_id: str, sentiment: str, comment: str | None = None) -> Labels:
-        """Count and store feedback on a request this process served (or one in the traffic log).
+    def feedback(self, request_id: str, sentiment: str, comment: str | None = None, *,
+                 client_key: str | None = None) -> Labels:
+        """Count and store feedback on a served request, once per request: a later feedback on the same
+        request id replaces the earlier one. It is attributed to the request's own version, variation,
+        segment and serving time (carried by its signed id, so any replica sharing the registry accepts it).
+
+        Args:
+            request_id: the ``X-Canaryflow-Request-Id`` of the response.
+            sentiment: ``positive`` or ``negative``.
+            comment: free text (redacted before storage).
+            client_key: the gateway client key id sending the feedback (default: the current request's);
+                it must be the one the request was served for.
 
         Raises:
             ValidationFailed: ``sentiment`` is not positive/negative.
-            NotFound: the request id is unknown.
+            NotFound: the request id is not one this registry's gateways or SDKs served.
+            Unauthorized: the feedback comes with another client key than the request.
+            Conflict: the request was served longer ago than the feedback window (409).
         """
         if sentiment not in SENTIMENTS:
             raise ValidationFailed(f"sentiment must be 'positive' or 'negative', got {sentiment!r}",
                                    source="sentiment")
-        labels = self._recent.get(request_id)
-        if labels is None and self.registry is not None:
-            rec = tlog.find_request(self.registry, request_id)
-            if rec is not None:
-                r = rec.response
-                labels = Labels(rec.config_key, rec.version, rec.variation, str(r.get("segment", "none")),
-                                str(r.get("provider", "")), str(r.get("model", "")))
-        if labels is None:
-            raise NotFound(f"unknown request id {request_id!r}: feedback must name a request this gateway "
-                           "served recently (the X-Canaryflow-Request-Id of its response)")
-        record_feedback(labels, sentiment, metrics=self._m)
+        labels, served_at = self._attribution(request_id, CLIENT_KEY.get() if client_key is None
+                                              else client_key)
+        age = time.time() - served_at
+        if age > self.feedback_window:
+            raise Conflict(f"feedback on request {request_id!r} is refused: it was served {age:.0f} s ago, "
+                           f"longer than the feedback window of {self.feedback_window:g} s "
+                           "(CANARYFLOW_FEEDBACK_WINDOW_S)")
         if self.registry is not None:
-            tlog.record_feedback(self.registry, request_id=request_id, config_key=labels.config,
-                                 version=labels.version, variation=labels.variation, sentiment=sentiment,
-                                 comment=comment)
+            replaced = fb.put_feedback(
+                self.registry, request_id=request_id, config_key=labels.config, version=labels.version,
+                variation=labels.variation, segment=labels.segment,
+                served_at=datetime.fromtimestamp(served_at, UTC), sentiment=sentiment,
+                comment=None if comment is None else tlog.default_redactor(comment))
+        else:
+            replaced = self._given.get(request_id)
+            self._given[request_id] = sentiment
+            if len(self._given) > self._remember:
+                self._given.popitem(last=False)
+        record_feedback(labels, sentiment, replaces=replaced, metrics=self._m)
         return labels
+
+    def _attribution(self, request_id: str, client_key: str) -> tuple[Labels, float]:
+        att = self.ids.verify(request_id)
+        if att is None:
+            recent = self._recent.get(request_id)
+            if recent is None:
+                raise NotFound(f"unknown request id {request_id!r}: feedback must name a request served by "
+                               "a gateway or SDK on this registry (its X-Canaryflow-Request-Id)")
+            return recent
+        if not att.client_key_matches(client_key):
+            raise Unauthorized(f"feedback on request {request_id!r} must be sent with the client key that "
+                               "made the request")
+        config, segment = self._names.get(att.config_hash), self._names.get(att.segment_hash)
+        if config is None or segment is None:
+            warm = getattr(self.resolver, "warm", None)
+            if warm is not None:
+                warm()  # compiles every config: its names (and series) become known
+            config, segment = self._names.get(att.config_hash), self._names.get(att.segment_hash)
+        if config is None or segment is None:
+            raise NotFound(f"request id {request_id!r} names a config or segment this registry does not have")
+        spec = self.resolver.spec(config, att.version)
+        return Labels(config, att.version, att.variation, segment, spec.provider, spec.model), att.served_at
 
     async def close(self) -> None:
         """Stop the shadow workers and flush the traffic log."""
