@@ -188,3 +188,20 @@ def test_the_installed_command_end_to_end(tmp_path: Path) -> None:
     assert missing.returncode == 1 and missing.stderr.startswith("error: unknown config")
     assert "Traceback" not in missing.stderr
     assert run("serve", "pin", "support-bot").returncode == 2
+
+
+def test_serve_changes_during_a_rollout_need_force(pushed: Cli) -> None:
+    cli = pushed
+    from canaryflow.registry import Registry
+
+    reg = Registry(cli.db)
+    reg.claim("support-bot", "rollout-support-bot", by="carol", reason="rollout of v2")
+    reg.close()
+    code, _, err = cli("serve", "set-stable", "support-bot", "2", "--by", "ops", "--reason", "hotfix")
+    assert code == 1 and "being rolled out by workflow rollout-support-bot" in err and "--force" in err
+    code, out, _ = cli("serve", "set-stable", "support-bot", "2", "--by", "ops", "--reason", "hotfix",
+                       "--force")
+    assert code == 0 and out.startswith("support-bot: stable v2")
+    assert cli.json("audit", "support-bot")[-1]["action"] == "set_stable_forced"
+    code, out, _ = cli("serve", "show", "support-bot")
+    assert "rollout-support-bot" in out  # owned by
