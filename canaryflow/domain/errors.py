@@ -77,10 +77,11 @@ class ProviderError(CanaryflowError):
 
     def __init__(self, message: str, *, error_type: str = "other", status_code: int | None = None,
                  provider: str | None = None, model: str | None = None,
-                 retry_after: float | None = None):
+                 retry_after: float | None = None, param: str | None = None):
         if error_type not in ERROR_TYPES:
             error_type = "other"
         self.error_type = error_type
+        self.param = param  # the request field the provider named in its error, if it named one
         self.status_code = status_code
         self.provider = provider
         self.model = model

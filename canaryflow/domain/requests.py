@@ -2,8 +2,9 @@
 
 Everything else is the provider's to judge (its 400 reaches the caller unchanged). Checked: ``model``
 names a config; ``stream`` is a boolean; the ``canaryflow`` extension is an object of ``user``,
-``attributes``, ``variables``; the messages/input exist; each tool definition has a valid name and an
-object schema. A failure is a :class:`ValidationFailed` naming the field.
+``attributes``, ``variables``; the messages/input exist; token limits are positive integers (the
+config's limit is lowered by them); each tool definition has a valid name and an object schema. A failure
+is a :class:`ValidationFailed` naming the field.
 """
 
 from __future__ import annotations
@@ -120,6 +121,10 @@ def check_request(api: str, body: Mapping[str, Any]) -> str:
                 raise ValidationFailed(
                     "each message must be an object with a 'role'", source=f"messages[{i}]"
                 )
+    for name in ("max_tokens", "max_completion_tokens", "max_output_tokens"):
+        limit = body.get(name)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+            raise ValidationFailed("must be a positive integer (a token limit)", source=name)
     _check_tools(api, body.get("tools"))
     return model
 

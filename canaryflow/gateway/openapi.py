@@ -41,6 +41,12 @@ MESSAGES = {"type": "object", "required": ["model", "messages", "max_tokens"], "
     "messages": {"type": "array", "items": _MESSAGE}, "max_tokens": {"type": "integer"},
     "temperature": {"type": "number"}, "top_p": {"type": "number"}, "stop_sequences": {"type": "array"},
     "stream": {"type": "boolean"}, "metadata": {"type": "object"}, "canaryflow": _CTX}}
+RESPONSES = {"type": "object", "required": ["model", "input"], "properties": {
+    "model": {"type": "string", "description": "the config key"},
+    "input": {"oneOf": [{"type": "string"}, {"type": "array"}]}, "instructions": {"type": "string"},
+    "stream": {"type": "boolean"}, "max_output_tokens": {"type": "integer"},
+    "temperature": {"type": "number"},
+    "tools": {"type": "array"}, "text": {"type": "object"}, "canaryflow": _CTX}}
 RESOLVE = {"type": "object", "required": ["config"], "properties": {
     "config": {"type": "string"}, "user": {"type": "string"}, "attributes": {"type": "object"},
     "variables": {"type": "object"}}}
@@ -60,6 +66,10 @@ def openapi_spec(config_example: str = "support-bot") -> dict[str, Any]:
             "/v1/chat/completions": {"post": _op(
                 "OpenAI Chat Completions (model = config key)", CHAT,
                 {"model": config_example, "messages": msgs, "canaryflow": ctx})},
+            "/v1/responses": {"post": _op(
+                "OpenAI Responses (model = config key)", RESPONSES,
+                {"model": config_example, "input": "What is the capital of France?", "canaryflow": ctx})},
+            "/v1/models": {"get": _op("The config keys that can be served", None, None, ())},
             "/v1/messages": {"post": _op(
                 "Anthropic Messages (model = config key)", MESSAGES,
                 {"model": config_example, "max_tokens": 100, "messages": msgs, "canaryflow": ctx})},

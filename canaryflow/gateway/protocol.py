@@ -170,7 +170,7 @@ def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | 
     """The error in the shape of the API that was called."""
     status = status_of(exc)
     message = str(exc)
-    param = getattr(exc, "source", None)
+    param = getattr(exc, "source", None) or getattr(exc, "param", None)
     code = exc.error_type if isinstance(exc, ProviderError) else None
     body: dict[str, Any]
     if api == "anthropic":

@@ -126,6 +126,8 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> ProviderError
     status: int | None = None
     retry_after: float | None = None
     detail = ""
+    body = getattr(exc, "body", None)
+    param = body.get("param") if isinstance(body, dict) and isinstance(body.get("param"), str) else None
     if isinstance(exc, openai.APITimeoutError | anthropic.APITimeoutError | httpx.TimeoutException
                   | httpx2.TimeoutException | asyncio.TimeoutError | TimeoutError):
         error_type, summary = "timeout", "timed out"
@@ -153,7 +155,7 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> ProviderError
     if detail:
         message += f": {redact(detail)[:_MAX_MESSAGE]}"
     return ProviderError(message, error_type=error_type, status_code=status, provider=provider, model=model,
-                         retry_after=retry_after)
+                         retry_after=retry_after, param=param)
 
 
 __all__ = ["map_error", "parse_retry_after", "redact"]
