@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -126,6 +127,9 @@ async def test_stream_falls_back_before_the_first_chunk(sim: SimServer) -> None:
     assert chunks[-1].finish_reason == "stop"
 
 
+SCOPE = ("support-bot", "candidate")  # the circuits of resolution(): its config and variation
+
+
 async def test_circuit_opens_skips_the_primary_then_half_opens(sim: SimServer) -> None:
     clock = FakeClock()
     breaker = CircuitBreaker(failure_threshold=0.5, window_s=60, min_calls=3, cooldown_s=30, clock=clock)
@@ -134,21 +138,40 @@ async def test_circuit_opens_skips_the_primary_then_half_opens(sim: SimServer) -
     for _ in range(3):
         served = await runner.complete(res, QUESTION)
         assert served.reason == "server_error"
-    assert breaker.state("openai", "flappy") == "open"
+    assert breaker.state("openai", "flappy", SCOPE) == "open"
     served = await runner.complete(res, QUESTION)
     assert [a.error_type for a in served.attempts] == [CIRCUIT_OPEN, None]
     assert served.reason == CIRCUIT_OPEN and served.fallback_index == 0
 
     clock.now += 30  # cooldown over: one probe goes to the primary, fails, the circuit opens again
-    assert breaker.state("openai", "flappy") == "half_open"
+    assert breaker.state("openai", "flappy", SCOPE) == "half_open"
     served = await runner.complete(res, QUESTION)
     assert [a.error_type for a in served.attempts] == ["server_error", None]
-    assert breaker.state("openai", "flappy") == "open"
+    assert breaker.state("openai", "flappy", SCOPE) == "open"
 
     sim.simulator.update_profile("flappy", {"error_rate": 0.0})  # the provider recovers
     clock.now += 30
     served = await runner.complete(res, QUESTION)
-    assert served.fallback_index is None and breaker.state("openai", "flappy") == "closed"
+    assert served.fallback_index is None and breaker.state("openai", "flappy", SCOPE) == "closed"
+
+
+async def test_a_candidates_failures_open_only_its_own_circuit(sim: SimServer) -> None:
+    """Circuits are per config, variation, provider and model: the candidate's 5xx open its circuit to a
+    model; stable's calls to the same provider/model keep going to it."""
+    breaker = CircuitBreaker(failure_threshold=0.5, window_s=60, min_calls=3, cooldown_s=30,
+                             clock=FakeClock())
+    runner = FallbackRunner(provider_factory=factory(sim), breaker=breaker, retries=0, sleep=Sleeps())
+    cand = resolution("bad-500", [HAIKU])
+    for _ in range(3):
+        await runner.complete(cand, QUESTION)
+    assert breaker.state("openai", "bad-500", SCOPE) == "open"
+    assert breaker.state("openai", "bad-500", ("support-bot", "stable")) == "closed"
+    assert breaker.state("openai", "bad-500", ("other-bot", "candidate")) == "closed"
+    stable = replace(cand, variation="stable")
+    served = await runner.complete(stable, QUESTION)
+    assert served.attempts[0].error_type == "server_error"  # tried, not skipped by the candidate's circuit
+    served = await runner.complete(cand, QUESTION)
+    assert served.attempts[0].error_type == CIRCUIT_OPEN
 
 
 def test_breaker_window_threshold_and_single_probe() -> None:
@@ -186,7 +209,7 @@ async def test_stream_failing_after_the_first_chunk_does_not_fall_back(sim: SimS
         async for chunk in served.chunks:
             texts.append(chunk.text)
     assert len(texts) == 3 and caught.value.error_type == "server_error"
-    assert breaker.state("openai", "gpt-4o") == "open"  # the failure still counts against the circuit
+    assert breaker.state("openai", "gpt-4o", SCOPE) == "open"  # the failure still counts against the circuit
 
 
 async def test_a_scoped_marker_breaks_only_the_primary(sim: SimServer) -> None:

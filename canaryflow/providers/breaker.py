@@ -1,4 +1,8 @@
-"""A circuit breaker per provider/model: opened by a failure rate over a sliding window.
+"""Circuit breakers per config, variation, provider and model, opened by a failure rate over a window.
+
+Keyed by ``scope`` = (config, variation) as well as provider/model, so a candidate whose calls to a model
+fail (429s, 5xx) opens only its own circuit: stable users of the same provider/model keep being served by it,
+and each variation's fallbacks are counted against that variation alone.
 
 ``closed`` → (failures / calls ≥ threshold over the last ``window_s``, at least ``min_calls``) → ``open``
 → (``cooldown_s`` later) → ``half_open``: one probe call at a time; its success closes the circuit, its
@@ -28,8 +32,13 @@ class _Circuit:
     probe_started: float | None = None
 
 
+Scope = tuple[str, str]
+"""(config key, variation) of the calls a circuit counts; ``("", "")`` for unscoped callers."""
+UNSCOPED: Scope = ("", "")
+
+
 class CircuitBreaker:
-    """Failure-rate circuit breakers keyed by (provider, model)."""
+    """Failure-rate circuit breakers keyed by (config, variation, provider, model)."""
 
     def __init__(self, *, failure_threshold: float = 0.5, window_s: float = 30.0, min_calls: int = 10,
                  cooldown_s: float = 15.0, clock: Clock = time.monotonic):
@@ -40,28 +49,29 @@ class CircuitBreaker:
         self.min_calls = max(1, min_calls)
         self.cooldown_s = cooldown_s
         self.clock = clock
-        self._circuits: dict[tuple[str, str], _Circuit] = {}
+        self._circuits: dict[tuple[str, str, str, str], _Circuit] = {}
         self._lock = threading.Lock()
 
-    def _get(self, provider: str, model: str) -> _Circuit:
-        key = (provider, model)
+    def _get(self, provider: str, model: str, scope: Scope) -> _Circuit:
+        key = (scope[0], scope[1], provider, model)
         circuit = self._circuits.get(key)
         if circuit is None:
             circuit = self._circuits[key] = _Circuit()
         return circuit
 
-    def state(self, provider: str, model: str) -> str:
+    def state(self, provider: str, model: str, scope: Scope = UNSCOPED) -> str:
         """``closed``, ``open`` or ``half_open`` (an open circuit past its cooldown reads half_open)."""
         with self._lock:
-            circuit = self._get(provider, model)
+            circuit = self._get(provider, model, scope)
             if circuit.state == "open" and self.clock() - circuit.opened_at >= self.cooldown_s:
                 return "half_open"
             return circuit.state
 
-    def allow(self, provider: str, model: str) -> bool:
-        """Whether a call may go to ``provider``/``model`` now (claims the probe when half-open)."""
+    def allow(self, provider: str, model: str, scope: Scope = UNSCOPED) -> bool:
+        """Whether a call for ``scope`` may go to ``provider``/``model`` now (claims the probe when
+        half-open)."""
         with self._lock:
-            circuit = self._get(provider, model)
+            circuit = self._get(provider, model, scope)
             now = self.clock()
             if circuit.state == "closed":
                 return True
@@ -76,10 +86,10 @@ class CircuitBreaker:
                 return True
             return False
 
-    def record(self, provider: str, model: str, ok: bool) -> None:
+    def record(self, provider: str, model: str, ok: bool, scope: Scope = UNSCOPED) -> None:
         """Count a finished call (``ok=False`` only for failures that say the provider is unhealthy)."""
         with self._lock:
-            circuit = self._get(provider, model)
+            circuit = self._get(provider, model, scope)
             now = self.clock()
             if circuit.state != "closed":
                 if ok:
@@ -105,11 +115,11 @@ class CircuitBreaker:
                 calls.clear()
                 circuit.failures = 0
 
-    def window_counts(self, provider: str, model: str) -> tuple[int, int]:
+    def window_counts(self, provider: str, model: str, scope: Scope = UNSCOPED) -> tuple[int, int]:
         """(failures, calls) currently counted in the closed circuit's window (for tests and diagnostics)."""
         with self._lock:
-            circuit = self._get(provider, model)
+            circuit = self._get(provider, model, scope)
             return circuit.failures, len(circuit.calls)
 
 
-__all__ = ["CircuitBreaker", "Clock"]
+__all__ = ["UNSCOPED", "CircuitBreaker", "Clock", "Scope"]

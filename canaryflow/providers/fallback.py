@@ -42,6 +42,8 @@ class Target:
     model: str
     parameters: dict[str, Any]
     fallback_index: int | None
+    scope: tuple[str, str] = ("", "")
+    """(config, variation) whose circuit for this provider/model the call counts in."""
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,11 @@ class StreamServed(NamedTuple):
 
 def targets(resolution: Resolution) -> list[Target]:
     """The primary then each fallback, fallback parameters merged over the primary's."""
-    out = [Target(resolution.provider, resolution.model, dict(resolution.parameters), None)]
+    scope = (resolution.config_key, resolution.variation)
+    out = [Target(resolution.provider, resolution.model, dict(resolution.parameters), None, scope)]
     for i, fb in enumerate(resolution.fallback):
         params = {**resolution.parameters, **(fb.get("parameters") or {})}
-        out.append(Target(str(fb["provider"]), str(fb["model"]), params, i))
+        out.append(Target(str(fb["provider"]), str(fb["model"]), params, i, scope))
     return out
 
 
@@ -156,7 +159,7 @@ class FallbackRunner:
                           stream: bool, request: CallerRequest | None = None,
                           resolution: Resolution | None = None) -> ChatResult | _Started | None:
         breaker = self.breaker
-        if not breaker.allow(target.provider, target.model):
+        if not breaker.allow(target.provider, target.model, target.scope):
             attempts.append(Attempt(target.provider, target.model, target.fallback_index, CIRCUIT_OPEN))
             tracing.event("canaryflow.circuit_open", {"gen_ai.provider.name": target.provider,
                                                       "gen_ai.request.model": target.model})
@@ -197,21 +200,22 @@ class FallbackRunner:
                 errors.append(exc)
                 attempts.append(Attempt(target.provider, target.model, target.fallback_index, exc.error_type,
                                         exc.status_code, time.monotonic() - began))
-                breaker.record(target.provider, target.model, ok=not exc.retryable)
+                breaker.record(target.provider, target.model, not exc.retryable, target.scope)
                 if not exc.retryable:
                     if target.fallback_index is None:
                         raise
                     return None
                 last = try_number == self.retries
                 delay = exc.retry_after if exc.retry_after is not None else self.backoff_s
-                if last or delay > self.max_retry_after or not breaker.allow(target.provider, target.model):
+                if (last or delay > self.max_retry_after
+                        or not breaker.allow(target.provider, target.model, target.scope)):
                     return None
                 await self.sleep(delay)
                 continue
             attempts.append(Attempt(target.provider, target.model, target.fallback_index, None, None,
                                     time.monotonic() - began))
             if not stream:
-                breaker.record(target.provider, target.model, ok=True)
+                breaker.record(target.provider, target.model, True, target.scope)
             return outcome
         return None
 
@@ -227,7 +231,7 @@ class FallbackRunner:
             ok = not exc.retryable
             raise
         finally:
-            self.breaker.record(target.provider, target.model, ok=ok)
+            self.breaker.record(target.provider, target.model, ok, target.scope)
             close = getattr(iterator, "aclose", None)
             if close is not None:
                 await close()
