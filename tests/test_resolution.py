@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from hashlib import sha1
 from typing import Any
 
@@ -55,7 +56,7 @@ def test_bucket_follows_the_design_formula(key: str, salt: str, user: str) -> No
 
 
 @settings(max_examples=200, deadline=None)
-@given(user=st.text(max_size=40), percent=st.floats(0, 100), salt=st.text(max_size=8),
+@given(user=st.text(min_size=1, max_size=40), percent=st.floats(0, 100), salt=st.text(max_size=8),
        beta=st.booleans())
 def test_the_same_user_always_gets_the_same_answer(user: str, percent: float, salt: str, beta: bool) -> None:
     exposure = Exposure(candidate_version=2, stage="canary", stage_kind="percent", percent=percent, salt=salt)
@@ -79,6 +80,18 @@ def test_raising_the_percent_only_adds_users(salt: str, low: float, high: float)
         return {u for u in users if compiled.resolve({"key": u}, VARS).variation == "candidate"}
 
     assert exposed(low) <= exposed(high)
+
+
+@pytest.mark.parametrize("anonymous", [{}, {"key": ""}, {"key": None, "attributes": {}}])
+def test_anonymous_requests_are_bucketed_per_request(anonymous: dict[str, Any]) -> None:
+    """Without a user key each request is drawn on its own: a 5 % stage sends ~5 % of anonymous requests
+    to the candidate, not all of them or none (one shared bucket would)."""
+    rng = random.Random(7)
+    compiled = CompiledConfig(state(Exposure(candidate_version=2, stage_kind="percent", percent=5, salt="s")),
+                              VERSIONS, SEGMENTS, draw=rng.random)
+    served = [compiled.resolve(anonymous, VARS).variation for _ in range(4000)]
+    assert 140 < served.count("candidate") < 260  # 5 % of 4000 = 200, a ±4.4 σ band
+    assert served.count("stable") == 4000 - served.count("candidate")
 
 
 def test_five_percent_is_inside_ten_percent_and_about_right() -> None:

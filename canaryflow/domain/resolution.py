@@ -2,12 +2,15 @@
 
 Order: a segment *pin* → the rollout's *candidate exposure* → *stable*. Bucketing follows DESIGN.md:
 ``sha1(f"{config_key}.{salt}.{user_key}")``, first 15 hex digits / 0xFFFFFFFFFFFFFFF, candidate if
-bucket < percent / 100 — so raising 5 % to 10 % only adds users.
+bucket < percent / 100 — so raising 5 % to 10 % only adds users. A request without a user key (anonymous) is
+bucketed per request by a uniform draw: at a 5 % stage about 5 % of anonymous requests reach the candidate
+(not all or none of them); the same anonymous caller may see both versions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from hashlib import sha1
 from typing import Any
@@ -147,7 +150,8 @@ class CompiledConfig:
     """
 
     def __init__(self, state: ServingState, versions: Mapping[int, ConfigSpec],
-                 segments: list[Segment] | tuple[Segment, ...]):
+                 segments: list[Segment] | tuple[Segment, ...], *, draw: Callable[[], float] = random.random):
+        self._draw = draw
         self.key = key = state.config_key
         self.state = state
         self.revision = state.revision
@@ -222,15 +226,22 @@ class CompiledConfig:
             return self._full, segment
         if self._percent is not None:
             user_key = context.get("key", "")
+            if not user_key:  # anonymous: bucketed per request, so the stage's share holds for them too
+                if self._draw() < self._threshold:
+                    return self._percent, segment
+                return self._stable_or_raise(), segment
             h = self._prefix.copy()
             h.update((user_key if type(user_key) is str else str(user_key)).encode())
             if (int.from_bytes(h.digest()[:8], "big") >> 4) / _SCALE < self._threshold:
                 return self._percent, segment
+        return self._stable_or_raise(), segment
+
+    def _stable_or_raise(self) -> _Outcome:
         if self._stable_outcome is None:
             raise NotFound(
                 f"config {self.key!r} has no stable version: run 'canaryflow serve set-stable {self.key} N'"
             )
-        return self._stable_outcome, segment
+        return self._stable_outcome
 
     def resolve(self, context: Mapping[str, Any] | None = None,
                 variables: Mapping[str, object] | None = None) -> Resolution:
