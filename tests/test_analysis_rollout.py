@@ -57,7 +57,7 @@ async def test_raised_error_rate_is_rolled_back_with_evidence(
     plan = {
         "stages": [{"name": "canary-50", "kind": "percent", "percent": 50, "min_duration": "10m"},
                    {"name": "full", "kind": "full"}],
-        "gates": [{"metric": "error_rate", "margin": 0.0, "mode": "absolute"}],
+        "gates": [{"metric": "error_rate", "margin": 0.5}],
         "analysis_interval": "2s",
     }
     with running_stack(tmp_path, configs=configs) as stack:
@@ -84,7 +84,7 @@ async def test_raised_error_rate_is_rolled_back_with_evidence(
         message = str(info.value.cause)
         assert "canary-50" in message and "error_rate FAIL" in message, message
         assert "candidate 0." in message and "vs stable" in message
-        assert "interval [" in message and "margin 0 absolute" in message
+        assert "interval [" in message and "margin 0.5 relative" in message
         # compensation restored stable
         state = stack.registry.serving_state(key)
         assert state.stable_version == 1 and state.exposure.candidate_version is None

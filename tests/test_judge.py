@@ -22,10 +22,10 @@ from canaryflow.domain.judge import (
 )
 from canaryflow.domain.sequential import lower_bound, normal_mixture_halfwidth, ratio_bounds, upper_bound
 
-ERR0 = Gate(metric="error_rate", margin=0.0)
-ERR_ABS = Gate(metric="error_rate", margin=0.01, min_samples=500)
+ERR0 = Gate(metric="error_rate", margin=0.5, floor=0.0)  # relative (the default), no floor
+ERR_ABS = Gate(metric="error_rate", margin=0.01, mode="absolute", min_samples=500)
 ERR_REL = Gate(metric="error_rate", margin=0.5, mode="relative")
-COMPLETION = Gate(metric="completion_rate", margin=0.02)
+COMPLETION = Gate(metric="completion_rate", margin=0.02, mode="absolute")
 
 
 @pytest.mark.parametrize(
@@ -44,6 +44,11 @@ COMPLETION = Gate(metric="completion_rate", margin=0.02)
         (ERR0, (1, 40, 8, 760), Verdict.INCONCLUSIVE),
         (ERR_ABS, (2, 40, 8, 760), Verdict.INCONCLUSIVE),
         (ERR_REL, (0, 100, 0, 1900), Verdict.INCONCLUSIVE),
+        # no errors on either side: the candidate passes below the floor (0.1 %) once that is shown
+        (ERR_REL, (0, 5000, 0, 95000), Verdict.PASS),
+        (ERR0, (0, 5000, 0, 95000), Verdict.INCONCLUSIVE),
+        # relative margins can PASS a candidate as good as stable, with enough events
+        (ERR_REL, (100, 10000, 1900, 190000), Verdict.PASS),
         # completion collapsing (higher is better)
         (COMPLETION, (800, 1000, 18810, 19000), Verdict.FAIL),
         # no traffic is never a pass
@@ -222,7 +227,7 @@ def test_exceedances(threshold: float, expected: tuple[float, float]) -> None:
 
 RATIO = {"metric": "custom", "name": "truncated",
          "events": 'sum(increase(canaryflow_requests_total{$selector,finish_reason="length"}[$window]))',
-         "total": "sum(increase(canaryflow_requests_total{$selector}[$window]))", "margin": 0.0}
+         "total": "sum(increase(canaryflow_requests_total{$selector}[$window]))", "margin": 0.5}
 
 
 @pytest.mark.parametrize(
@@ -251,7 +256,7 @@ def test_builtin_gates_refuse_ratio_fields() -> None:
 
 
 def test_custom_ratio_higher_is_better_is_judged_on_the_complement() -> None:
-    gate = Gate(**{**RATIO, "higher_is_better": True, "margin": 0.02})  # type: ignore[arg-type]
+    gate = Gate(**{**RATIO, "higher_is_better": True, "margin": 0.02, "mode": "absolute"})  # type: ignore[arg-type]
     m = judge_rate(gate, cand_events=800, cand_total=1000, stable_events=18810, stable_total=19000, at=0.0)
     assert m.verdict is Verdict.FAIL and m.evidence.candidate_value == pytest.approx(0.8)
     assert m.evidence.interval is not None and m.evidence.interval[1] < -0.02

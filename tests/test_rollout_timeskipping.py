@@ -56,7 +56,7 @@ PLAN: dict[str, Any] = {
             "approval": "required",
         },
         {"name": "canary-5", "kind": "percent", "percent": 5, "min_duration": "5m"},
-        {"name": "full", "kind": "full", "gates": [{"metric": "error_rate", "margin": 0.01}]},
+        {"name": "full", "kind": "full", "gates": [{"metric": "error_rate", "margin": 0.5}]},
     ],
     "analysis_interval": "1m",
     "approval_timeout": "1h",
@@ -356,7 +356,8 @@ async def test_a_failing_gate_rolls_back_at_each_stage_kind(rig: Rig, stage: str
     await drive(rig.env, handle, approve_when_asked(handle), step=300)
     cause = await failure(handle)
     assert f"stage {stage}: gate failed" in str(cause)
-    assert "error_rate FAIL; candidate 0.05 vs stable 0.01 (n=10000/190000); margin 0.01" in str(cause)
+    want = "error_rate FAIL; candidate 0.05 vs stable 0.01 (n=10000/190000); margin 0.5 relative"
+    assert want in str(cause)
     rig.assert_restored()
     applied = ["shadow", "internal", "canary-5", "full"].index(stage) + 1
     assert rig.exposure_actions() == ["apply_exposure"] * applied + ["clear_exposure", "rollout_rolled_back"]

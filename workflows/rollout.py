@@ -30,7 +30,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     import pydantic
 
-    from canaryflow.domain.plan import RolloutInput
+    from canaryflow.domain.plan import PRESETS_PATCH, RolloutInput, legacy_input
     from canaryflow.domain.rollout_outcome import end_stage
     from canaryflow.domain.rollout_status import (
         LOGIC_VERSION,
@@ -73,6 +73,8 @@ class RolloutWorkflow:
         # argument count matches, and a message naming the field beats a converter error. The failure
         # itself is raised by run(), so the workflow fails at once (never a retried workflow task).
         self.problem = ""
+        if not workflow.patched(PRESETS_PATCH):  # started before the presets' relative margins
+            input = legacy_input(input)
         try:  # a preset name is resolved once, by the validate activity (frozen into history)
             self.input = RolloutInput.model_validate(input, context={"preset_resolved_later": True})
         except pydantic.ValidationError as exc:

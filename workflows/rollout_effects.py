@@ -100,7 +100,7 @@ async def measure(s: RolloutStatus) -> None:
         config_key=s.config_key, stable_version=s.stable_version or 0, candidate_version=s.candidate_version,
         stage=stage.name, stage_kind=stage.kind, window_start=s.stage_started_at, gates=gates,
         min_samples=stage.min_samples, interval=s.plan.analysis_interval.total_seconds() if v2 else None,
-        args=s.plan.args)
+        args=s.plan.args, segments=list(stage.segments or []) if stage.kind == "segments" else [])
     try:
         report = await workflow.execute_activity(
             names.ANALYZE_STAGE, request, result_type=AnalysisReport,

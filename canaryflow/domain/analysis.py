@@ -37,8 +37,11 @@ class AnalysisRequest(BaseModel):
     min_samples: int = 0
     interval: float | None = Field(
         default=None, description="seconds: the analysis interval ($window of custom gates with "
-                                  "window: interval); None = the whole stage")
+                                  "window: interval; the strata the built-in tests compare within, 60 s "
+                                  "when None); None = the whole stage for custom gates")
     args: dict[str, str] = Field(default_factory=dict, description="the plan's args ({{args.NAME}})")
+    segments: list[str] = Field(default_factory=list,
+                                description="a segments stage's segments: stable is compared within them too")
 
 
 class AnalysisReport(BaseModel):

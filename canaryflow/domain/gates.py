@@ -13,7 +13,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from canaryflow.domain.conditions import parse_condition
 from canaryflow.domain.durations import Duration, format_duration
@@ -22,6 +22,7 @@ from canaryflow.domain.templating import check_template
 
 GateMetric = Literal[
     "error_rate",
+    "fallback_rate",
     "latency_p50",
     "latency_p95",
     "latency_p99",
@@ -34,6 +35,16 @@ GateMetric = Literal[
     "custom",
 ]
 BUILTIN_METRICS: tuple[str, ...] = tuple(m for m in get_args(GateMetric) if m != "custom")
+#: Gates judged as a ratio of counters (events / requests), candidate against stable.
+RATE_GATES = frozenset({"error_rate", "fallback_rate", "negative_feedback_rate", "completion_rate",
+                        "tool_call_error_rate"})
+#: A rate below this is acceptable whatever stable's, so a good candidate can PASS against a stable with no
+#: errors at all; low enough that 0.1 % → 0.5 % is still caught.
+DEFAULT_FLOORS: dict[str, float] = {"error_rate": 0.001, "fallback_rate": 0.001, "completion_rate": 0.001,
+                                    "negative_feedback_rate": 0.01, "tool_call_error_rate": 0.001}
+#: Gates comparing a value of the candidate with stable's (quantiles and means).
+VALUE_GATES = frozenset({"latency_p50", "latency_p95", "latency_p99", "cost_per_request",
+                         "tokens_per_request"})
 
 
 class Verdict(StrEnum):
@@ -53,8 +64,14 @@ class Gate(BaseModel):
 
     metric: GateMetric
     name: str | None = Field(default=None, description="display name; required for custom gates")
-    margin: float | None = Field(default=None, ge=0.0, description="allowed degradation vs stable")
-    mode: Literal["absolute", "relative"] = "absolute"
+    margin: float | None = Field(
+        default=None, description="allowed degradation vs stable: relative (0.2 = candidate ≤ 1.2 × stable) "
+                                  "or absolute (in the metric's unit)")
+    mode: Literal["absolute", "relative"] = "relative"
+    floor: float | None = Field(
+        default=None, ge=0.0, le=1.0,
+        description="rate gates: a candidate rate below this absolute value is fine whatever stable's "
+                    "(relative margins; default per metric, see DEFAULT_FLOORS)")
     query: str | None = Field(default=None, description="PromQL, custom gates only")
     success: str | None = Field(default=None, description="condition on `result`, e.g. 'result >= 0.99'")
     failure: str | None = Field(default=None, description="condition on `result`, e.g. 'result < 0.9'")
@@ -89,9 +106,29 @@ class Gate(BaseModel):
                     "judges its own window, so failure_limit tolerates noisy windows) or the whole stage")
     dry_run: bool = Field(default=False, description="measured and shown, never decides")
 
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _known_metric(cls, value: object) -> object:
+        if isinstance(value, str) and value not in get_args(GateMetric):
+            raise ValueError(f"unknown metric {value!r}: use one of {', '.join(BUILTIN_METRICS)}, or "
+                             "'custom' with a PromQL 'query'")
+        return value
+
     @model_validator(mode="after")
     def _well_formed(self) -> Gate:
         self._limits_make_sense()
+        if self.margin is not None and self.margin < 0:
+            raise ValueError(f"margin {self.margin:g} is negative: a margin is the degradation allowed, e.g. "
+                             "0.2 (relative: candidate ≤ 1.2 × stable)")
+        if self.floor is not None and not (self.metric in RATE_GATES or self.is_ratio):
+            kinds = ", ".join(sorted(RATE_GATES))
+            raise ValueError(f"'floor' belongs to rate gates ({kinds}, custom ratio), not to "
+                             f"{self.metric!r}: remove it")
+        comparative = self.metric in RATE_GATES or self.metric in VALUE_GATES or self.is_ratio
+        if comparative and self.margin == 0:
+            raise ValueError(f"margin 0 on {self.metric!r} can never PASS a candidate as good as stable (the "
+                             "upper bound must fall below the margin): use a relative margin such as 0.5 "
+                             "(candidate ≤ 1.5 × stable)")
         if self.metric == "custom":
             if self.is_ratio:
                 if self.query or self.success or self.failure:
@@ -100,7 +137,8 @@ class Gate(BaseModel):
                 if not (self.events and self.total):
                     raise ValueError("a custom ratio gate needs both 'events' and 'total' (PromQL)")
                 if self.margin is None:
-                    raise ValueError("a custom ratio gate needs a 'margin' (e.g. 0.01 absolute)")
+                    raise ValueError("a custom ratio gate needs a 'margin' (e.g. 0.5 relative: candidate ≤ "
+                                     "1.5 × stable)")
                 for q in (self.events, self.total):
                     if "$selector" not in q or "$window" not in q:
                         raise ValueError("'events' and 'total' must use $selector and $window, e.g. "
@@ -130,7 +168,8 @@ class Gate(BaseModel):
                     f"built-in gate {self.metric!r} takes 'margin' and 'mode', not query/success/failure"
                 )
             if self.margin is None:
-                raise ValueError(f"gate {self.metric!r} needs a 'margin' (e.g. 0.01 absolute, 0.2 relative)")
+                raise ValueError(f"gate {self.metric!r} needs a 'margin' (e.g. 0.2 relative: "
+                                 "candidate ≤ 1.2 × stable)")
         return self
 
     def _limits_make_sense(self) -> None:
@@ -153,6 +192,13 @@ class Gate(BaseModel):
         return self.metric == "custom" and (self.events is not None or self.total is not None)
 
     @property
+    def rate_floor(self) -> float:
+        """The absolute rate below which the candidate is fine (relative rate gates)."""
+        if self.floor is not None:
+            return self.floor
+        return DEFAULT_FLOORS.get(self.metric, 0.0)
+
+    @property
     def label(self) -> str:
         """Display name of the gate."""
         return self.name or self.metric
@@ -172,8 +218,13 @@ class Evidence(BaseModel):
     candidate_value: float | None = None
     stable_samples: float = 0.0
     candidate_samples: float = 0.0
+    stable_events: float | None = Field(default=None, description="rate gates: the counted (bad) events")
+    candidate_events: float | None = Field(default=None, description="rate gates: the counted (bad) events")
     difference: float | None = None
     interval: tuple[float, float] | None = None
+    allowed: float | None = Field(default=None, description="the candidate value the margin allows")
+    method: str = Field(default="", description="the test that decided, e.g. 'stratified mixture SPRT'")
+    strata: int = Field(default=0, description="analysis intervals the test is stratified by")
     margin: float | None = None
     mode: str | None = None
     alpha: float | None = None
@@ -208,7 +259,12 @@ class Measurement(BaseModel):
         """One line: ``error_rate FAIL: candidate 0.051 vs stable 0.010 (n=412/7800), ...``."""
         e = self.evidence
         parts = [f"{self.gate} {self.verdict.value}"]
-        if e.candidate_value is not None or e.stable_value is not None:
+        if e.candidate_events is not None and e.stable_events is not None:
+            parts.append(
+                f"candidate {_fmt(e.candidate_value)} ({e.candidate_events:g}/{e.candidate_samples:g}) vs "
+                f"stable {_fmt(e.stable_value)} ({e.stable_events:g}/{e.stable_samples:g})"
+            )
+        elif e.candidate_value is not None or e.stable_value is not None:
             parts.append(
                 f"candidate {_fmt(e.candidate_value)} vs stable {_fmt(e.stable_value)} "
                 f"(n={e.candidate_samples:g}/{e.stable_samples:g})"
@@ -226,5 +282,16 @@ def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.4g}"
 
 
-__all__ = ["BUILTIN_METRICS", "MAX_NOTE", "MAX_QUERY", "Evidence", "Gate", "GateMetric", "Measurement",
-           "Verdict"]
+__all__ = [
+    "BUILTIN_METRICS",
+    "DEFAULT_FLOORS",
+    "MAX_NOTE",
+    "MAX_QUERY",
+    "RATE_GATES",
+    "VALUE_GATES",
+    "Evidence",
+    "Gate",
+    "GateMetric",
+    "Measurement",
+    "Verdict",
+]

@@ -87,18 +87,30 @@ class Stage(BaseModel):
         return self.shadow_fraction if self.shadow_fraction is not None else 0.1
 
 
-def _gate(metric: str, margin: float, mode: str) -> Gate:
-    return Gate.model_validate({"metric": metric, "margin": margin, "mode": mode})
+def _gate(metric: str, margin: float, mode: str = "relative", **extra: Any) -> Gate:
+    return Gate.model_validate({"metric": metric, "margin": margin, "mode": mode, **extra})
 
 
+#: Relative margins (candidate ≤ (1 + m) × stable), which a candidate as good as stable can PASS; the rate
+#: gates also pass below their floor (DEFAULT_FLOORS). Figures: benchmarks/README.md "The statistical judge".
+#: ``negative_feedback_rate`` is judged on the requests that received feedback, so it is not a default:
+#: without feedback it has no data, and no data never passes — add it when the app sends feedback.
 DEFAULT_GATES: tuple[Gate, ...] = (
-    _gate("error_rate", 0.01, "absolute"),
-    _gate("latency_p95", 0.20, "relative"),
-    _gate("cost_per_request", 0.20, "relative"),
-    _gate("negative_feedback_rate", 0.02, "absolute"),
+    _gate("error_rate", 0.5),
+    _gate("fallback_rate", 0.5),
+    _gate("latency_p95", 0.20),
+    _gate("cost_per_request", 0.20),
 )
-#: Shadow traffic never reaches a user, so there is no feedback to gate on.
-SHADOW_GATES: tuple[Gate, ...] = DEFAULT_GATES[:3]
+SHADOW_GATES: tuple[Gate, ...] = DEFAULT_GATES
+#: The fast plan sees tens of requests: floors a small sample can show (demos and tests, not production).
+FAST_GATES: tuple[Gate, ...] = (
+    _gate("error_rate", 0.5, floor=0.1),
+    _gate("fallback_rate", 0.5, floor=0.1),
+    _gate("latency_p95", 0.5),
+    _gate("cost_per_request", 0.5),
+)
+FAST_SHADOW_GATES: tuple[Gate, ...] = FAST_GATES
+AlphaScope = Literal["per_gate_stage", "family"]
 
 
 class Plan(BaseModel):
@@ -117,6 +129,13 @@ class Plan(BaseModel):
     notify: list[str] = Field(default_factory=list, description="webhook URLs, or env:NAME for a secret URL")
     args: dict[str, str] = Field(
         default_factory=dict, description="values for {{args.NAME}} in custom gate queries (Argo's args)")
+    alpha_scope: AlphaScope = Field(
+        default="per_gate_stage",
+        description="per_gate_stage: each gate's alpha holds for that gate in that stage; family: "
+                    "family_alpha is the chance of any false rollback across all gates and stages "
+                    "(split evenly, Bonferroni)")
+    family_alpha: float | None = Field(default=None, gt=0.0, lt=0.5,
+                                       description="alpha_scope family only: the family-wise budget")
 
     @field_validator("notify")
     @classmethod
@@ -150,6 +169,7 @@ class Plan(BaseModel):
             raise ValueError("approval_timeout must be positive")
         self._few_gates()
         self._args_defined()
+        self._alpha_policy()
         return self
 
     def _few_gates(self) -> None:
@@ -177,12 +197,51 @@ class Plan(BaseModel):
                     raise ValueError(f"{path}[{n}].query uses {{{{args.{missing[0]}}}}}, which the plan's "
                                      f"'args' does not define: add args: {{{missing[0]}: ...}}")
 
-    def gates_for(self, index: int) -> list[Gate]:
-        """The gates of stage ``index``: its own, else the plan's (none for ``full`` unless it says)."""
+    def _alpha_policy(self) -> None:
+        if self.alpha_scope == "family":
+            if self.family_alpha is None:
+                raise ValueError("alpha_scope 'family' needs 'family_alpha' (e.g. 0.05 across all gates and "
+                                 "stages)")
+            for i in range(len(self.stages)):
+                for g in self._own_gates(i):
+                    if "alpha" in g.model_fields_set:
+                        raise ValueError(f"gate {g.label!r} of stage {self.stages[i].name!r} sets 'alpha', "
+                                         "but alpha_scope 'family' splits family_alpha over the gates: "
+                                         "remove the gate's alpha or use alpha_scope 'per_gate_stage'")
+        elif self.family_alpha is not None:
+            raise ValueError("'family_alpha' needs alpha_scope 'family' (or remove it)")
+
+    def _own_gates(self, index: int) -> list[Gate]:
         stage = self.stages[index]
         if stage.gates is not None:
             return list(stage.gates)
         return [] if stage.kind == "full" else list(self.gates)
+
+    def comparisons(self) -> int:
+        """How many deciding gate × stage checks the plan makes (what a family-wise alpha is split over)."""
+        return sum(1 for i in range(len(self.stages)) for g in self._own_gates(i) if not g.dry_run)
+
+    def alpha_text(self) -> str:
+        """What α means in this plan, as the status shows it."""
+        if self.alpha_scope == "family":
+            n = max(1, self.comparisons())
+            assert self.family_alpha is not None
+            return (f"family-wise α {self.family_alpha:g} across {n} gate×stage checks "
+                    f"({self.family_alpha / n:.3g} each, Bonferroni)")
+        alphas = sorted({g.alpha for i in range(len(self.stages)) for g in self._own_gates(i)})
+        shown = ", ".join(f"{a:g}" for a in alphas) or "-"
+        return f"α {shown} per gate per stage (each gate's own false-rollback chance in each stage)"
+
+    def gates_for(self, index: int) -> list[Gate]:
+        """The gates of stage ``index``: its own, else the plan's (none for ``full`` unless it says).
+
+        With ``alpha_scope: family`` each gate carries its share of ``family_alpha``.
+        """
+        gates = self._own_gates(index)
+        if self.alpha_scope == "family" and self.family_alpha is not None:
+            share = self.family_alpha / max(1, self.comparisons())
+            gates = [g.model_copy(update={"alpha": share}) for g in gates]
+        return gates
 
     def may_approve(self, who: str) -> bool:
         """Whether ``who`` may approve or promote (anyone when the plan lists no approvers)."""
@@ -197,7 +256,7 @@ DEFAULT_PLAN = Plan(
     name="default",
     stages=[
         _stage(name="shadow", kind="shadow", shadow_fraction=0.2, min_duration="10m", max_duration="2h",
-               min_samples=200, gates=[g.model_dump() for g in SHADOW_GATES]),
+               min_samples=200, gates=[g.model_dump(exclude_unset=True) for g in SHADOW_GATES]),
         _stage(name="internal", kind="segments", segments=["internal"], min_duration="30m",
                max_duration="4h", min_samples=50, approval="required"),
         _stage(name="beta", kind="segments", segments=["beta"], min_duration="2h", max_duration="12h",
@@ -214,7 +273,7 @@ FAST_PLAN = Plan(
     name="fast",
     stages=[
         _stage(name="shadow", kind="shadow", shadow_fraction=0.5, min_duration="10s", max_duration="2m",
-               min_samples=10, gates=[g.model_dump() for g in SHADOW_GATES]),
+               min_samples=10, gates=[g.model_dump(exclude_unset=True) for g in FAST_SHADOW_GATES]),
         _stage(name="internal", kind="segments", segments=["internal"], min_duration="10s",
                max_duration="2m", min_samples=5, approval="required"),
         _stage(name="beta", kind="segments", segments=["beta"], min_duration="10s", max_duration="2m",
@@ -225,11 +284,37 @@ FAST_PLAN = Plan(
                min_samples=10),
         _stage(name="full", kind="full"),
     ],
+    gates=list(FAST_GATES),
     analysis_interval="5s",
     approval_timeout="10m",
 )
 
 PRESETS: dict[str, Plan] = {"default": DEFAULT_PLAN, "fast": FAST_PLAN}
+
+
+#: The plan-level gates of the first presets (absolute error margin, no fallback_rate). Rollouts started
+#: before the presets changed replay with them: see :func:`legacy_input` and ``workflow.patched``.
+LEGACY_GATES: tuple[Gate, ...] = (
+    _gate("error_rate", 0.01, "absolute"),
+    _gate("latency_p95", 0.20),
+    _gate("cost_per_request", 0.20),
+    _gate("negative_feedback_rate", 0.02, "absolute"),
+)
+#: The marker under which new rollouts take the current presets (``workflow.patched``).
+PRESETS_PATCH = "presets-v2-relative-margins"
+
+
+def legacy_input(data: Any) -> Any:
+    """A rollout's input read the way the first presets did: an inline plan omitting ``gates`` takes
+    :data:`LEGACY_GATES` (so a history recorded then replays the same decisions; a preset name is
+    resolved once by the validate activity, its result is in the history)."""
+    if not isinstance(data, dict):
+        return data
+    plan = data.get("plan", "default")
+    if isinstance(plan, dict) and "gates" not in plan:
+        gates = [g.model_dump(exclude_unset=True) for g in LEGACY_GATES]
+        return {**data, "plan": {**plan, "gates": gates}}
+    return data
 
 
 def resolve_plan(plan: str | Plan) -> Plan:
@@ -278,12 +363,15 @@ __all__ = [
     "DEFAULT_GATES",
     "DEFAULT_PLAN",
     "FAST_PLAN",
+    "LEGACY_GATES",
     "PRESETS",
+    "PRESETS_PATCH",
     "Duration",
     "Plan",
     "RolloutInput",
     "Stage",
     "format_duration",
+    "legacy_input",
     "parse_duration",
     "resolve_plan",
 ]

@@ -85,6 +85,7 @@ def details_markdown(status: RolloutStatus) -> str:
         ("since", clock(status.stage_started_at)),
         ("last verdict", verdict_brief(status.last_verdict)),
         *(("gate", words) for words, _ in gate_lines(status)),
+        ("alpha", plan.alpha_text()),
         ("waiting for", status.waiting_for or "-"),
     ]
     if status.logic >= 2 and status.measured:

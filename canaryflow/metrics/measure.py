@@ -1,7 +1,13 @@
-"""One analysis interval: query every gate's numbers and let the judge decide (no Temporal here).
+"""One analysis interval: fetch every gate's exact per-interval numbers and let the judge decide.
+
+No Temporal here. The built-in gates fetch raw counter samples since the stage's start
+(:func:`canaryflow.metrics.promql.raw`) and add them up exactly per analysis interval
+(:mod:`canaryflow.metrics.deltas`): whole request counts, across replicas, restarts and label sets born
+during the stage. The judge then compares like with like, interval by interval.
 
 :func:`measure_sync` never raises for a metrics problem: a query that fails becomes an ERROR measurement
-(counted against the gate's consecutive-error limit), an empty answer becomes NODATA.
+(counted against the gate's consecutive-error limit), an empty answer becomes NODATA. Each series is
+fetched once per interval however many gates read it.
 """
 
 from __future__ import annotations
@@ -9,106 +15,206 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Mapping
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
 from canaryflow.domain.gates import Gate, Measurement
 from canaryflow.domain.judge import (
+    BucketStrata,
+    MeanStrata,
+    RateStrata,
     error_measurement,
     judge_custom,
     judge_floor,
+    judge_mean_strata,
+    judge_quantile_strata,
     judge_rate,
-    judge_ratio,
+    judge_rate_strata,
 )
 from canaryflow.domain.templating import render
 from canaryflow.errors import MetricsUnavailable, ValidationFailed
+from canaryflow.metrics.deltas import RawSeries, increases, increases_by
 from canaryflow.metrics.promql import (
+    AGREEMENT,
+    DURATION,
+    MEAN_SPECS,
     QUANTILES,
-    RATE_METRICS,
+    RATE_SPECS,
     REQUESTS,
     Selector,
     expand,
-    rate_queries,
+    primary,
+    raw,
+    raw_seconds,
     selectors,
-    value_queries,
     window_seconds,
 )
 from canaryflow.metrics.source import MetricsSource, PrometheusUnreachable
+
+#: The strata of requests that carry no analysis interval (rollouts started by an older release).
+DEFAULT_STRATUM_S = 60.0
 
 
 def _zero(x: float | None) -> float:
     return 0.0 if x is None else x
 
 
-def _rate(gate: Gate, src: MetricsSource, cand: Selector, stable: Selector, window: int, now: float,
-          min_samples: int) -> Measurement:
-    if gate.is_ratio:
-        events, total = gate.events or "", gate.total or ""
-        queries = [expand(events, cand, window), expand(total, cand, window),
-                   expand(events, stable, window), expand(total, stable, window)]
-    else:
-        qc, qs = rate_queries(gate.metric, cand, window), rate_queries(gate.metric, stable, window)
-        queries = [qc.events, qc.total, qs.events, qs.total]
+class _Window:
+    """One interval's view of the stage: raw series fetched once each, cut into analysis intervals."""
+
+    def __init__(self, req: AnalysisRequest, src: MetricsSource, now: float) -> None:
+        self.req, self.src, self.now = req, src, now
+        self.start = req.window_start
+        self.strata_s = req.interval or DEFAULT_STRATUM_S
+        self.seconds = raw_seconds(req.window_start, now)
+        self._cache: dict[str, list[RawSeries]] = {}
+
+    def fetch(self, metric: str, sel: Selector, queries: list[str] | None = None
+              ) -> tuple[str, list[RawSeries]]:
+        """The raw series of ``metric`` for ``sel`` (the query is added to ``queries`` first, so an
+        ERROR measurement names it too)."""
+        query = raw(metric, sel, self.seconds)
+        if queries is not None:
+            queries.append(query)
+        if query not in self._cache:
+            self._cache[query] = self.src.matrix(query, at=self.now)
+        return query, self._cache[query]
+
+    def per_interval(self, series: list[RawSeries], keep: object = None) -> list[float]:
+        return increases(series, self.start, self.now, self.strata_s, keep if callable(keep) else None)
+
+
+def _rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int) -> Measurement:
+    spec = RATE_SPECS[gate.metric]
+    queries: list[str] = []
+    counts: list[list[float]] = []
     try:
-        ce, ct, se, st = (src.scalar(q, at=now) for q in queries)
+        for sel in (cand, stable):
+            _, series = w.fetch(spec.metric, sel, queries)
+            counts.append(w.per_interval(series, spec.events))
+            counts.append(w.per_interval(series))
     except MetricsUnavailable as exc:
-        return error_measurement(gate, str(exc), at=now, queries=queries)
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    ce, ct, se, st = counts
+    note = f"events: {spec.events_text}"
+    m = judge_rate_strata(gate, RateStrata(ce, ct, se, st), at=w.now, queries=queries,
+                          min_samples=min_samples, higher_is_better=spec.higher_is_better)
+    m.evidence.note = f"{m.evidence.note}; {note}" if m.evidence.note else note
+    return m
+
+
+def _custom_ratio(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int
+                  ) -> Measurement:
+    window = window_seconds(w.start, w.now)
+    events, total = gate.events or "", gate.total or ""
+    queries = [expand(events, cand, window), expand(total, cand, window),
+               expand(events, stable, window), expand(total, stable, window)]
+    try:
+        ce, ct, se, st = (w.src.scalar(q, at=w.now) for q in queries)
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
     return judge_rate(gate, cand_events=_zero(ce), cand_total=_zero(ct), stable_events=_zero(se),
-                      stable_total=_zero(st), at=now, queries=queries, min_samples=min_samples)
+                      stable_total=_zero(st), at=w.now, queries=queries, min_samples=min_samples)
 
 
-def _value(src: MetricsSource, value: str | None, numerator: str | None, samples: str, now: float
-           ) -> tuple[float | None, float]:
-    n = _zero(src.scalar(samples, at=now))
-    if value is not None:
-        return src.scalar(value, at=now), n
-    num = _zero(src.scalar(numerator, at=now)) if numerator is not None else 0.0
-    return (num / n if n > 0 else None), n
-
-
-def _values(gate: Gate, src: MetricsSource, cand: Selector, stable: Selector, window: int, now: float,
-            min_samples: int) -> Measurement:
-    qc, qs = value_queries(gate.metric, cand, window), value_queries(gate.metric, stable, window)
-    queries = [q for vq in (qc, qs) for q in (vq.value, vq.numerator, vq.samples) if q is not None]
+def _mean(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int) -> Measurement:
+    spec = MEAN_SPECS[gate.metric]
+    queries: list[str] = []
+    parts: list[list[float]] = []
     try:
-        cv, cn = _value(src, qc.value, qc.numerator, qc.samples, now)
-        if gate.metric == "shadow_agreement":
-            return judge_floor(gate, value=cv, samples=cn, at=now, queries=queries[:2],
-                               min_samples=min_samples)
-        sv, sn = _value(src, qs.value, qs.numerator, qs.samples, now)
-        buckets = None
-        if qc.buckets is not None:
-            raw = src.vector(qc.buckets, at=now, label="le")
-            buckets = [(float(le), count) for le, count in raw.items() if le]
-            queries.append(qc.buckets)
+        for sel in (cand, stable):
+            _, sums = w.fetch(spec.sum_metric, sel, queries)
+            _, counts = w.fetch(spec.count_metric, sel, queries)
+            parts += [w.per_interval(sums, spec.sum_keep), w.per_interval(counts, spec.count_keep)]
     except MetricsUnavailable as exc:
-        return error_measurement(gate, str(exc), at=now, queries=queries)
-    return judge_ratio(gate, cand_value=cv, stable_value=sv, cand_samples=cn, stable_samples=sn, at=now,
-                       queries=queries, min_samples=min_samples, quantile=QUANTILES.get(gate.metric),
-                       cand_buckets=buckets)
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    m = judge_mean_strata(gate, MeanStrata(*parts), at=w.now, queries=queries, min_samples=min_samples)
+    m.evidence.note = f"{m.evidence.note}; {spec.text}"
+    return m
+
+
+def _buckets(by_le: Mapping[str, list[float]]) -> tuple[list[float], list[list[float]]]:
+    """``{le: per-interval increases}`` → sorted bounds and per-interval cumulative counts."""
+    les = sorted((float(le), le) for le in by_le if le)
+    if not les:
+        return [], []
+    k = len(next(iter(by_le.values())))
+    rows = [[by_le[name][j] for _, name in les] for j in range(k)]
+    return [b for b, _ in les], rows
+
+
+def _quantile(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int) -> Measurement:
+    queries: list[str] = []
+    sides: list[tuple[list[float], list[list[float]]]] = []
+    try:
+        for sel in (cand, stable):
+            _, series = w.fetch(f"{DURATION}_bucket", sel, queries)
+            by_le = increases_by(series, "le", w.start, w.now, w.strata_s, primary)
+            sides.append(_buckets(by_le))
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    (les_c, cand_rows), (les_s, stable_rows) = sides
+    if les_c and les_s and les_c != les_s:
+        return error_measurement(gate, "candidate and stable histograms have different buckets",
+                                 at=w.now, queries=queries)
+    les = les_c or les_s
+    strata = BucketStrata(les, cand_rows if les_c else [], stable_rows if les_s else [])
+    m = judge_quantile_strata(gate, strata, QUANTILES[gate.metric], at=w.now, queries=queries,
+                              min_samples=min_samples)
+    m.evidence.note = f'{m.evidence.note}; served_by="primary" attempts'
+    return m
+
+
+def _agreement(gate: Gate, w: _Window, cand: Selector, min_samples: int) -> Measurement:
+    queries: list[str] = []
+    try:
+        _, sums = w.fetch(f"{AGREEMENT}_sum", cand, queries)
+        _, counts = w.fetch(f"{AGREEMENT}_count", cand, queries)
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    n, total = sum(w.per_interval(counts)), sum(w.per_interval(sums))
+    return judge_floor(gate, value=total / n if n > 0 else None, samples=n, at=w.now, queries=queries,
+                       min_samples=min_samples)
+
+
+def _measure(gate: Gate, w: _Window) -> Measurement:
+    req = w.req
+    cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind,
+                             tuple(req.segments))
+    if gate.is_ratio:
+        return _custom_ratio(gate, w, cand, stable, req.min_samples)
+    if gate.metric in RATE_SPECS:
+        return _rate(gate, w, cand, stable, req.min_samples)
+    if gate.metric in MEAN_SPECS:
+        return _mean(gate, w, cand, stable, req.min_samples)
+    if gate.metric in QUANTILES:
+        return _quantile(gate, w, cand, stable, req.min_samples)
+    if gate.metric == "shadow_agreement":
+        return _agreement(gate, w, cand, req.min_samples)
+    window = window_seconds(w.start, w.now)
+    per_interval = gate.window == "interval" and req.interval is not None
+    span = max(1, math.ceil(req.interval or 0)) if per_interval else window
+    try:
+        query = render(gate.query or "", selector=cand.matchers(), window=f"{span}s", args=req.args)
+    except ValidationFailed as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=[gate.query or ""])
+    try:
+        result = w.src.scalar(query, at=w.now)
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=[query])
+    return judge_custom(gate, result=result, at=w.now, queries=[query])
 
 
 def measure_gate(gate: Gate, req: AnalysisRequest, src: MetricsSource, now: float) -> Measurement:
     """Measure one gate for one interval (never raises for a metrics problem)."""
-    cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind)
-    window = window_seconds(req.window_start, now)
+    return _measure_in(gate, _Window(req, src, now))
+
+
+def _measure_in(gate: Gate, w: _Window) -> Measurement:
     try:
-        if gate.metric in RATE_METRICS or gate.is_ratio:
-            return _rate(gate, src, cand, stable, window, now, req.min_samples)
-        if gate.metric == "custom":
-            per_interval = gate.window == "interval" and req.interval is not None
-            span = max(1, math.ceil(req.interval or 0)) if per_interval else window
-            try:
-                query = render(gate.query or "", selector=cand.matchers(), window=f"{span}s", args=req.args)
-            except ValidationFailed as exc:
-                return error_measurement(gate, str(exc), at=now, queries=[gate.query or ""])
-            try:
-                result = src.scalar(query, at=now)
-            except MetricsUnavailable as exc:
-                return error_measurement(gate, str(exc), at=now, queries=[query])
-            return judge_custom(gate, result=result, at=now, queries=[query])
-        return _values(gate, src, cand, stable, window, now, req.min_samples)
+        return _measure(gate, w)
     except Exception as exc:  # a bug must not look like a pass: record it as ERROR
-        return error_measurement(gate, f"internal error measuring {gate.label}: {exc!r}", at=now)
+        return error_measurement(gate, f"internal error measuring {gate.label}: {exc!r}", at=w.now)
 
 
 class _FailFast:
@@ -123,12 +229,15 @@ class _FailFast:
         if self._down is not None:
             raise MetricsUnavailable(f"{self._down} (not retried in this interval)")
 
+    def _trip(self, exc: PrometheusUnreachable) -> None:
+        self._down = str(exc)
+
     def scalar(self, promql: str, *, at: float) -> float | None:
         self._guard()
         try:
             return self._src.scalar(promql, at=at)
         except PrometheusUnreachable as exc:
-            self._down = str(exc)
+            self._trip(exc)
             raise
 
     def vector(self, promql: str, *, at: float, label: str) -> dict[str, float]:
@@ -136,25 +245,33 @@ class _FailFast:
         try:
             return self._src.vector(promql, at=at, label=label)
         except PrometheusUnreachable as exc:
-            self._down = str(exc)
+            self._trip(exc)
+            raise
+
+    def matrix(self, promql: str, *, at: float) -> list[RawSeries]:
+        self._guard()
+        try:
+            return self._src.matrix(promql, at=at)
+        except PrometheusUnreachable as exc:
+            self._trip(exc)
             raise
 
 
 def measure_sync(req: AnalysisRequest, src: MetricsSource, now: float | None = None) -> AnalysisReport:
-    """Measure every gate of the request once, plus both variations' request counts in the window.
+    """Measure every gate of the request once, plus both variations' exact request counts in the stage.
 
     The first query that fails makes every later query of this interval fail fast (ERROR measurements),
     so a slow Prometheus costs one timeout per interval.
     """
     now = time.time() if now is None else now
-    src = _FailFast(src)
-    measurements = [measure_gate(g, req, src, now) for g in req.gates]
-    cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind)
-    window = window_seconds(req.window_start, now)
+    w = _Window(req, _FailFast(src), now)
+    measurements = [_measure_in(g, w) for g in req.gates]
+    cand, stable = selectors(req.config_key, req.stable_version, req.candidate_version, req.stage_kind,
+                             tuple(req.segments))
     counts = []
     for sel in (cand, stable):
         try:
-            counts.append(_zero(src.scalar(f"sum(increase({REQUESTS}{sel.labels()}[{window}s]))", at=now)))
+            counts.append(sum(w.per_interval(w.fetch(REQUESTS, sel)[1])))
         except MetricsUnavailable:
             counts.append(0.0)
     return AnalysisReport(at=now, measurements=measurements, candidate_samples=counts[0],

@@ -1,16 +1,20 @@
 """PromQL for the built-in gates, over the metric names of DESIGN.md (query side).
 
-Every query is windowed from the stage's start: ``increase(...[<W>s])`` with ``W = now − window_start``,
-evaluated at ``now``. The candidate is ``variation="candidate"`` of the candidate version — or
-``variation="shadow"`` during a shadow stage — and the stable side ``variation="stable"`` of the stable
-version, both filtered by the config label. :func:`gate_queries` returns what a gate needs per variation;
-the judge gets the numbers, the evidence gets the text.
+The built-in gates read **raw samples**: a range selector ``metric{<selector>}[<W>s]`` evaluated at now,
+``W`` reaching :data:`LOOKBACK_S` before the stage's start, so :mod:`canaryflow.metrics.deltas` finds each
+series' baseline and counts exactly (:func:`raw`). :data:`RATE_SPECS` and :data:`MEAN_SPECS` say which
+series and labels each gate adds up. The candidate is ``variation="candidate"`` of the candidate version —
+or ``variation="shadow"`` during a shadow stage — and the stable side ``variation="stable"`` of the stable
+version, both filtered by the config label and, in a segments stage, by the stage's segments (like with
+like). Latency, cost and tokens read the primary's own attempts (``served_by="primary"``; series from
+before that label existed have none and count as primary).
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 REQUESTS = "canaryflow_requests_total"
@@ -27,19 +31,24 @@ _LABEL_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 @dataclass(frozen=True)
 class Selector:
-    """One variation's series: config, version and variation labels."""
+    """One variation's series: config, version and variation labels (and a segments stage's segments)."""
 
     config: str
     version: int
     variation: str
+    segments: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        if not _LABEL_VALUE.match(self.config) or not _LABEL_VALUE.match(self.variation):
+        values = (self.config, self.variation, *self.segments)
+        if not all(_LABEL_VALUE.match(v) for v in values):
             raise ValueError(f"unsafe label value in {self!r}")
 
     def matchers(self, **extra: str) -> str:
         """``config="k",version="3",variation="candidate",...`` (what ``$selector`` expands to)."""
         pairs = [f'config="{self.config}"', f'version="{self.version}"', f'variation="{self.variation}"']
+        if self.segments:
+            seg = "|".join(self.segments)
+            pairs.append(f'segment=~"{seg}"' if len(self.segments) > 1 else f'segment="{seg}"')
         pairs += [f'{k}=~"{v}"' if "|" in v else f'{k}="{v}"' for k, v in extra.items()]
         return ",".join(pairs)
 
@@ -54,11 +63,88 @@ def window_seconds(window_start: float, now: float) -> int:
 
 
 def selectors(
-    config: str, stable_version: int, candidate_version: int, stage_kind: str
+    config: str, stable_version: int, candidate_version: int, stage_kind: str,
+    segments: tuple[str, ...] = (),
 ) -> tuple[Selector, Selector]:
-    """``(candidate, stable)`` selectors for a stage: the candidate is ``shadow`` during a shadow stage."""
+    """``(candidate, stable)`` selectors for a stage: the candidate is ``shadow`` during a shadow stage; in
+    a segments stage both sides are restricted to the stage's segments."""
     cand_variation = "shadow" if stage_kind == "shadow" else "candidate"
-    return Selector(config, candidate_version, cand_variation), Selector(config, stable_version, "stable")
+    segs = tuple(segments) if stage_kind == "segments" else ()
+    return (Selector(config, candidate_version, cand_variation, segs),
+            Selector(config, stable_version, "stable", segs))
+
+
+#: How far before the stage's start raw samples are fetched, to find every series' baseline.
+LOOKBACK_S = 600
+
+
+def raw_seconds(window_start: float, now: float) -> int:
+    """The range of a raw-sample fetch: the stage so far plus :data:`LOOKBACK_S`."""
+    return max(1, math.ceil(now - window_start)) + LOOKBACK_S
+
+
+def raw(metric: str, sel: Selector, seconds: int) -> str:
+    """A range selector of raw samples: ``metric{config="k",...}[Ns]`` (evaluate it at now)."""
+    return f"{metric}{sel.labels()}[{seconds}s]"
+
+
+LabelTest = Callable[[Mapping[str, str]], bool]
+
+
+def _is(label: str, *values: str) -> LabelTest:
+    return lambda labels: labels.get(label, "") in values
+
+
+def primary(labels: Mapping[str, str]) -> bool:
+    """Attempts the primary answered (``served_by="primary"``, or no ``served_by`` label at all)."""
+    return labels.get("served_by", "") in ("primary", "")
+
+
+@dataclass(frozen=True)
+class RateSpec:
+    """A rate gate: the metric whose series it sums, which of them are events (the rest only count in
+    the total), and whether the events are the good ones."""
+
+    metric: str
+    events: LabelTest
+    events_text: str
+    higher_is_better: bool = False
+
+
+RATE_SPECS: dict[str, RateSpec] = {
+    "error_rate": RateSpec(REQUESTS, _is("outcome", "error"), 'outcome="error"'),
+    "fallback_rate": RateSpec(REQUESTS, _is("served_by", "fallback"), 'served_by="fallback"'),
+    "completion_rate": RateSpec(REQUESTS, _is("finish_reason", "stop", "tool_calls"),
+                                'finish_reason=~"stop|tool_calls"', higher_is_better=True),
+    # the denominator is the requests that received feedback, not every request served
+    "negative_feedback_rate": RateSpec(FEEDBACK, _is("sentiment", "negative"), 'sentiment="negative"'),
+    # per tool call: arguments not valid JSON for the tool's schema, or a tool the request did not declare
+    "tool_call_error_rate": RateSpec(
+        TOOL_CALLS, _is("result", "invalid_json", "schema_mismatch", "unknown_tool"),
+        'result=~"invalid_json|schema_mismatch|unknown_tool"'),
+}
+
+
+@dataclass(frozen=True)
+class MeanSpec:
+    """A mean gate: ``sum`` over the series of one metric, divided by ``count`` over another's."""
+
+    sum_metric: str
+    sum_keep: LabelTest
+    count_metric: str
+    count_keep: LabelTest
+    text: str
+
+
+MEAN_SPECS: dict[str, MeanSpec] = {
+    "cost_per_request": MeanSpec(
+        COST, primary, REQUESTS, lambda lb: primary(lb) and lb.get("outcome") == "success",
+        'cost of served_by="primary" / its requests with outcome="success"'),
+    "tokens_per_request": MeanSpec(
+        f"{TOKENS}_sum", primary, f"{TOKENS}_count",
+        lambda lb: primary(lb) and lb.get("gen_ai_token_type") == "input",
+        'tokens (input + output) of served_by="primary" / its requests'),
+}
 
 
 def _inc(metric: str, sel: Selector, window: int, **extra: str) -> str:
@@ -92,9 +178,10 @@ def rate_queries(metric: str, sel: Selector, window: int) -> RateQueries:
         good = _inc(REQUESTS, sel, window, finish_reason=NORMAL_FINISH)
         return RateQueries(good, _inc(REQUESTS, sel, window))
     if metric == "negative_feedback_rate":
-        # per request served, not per feedback given: no feedback at all is data (nothing negative), and
-        # a sparse feedback stream does not leave the gate without a denominator
-        return RateQueries(_inc(FEEDBACK, sel, window, sentiment="negative"), _inc(REQUESTS, sel, window))
+        # per request that received feedback (the denominator of a feedback rate)
+        return RateQueries(_inc(FEEDBACK, sel, window, sentiment="negative"), _inc(FEEDBACK, sel, window))
+    if metric == "fallback_rate":
+        return RateQueries(_inc(REQUESTS, sel, window, served_by="fallback"), _inc(REQUESTS, sel, window))
     if metric == "tool_call_error_rate":
         # per tool call: arguments not valid JSON for the tool's schema, or a tool the request did not declare
         return RateQueries(_inc(TOOL_CALLS, sel, window, result="invalid_json|schema_mismatch|unknown_tool"),
@@ -125,7 +212,7 @@ def expand(template: str, sel: Selector, window: int) -> str:
     return template.replace("$selector", sel.matchers()).replace("$window", f"{window}s")
 
 
-RATE_METRICS = frozenset({"error_rate", "completion_rate", "negative_feedback_rate", "tool_call_error_rate"})
+RATE_METRICS = frozenset(RATE_SPECS)
 VALUE_METRICS = frozenset({*QUANTILES, "cost_per_request", "tokens_per_request", "shadow_agreement"})
 
 __all__ = [
@@ -133,17 +220,25 @@ __all__ = [
     "COST",
     "DURATION",
     "FEEDBACK",
+    "LOOKBACK_S",
+    "MEAN_SPECS",
     "QUANTILES",
     "RATE_METRICS",
+    "RATE_SPECS",
     "REQUESTS",
     "TOKENS",
     "TOOL_CALLS",
     "VALUE_METRICS",
+    "MeanSpec",
     "RateQueries",
+    "RateSpec",
     "Selector",
     "ValueQueries",
     "expand",
+    "primary",
     "rate_queries",
+    "raw",
+    "raw_seconds",
     "selectors",
     "value_queries",
     "window_seconds",

@@ -14,6 +14,7 @@ from prometheus_api_client import PrometheusConnect
 from urllib3.util.retry import Retry
 
 from canaryflow.errors import MetricsUnavailable
+from canaryflow.metrics.deltas import RawSeries
 
 DEFAULT_TIMEOUT_S = 5.0
 
@@ -35,6 +36,14 @@ class MetricsSource(Protocol):
 
     def vector(self, promql: str, *, at: float, label: str) -> dict[str, float]:
         """The instant vector's values keyed by one label's value (e.g. ``le`` of histogram buckets).
+
+        Raises:
+            MetricsUnavailable: the query could not be answered.
+        """
+        ...
+
+    def matrix(self, promql: str, *, at: float) -> list[RawSeries]:
+        """A range selector's raw samples at time ``at``: ``[(labels, [(t, value), ...]), ...]``.
 
         Raises:
             MetricsUnavailable: the query could not be answered.
@@ -93,6 +102,28 @@ class PrometheusSource:
             raise MetricsUnavailable(f"unexpected Prometheus answer: {str(data)[:200]}") from exc
 
 
+    def matrix(self, promql: str, *, at: float) -> list[RawSeries]:
+        """Evaluate a range selector (``metric{...}[600s]``) at ``at``: every series' raw samples."""
+        return parse_matrix(self._query(promql, at))
+
+
+def parse_matrix(data: Any) -> list[RawSeries]:
+    """A range query's ``result`` (a matrix) as ``[(labels, [(t, value), ...])]``; NaN samples skipped.
+
+    Raises:
+        MetricsUnavailable: the answer is not a matrix.
+    """
+    try:
+        out: list[RawSeries] = []
+        for item in data:
+            labels = {str(k): str(v) for k, v in item["metric"].items()}
+            samples = [(float(t), float(v)) for t, v in item["values"]]
+            out.append((labels, [(t, v) for t, v in samples if not math.isnan(v)]))
+        return out
+    except (TypeError, KeyError, ValueError, AttributeError) as exc:
+        raise MetricsUnavailable(f"unexpected Prometheus answer (not a matrix): {str(data)[:200]}") from exc
+
+
 def parse_result(data: Any) -> float | None:
     """Sum an instant query's ``result`` (vector or scalar); None when empty; NaN values are skipped.
 
@@ -117,4 +148,11 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:300] + "…"
 
 
-__all__ = ["DEFAULT_TIMEOUT_S", "MetricsSource", "PrometheusSource", "PrometheusUnreachable", "parse_result"]
+__all__ = [
+    "DEFAULT_TIMEOUT_S",
+    "MetricsSource",
+    "PrometheusSource",
+    "PrometheusUnreachable",
+    "parse_matrix",
+    "parse_result",
+]
