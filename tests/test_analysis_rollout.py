@@ -125,7 +125,7 @@ async def test_a_tool_description_and_schema_change_that_breaks_tool_calls_is_ro
     plan = {
         "stages": [{"name": "canary-50", "kind": "percent", "percent": 50, "min_duration": "10m"},
                    {"name": "full", "kind": "full"}],
-        "gates": [{"metric": "tool_call_error_rate", "margin": 0.0, "mode": "absolute"}],
+        "gates": [{"metric": "tool_call_error_rate", "margin": 0.5}],
         "analysis_interval": "2s",
     }
     with running_stack(tmp_path, configs=[stable, candidate]) as stack:

@@ -192,8 +192,10 @@ def test_alpha_policy_refusals(extra: dict[str, object], message: str) -> None:
 
 
 def test_rollouts_started_before_the_new_presets_replay_with_their_gates() -> None:
-    from canaryflow.domain.plan import legacy_input
+    from canaryflow.domain.plan import LEGACY_GATES, legacy_input
 
+    old = RolloutInput.model_validate(legacy_input({"config_key": "bot", "candidate_version": 2}))
+    assert old.resolved_plan().gates == list(LEGACY_GATES)
     inline = legacy_input({"config_key": "bot", "candidate_version": 2, "plan": {"stages": [FULL]}})
     assert [g.metric for g in RolloutInput.model_validate(inline).resolved_plan().gates] == [
         "error_rate", "latency_p95", "cost_per_request", "negative_feedback_rate"]

@@ -305,12 +305,16 @@ PRESETS_PATCH = "presets-v2-relative-margins"
 
 
 def legacy_input(data: Any) -> Any:
-    """A rollout's input read the way the first presets did: an inline plan omitting ``gates`` takes
-    :data:`LEGACY_GATES` (so a history recorded then replays the same decisions; a preset name is
-    resolved once by the validate activity, its result is in the history)."""
+    """A rollout's input read the way the first presets did: a preset name, or an inline plan omitting
+    ``gates``, takes :data:`LEGACY_GATES` (so a history recorded then replays the same decisions)."""
     if not isinstance(data, dict):
         return data
     plan = data.get("plan", "default")
+    if isinstance(plan, str) and plan in PRESETS:
+        base = PRESETS[plan]
+        stages = [s.model_copy(update={"gates": list(LEGACY_GATES[:3])}) if s.gates is not None else s
+                  for s in base.stages]
+        return {**data, "plan": base.model_copy(update={"gates": list(LEGACY_GATES), "stages": stages})}
     if isinstance(plan, dict) and "gates" not in plan:
         gates = [g.model_dump(exclude_unset=True) for g in LEGACY_GATES]
         return {**data, "plan": {**plan, "gates": gates}}
