@@ -70,19 +70,13 @@ def _labels(key: str, version: int, variation: str, segment: str = "none") -> La
 
 
 def _zeros(r: Replica, key: str) -> None:
-    """What the exporter does when a version is first served: the series a gate reads exist at 0."""
-    for version, variation in ((1, "stable"), (2, "candidate")):
-        for segment in ("none", "internal"):
-            values = _labels(key, version, variation, segment).values()
-            r.metrics.requests.labels(*values, "success", "none", "stop").inc(0)
-            r.metrics.requests.labels(*values, "error", "server_error", "error").inc(0)
-            r.metrics.duration.labels(*values)
-            r.metrics.cost.labels(*values).inc(0)
-            for sentiment in ("positive", "negative"):
-                r.metrics.feedback.labels(*values, sentiment).inc(0)
+    """What the traffic plane does when it first compiles a config: every series a gate reads at 0."""
+    r.metrics.prepare([(_labels(key, version, variation, segment), [("anthropic", "claude-haiku-4-5")])
+                       for version, variation in ((1, "stable"), (2, "candidate"))
+                       for segment in ("none", "internal")])
 
 
-def _poll(prometheus: Prometheus, promql: str, want: float, timeout: float = 30.0) -> None:
+def _poll(prometheus: Prometheus, promql: str, want: float, timeout: float = 90.0) -> None:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -104,12 +98,30 @@ def _scraped(prometheus: Prometheus, r: Replica, key: str) -> None:
     _poll(prometheus, f"count({sel})", series)
 
 
+def _scraped_after(prometheus: Prometheus, r: Replica, key: str, t: float) -> None:
+    """Wait until every series of this replica has a sample taken after ``t`` (a scrape that began before
+    ``t`` may carry requests sent after it: a stage's baseline must be behind its start)."""
+    sel = f'canaryflow_requests_total{{config="{key}",instance="{r.address}"}}'
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        result = prometheus.query(f"min(timestamp({sel}))")
+        if result and float(result[0]["value"][1]) > t:  # type: ignore[index]
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"Prometheus never scraped {r.address} after {t}")
+
+
 def _send(r: Replica, key: str, variation: str, n: int, *, errors: int = 0, error_type: str = "server_error",
-          segment: str = "none", feedback_negative: int = 0) -> None:
+          segment: str = "none", feedback_negative: int = 0, rescued: int = 0) -> None:
+    """``n`` requests: ``errors`` of them failed (the first ``rescued`` of those answered by the fallback)."""
     version = 2 if variation == "candidate" else 1
     labels = _labels(key, version, variation, segment)
     for i in range(n):
-        if i < errors:
+        if i < rescued:
+            record_request(labels, outcome="error", error_type=error_type, served_by="fallback",
+                           answered_by=("anthropic", "claude-haiku-4-5"), finish_reason="stop",
+                           duration_s=9.0, input_tokens=10, output_tokens=20, cost_usd=0.5, metrics=r.metrics)
+        elif i < errors:
             record_request(labels, outcome="error", error_type=error_type, metrics=r.metrics)
         else:
             record_request(labels, outcome="success", finish_reason="stop", duration_s=0.2 + 0.01 * (i % 7),
@@ -119,7 +131,8 @@ def _send(r: Replica, key: str, variation: str, n: int, *, errors: int = 0, erro
 
 
 GATES = [Gate(metric="error_rate", margin=0.5), Gate(metric="negative_feedback_rate", margin=0.5),
-         Gate(metric="latency_p95", margin=0.2), Gate(metric="cost_per_request", margin=0.2)]
+         Gate(metric="latency_p95", margin=0.2), Gate(metric="cost_per_request", margin=0.2),
+         Gate(metric="fallback_rate", margin=0.5)]
 
 
 def _request(key: str, start: float, kind: str = "percent", segments: list[str] | None = None
@@ -141,10 +154,12 @@ def test_counts_through_three_replicas_a_restart_and_new_label_sets(
     for r in replicas:
         _scraped(prometheus, r, key)
     start = time.time()  # every baseline was scraped before the stage started
+    for r in replicas:
+        _scraped_after(prometheus, r, key, start)
 
     _send(a, key, "stable", 50, errors=2)
     _send(b, key, "stable", 41, errors=1, feedback_negative=1)
-    _send(c, key, "candidate", 13, errors=2)
+    _send(c, key, "candidate", 13, errors=2, rescued=1)  # one failure a fallback answered
     _send(a, key, "candidate", 5, errors=1, error_type="timeout")  # a label set born mid-stage
     for r in (a, b, c):
         _scraped(prometheus, r, key)
@@ -171,10 +186,13 @@ def test_counts_through_three_replicas_a_restart_and_new_label_sets(
     feedback = by["negative_feedback_rate"].evidence  # denominator: requests that received feedback
     assert (feedback.candidate_events, feedback.candidate_samples) == (2, 2)
     assert (feedback.stable_events, feedback.stable_samples) == (1, 1)
-    latency = by["latency_p95"].evidence  # successes only, whole counts
+    latency = by["latency_p95"].evidence  # the primary's successes only (not the rescued 9 s), whole counts
     assert (latency.candidate_samples, latency.stable_samples) == (cand_n - 4, stable_n - 4)
-    cost = by["cost_per_request"].evidence
+    cost = by["cost_per_request"].evidence  # the primary's own attempts: not the fallback's dear answer
     assert cost.candidate_value == pytest.approx(0.001) and cost.stable_value == pytest.approx(0.001)
+    fallback = by["fallback_rate"].evidence
+    assert (fallback.candidate_events, fallback.candidate_samples) == (1, cand_n)
+    assert (fallback.stable_events, fallback.stable_samples) == (0, stable_n)
 
     # a segments stage compares like with like: stable restricted to the stage's segments too
     seg = measure_sync(_request(key, start, "segments", ["internal"]), PrometheusSource(prometheus.url), now)

@@ -141,7 +141,9 @@ MEAN_SPECS: dict[str, MeanSpec] = {
         COST, primary, REQUESTS, lambda lb: primary(lb) and lb.get("outcome") == "success",
         'cost of served_by="primary" / its requests with outcome="success"'),
     "tokens_per_request": MeanSpec(
-        f"{TOKENS}_sum", primary, f"{TOKENS}_count",
+        # input and output (cached_input is part of input, reasoning of output: not added twice)
+        f"{TOKENS}_sum", lambda lb: primary(lb) and lb.get("gen_ai_token_type") in ("input", "output"),
+        f"{TOKENS}_count",
         lambda lb: primary(lb) and lb.get("gen_ai_token_type") == "input",
         'tokens (input + output) of served_by="primary" / its requests'),
 }
