@@ -13,10 +13,12 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio import activity
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
@@ -135,6 +137,14 @@ async def save_history(client: Client, handle: WorkflowHandle[Any, Any], name: s
                                   f"{SAVE_HISTORIES} label")
         data = json.dumps(history.to_json_dict(), separators=(",", ":")).encode()
         path.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+async def advance(env: WorkflowEnvironment, seconds: float, rpc_timeout: float = 300.0) -> None:
+    """``env.sleep(seconds)`` on the time-skipping server, with a bounded RPC timeout long enough for a busy
+    machine to run every workflow task the skipped time holds (the default one is short)."""
+    req = SleepRequest()
+    req.duration.FromTimedelta(timedelta(seconds=seconds))
+    await env.client.test_service.unlock_time_skipping_with_sleep(req, timeout=timedelta(seconds=rpc_timeout))
 
 
 async def drive(

@@ -4,6 +4,7 @@ max_duration and ``on_inconclusive: extend`` — and goes on when someone approv
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from canaryflow.cli.rollout_cmds import recorded, render
 from canaryflow.domain.gates import Verdict
 from canaryflow.domain.rollout_status import RolloutStatus
-from tests.rollout_fixtures import Webhook, drive
+from tests.rollout_fixtures import Webhook, advance, drive
 from tests.test_rollout_timeskipping import Rig, _true, env  # noqa: F401 (the env fixture)
 from tests.test_rollout_timeskipping import rig as rig
 
@@ -38,7 +39,7 @@ async def test_a_stage_held_inconclusive_asks_and_never_advances_by_itself(
         assert status.approval is not None and status.approval.deadline is None
         assert "held INCONCLUSIVE" in status.approval.why and "inconclusive_limit 2" in status.approval.why
         assert status.waiting_for.startswith("a decision on canary-5: held INCONCLUSIVE")
-        await rig.env.sleep(2 * 3600)  # two hours of passing measurements later (past the old 100 cap) ...
+        await advance(rig.env, 2 * 3600)  # two hours of passing measurements later (past the old 100 cap) ...
         status = await handle.query("status", result_type=RolloutStatus)
         assert status.stage == "canary-5" and status.state == "awaiting_approval"  # ... still asking
         assert status.counters["error_rate"].inconclusive == 3 and status.measured > 100
@@ -58,7 +59,7 @@ async def test_a_stage_held_inconclusive_asks_and_never_advances_by_itself(
     status.stage_index = 0  # the held stage, as `status` showed it while it waited
     rows = recorded(rig.key, status, 3)
     assert len(rows) == 3 and all(r.measurement.verdict is PASS and r.stage == "canary-5" for r in rows)
-    console = Console(width=200, record=True)
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(render(status, evidence=rows))
     text = console.export_text()
     assert "recorded" in text and "error_rate PASS; candidate 0.01 vs stable 0.01" in text, text
