@@ -67,8 +67,24 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         ),
         author="t",
     )
-    registry.push_config(spec("fb", fallback=[{"provider": "anthropic", "model": "claude-haiku-4-5"}]),
-                         author="t")
+    registry.push_config(
+        spec("fb", fallback=[{"provider": "anthropic", "model": "claude-haiku-4-5"}]), author="t"
+    )
+    registry.push_config(
+        spec(
+            "tooled",
+            tools=[
+                {
+                    "name": "lookup_order",
+                    "description": "Find an order",
+                    "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+                }
+            ],
+            tool_choice="auto",
+            response_format={"type": "json_schema", "name": "answer", "schema": {"type": "object"}},
+        ),
+        author="t",
+    )
     with recording_upstream() as (rec, _):
         metrics = Metrics()
         client = Client(registry, refresh_interval=0.05)
@@ -458,8 +474,8 @@ def test_responses_streamed(gw: Gateway) -> None:
 
 
 def test_models_list_names_the_configs(gw: Gateway) -> None:
-    assert sorted(m.id for m in gw.oai.models.list()) == ["an", "fb", "oa"]
-    assert sorted(m.id for m in gw.ant.models.list()) == ["an", "fb", "oa"]
+    assert sorted(m.id for m in gw.oai.models.list()) == ["an", "fb", "oa", "tooled"]
+    assert sorted(m.id for m in gw.ant.models.list()) == ["an", "fb", "oa", "tooled"]
 
 
 # ── same API: Anthropic ────────────────────────────────────────────────────────────────────────────
@@ -843,6 +859,7 @@ def test_tool_call_errors_are_counted(gw: Gateway) -> None:
 
 # ── the SDK ────────────────────────────────────────────────────────────────────────────────────────
 
+
 def test_sdk_sends_a_whole_body_and_returns_the_whole_answer(gw: Gateway) -> None:
     gw.rec.reset(CHAT_ANSWER)
     body = _chat_body()
@@ -857,8 +874,12 @@ def test_sdk_sends_a_whole_body_and_returns_the_whole_answer(gw: Gateway) -> Non
 
 async def test_sdk_streams_events_whole(gw: Gateway) -> None:
     gw.rec.reset(events=TOOL_CHUNKS)
-    stream = await gw.client.astream("oa", [{"role": "user", "content": "Oslo?"}], variables={"product": "A"},
-                                     body={"tools": [OAI_TOOL], "stream_options": {"include_usage": True}})
+    stream = await gw.client.astream(
+        "oa",
+        [{"role": "user", "content": "Oslo?"}],
+        variables={"product": "A"},
+        body={"tools": [OAI_TOOL], "stream_options": {"include_usage": True}},
+    )
     events = [e async for e in stream.events()]
     assert events == TOOL_CHUNKS
     assert stream.completion is not None and stream.completion.finish_reason == "tool_calls"
@@ -868,10 +889,62 @@ def test_a_fallback_in_the_other_api_gets_the_request_translated(gw: Gateway) ->
     gw.rec.reset(ANT_ANSWER)
     gw.rec.failing = {"/v1/chat/completions": 500}
     raw = gw.oai.chat.completions.with_raw_response.create(
-        model="fb", messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[OAI_TOOL],  # type: ignore[list-item]
-        extra_body=CTX)
+        model="fb",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+        tools=[OAI_TOOL],  # type: ignore[list-item]
+        extra_body=CTX,
+    )
     assert raw.headers["x-canaryflow-fallback"] == "true"
     assert [r.path for r in gw.rec.received][-1] == "/v1/messages"
     assert gw.rec.last.body["tools"] == [ANT_TOOL] and gw.rec.last.body["model"] == "claude-haiku-4-5"
     done = raw.parse()
     assert done.choices[0].message.tool_calls[0].function.name == "get_weather"  # type: ignore[index]
+
+
+def test_config_tools_merge_with_the_caller_s(gw: Gateway) -> None:
+    gw.rec.reset(CHAT_ANSWER)
+    caller_lookup = {"type": "function", "function": {"name": "lookup_order", "parameters": {}}}
+    gw.oai.chat.completions.create(
+        model="tooled",
+        messages=[{"role": "user", "content": "Where is order 7?"}],
+        tools=[OAI_TOOL, caller_lookup],
+        tool_choice="required",  # type: ignore[list-item]
+        response_format={"type": "json_object"},
+        extra_body=CTX,
+    )
+    sent = gw.rec.last.body
+    assert sent["tools"] == [
+        OAI_TOOL,
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup_order",
+                "description": "Find an order",
+                "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+            },
+        },
+    ]
+    assert sent["tool_choice"] == "auto"  # the config's
+    assert sent["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "answer", "schema": {"type": "object"}},
+    }
+    gw.rec.reset(ANT_ANSWER)
+    gw.ant.messages.create(
+        model="tooled", max_tokens=50, messages=[{"role": "user", "content": "Order 7?"}], extra_body=CTX
+    )
+    assert gw.rec.last.path == "/v1/chat/completions"  # an OpenAI config answering an Anthropic caller
+    assert [t["function"]["name"] for t in gw.rec.last.body["tools"]] == ["lookup_order"]
+
+
+def test_a_refused_request_logs_only_its_path_and_reason(
+    gw: Gateway, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("DEBUG")
+    r = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "oa", "stream": "yes", "messages": [{"role": "user", "content": "my SECRET-42"}]},
+    )
+    assert r.status_code == 400
+    assert "SECRET-42" not in caplog.text
+    assert "refused /v1/chat/completions request: ValidationFailed" in caplog.text
