@@ -120,19 +120,26 @@ class Story:
                   "--static-summary", f"{KEY} v{version}: {reason}"])
 
     def status(self) -> dict[str, Any] | None:
-        """The rollout's ``status`` query (stock CLI), or None while it cannot answer."""
-        out = subprocess.run([temporal_binary(), "workflow", "query", "--workflow-id", WORKFLOW_ID, "--type",
-                              "status", "--output", "json"], env=self.env, capture_output=True, text=True,
-                             timeout=30, check=False)
+        """The rollout's ``status`` query (stock CLI), or None while it cannot answer (a slow answer too:
+        the caller asks again, within its own deadline)."""
+        try:
+            out = subprocess.run([temporal_binary(), "workflow", "query", "--workflow-id", WORKFLOW_ID,
+                                  "--type", "status", "--output", "json"], env=self.env, capture_output=True,
+                                 text=True, timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            return None
         if out.returncode != 0:
             return None
         return _query_payload(out.stdout)
 
     def closed_status(self) -> str | None:
         """COMPLETED / FAILED / ... once the workflow has closed, else None."""
-        out = subprocess.run([temporal_binary(), "workflow", "describe", "--workflow-id", WORKFLOW_ID,
-                              "--output", "json"], env=self.env, capture_output=True, text=True, timeout=30,
-                             check=False)
+        try:
+            out = subprocess.run([temporal_binary(), "workflow", "describe", "--workflow-id", WORKFLOW_ID,
+                                  "--output", "json"], env=self.env, capture_output=True, text=True,
+                                 timeout=30, check=False)
+        except subprocess.TimeoutExpired:
+            return None
         if out.returncode != 0:
             return None
         info = json.loads(out.stdout).get("workflowExecutionInfo", {})
