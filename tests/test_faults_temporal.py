@@ -282,7 +282,14 @@ async def test_worker_sigkilled_during_compensation_restores_stable_once(
                        {"name": "full", "kind": "full"}], "gates": [], "notify": [hook]}
     refusal = Refusal(rig.registry)
     try:
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        deadline = time.monotonic() + 60
+        while True:  # the port opens before the frontend reports healthy
+            try:
+                client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+                break
+            except RuntimeError:
+                assert time.monotonic() < deadline, "the dev server never became healthy"
+                await asyncio.sleep(0.2)
         handle = await client.start_workflow(
             "RolloutWorkflow", {"config_key": rig.key, "candidate_version": 2, "plan": held,
                                 "requested_by": "t"},

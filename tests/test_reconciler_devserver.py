@@ -36,7 +36,14 @@ async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tupl
     srv = start_dev_server(port=free_port(), ui_port=None, db_file=tmp / "temporal.db",
                            log_file=tmp / "server.log")
     try:
-        client = await Client.connect(srv.address, data_converter=pydantic_data_converter)
+        deadline = time.monotonic() + 60
+        while True:  # the port opens before the frontend reports healthy
+            try:
+                client = await Client.connect(srv.address, data_converter=pydantic_data_converter)
+                break
+            except RuntimeError:
+                assert time.monotonic() < deadline, "the dev server never became healthy"
+                await asyncio.sleep(0.2)
         yield srv.address, client
     finally:
         srv.stop()
