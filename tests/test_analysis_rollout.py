@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import Iterator
@@ -157,5 +158,89 @@ async def test_a_tool_description_and_schema_change_that_breaks_tool_calls_is_ro
         assert valid > 0 and wrong > 0
         assert stack.count("canaryflow_tool_calls_total", config=key, variation="stable",
                            result="unknown_tool") == 0
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 1 and state.exposure.candidate_version is None
+
+
+STATUS = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"],
+          "additionalProperties": False}
+
+
+def _structured_traffic(stack: Stack, key: str, stop: threading.Event, seen: dict[str, int]) -> None:
+    """Requests from many users; counts the answers users got that are off the schema, and how many of the
+    candidate's users the stable version served."""
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model=key, messages=[{"role": "user", "content": f"Where is order A-{n}?"}],
+                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+        except openai.APIConnectionError:  # the client's own timeout on a loaded machine: no answer to judge
+            continue
+        except openai.APIStatusError as exc:
+            seen["errors"] += 1
+            print("gateway error:", exc.status_code, exc.response.text)
+            continue
+        try:
+            ok = isinstance(json.loads(raw.parse().choices[0].message.content or "")["status"], str)
+        except (ValueError, KeyError, TypeError):
+            ok = False
+        seen["off_schema"] += not ok
+        if raw.headers["x-canaryflow-variation"] == "candidate":
+            seen["candidate"] += 1
+            seen["candidate_by_stable"] += raw.headers["x-canaryflow-fallback-reason"] == "schema_mismatch"
+
+
+async def test_a_candidate_off_its_schema_is_guarded_by_stable_and_rolled_back(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"guard-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    answer = {"type": "json_schema", "name": "order_status", "schema": STATUS}
+    checks = {"match_schema": True}
+    stable = spec(key, system="Answer with the order status.", response_format=answer, output_checks=checks)
+    # the candidate's prompt makes every structured answer of the simulator miss the schema; it has no
+    # fallback of its own, so the guardrail's last resort, stable, serves its users
+    candidate = spec(key, system="Answer with the order status, tersely. [sim:schema_error_rate=1]",
+                     response_format=answer, output_checks=checks)
+    plan = {
+        "stages": [{"name": "canary-50", "kind": "percent", "percent": 50, "min_duration": "10m"},
+                   {"name": "full", "kind": "full"}],
+        "gates": [{"metric": "error_rate", "margin": 0.0, "mode": "absolute"}],
+        "analysis_interval": "2s",
+    }
+    seen = {"errors": 0, "off_schema": 0, "candidate": 0, "candidate_by_stable": 0}
+    with running_stack(tmp_path, configs=[stable, candidate]) as stack:
+        address = stack.url.removeprefix("http://")
+        prometheus.add_target(address)
+        prometheus.wait_scraped(address)
+        stop = threading.Event()
+        sender = threading.Thread(target=_structured_traffic, args=(stack, key, stop, seen), daemon=True)
+        sender.start()
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        registry = Registry(stack.registry.url)
+        try:
+            async with build_worker(client, registry, task_queue=queue):
+                inp = RolloutInput.model_validate(
+                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                     task_queue=queue)
+                with pytest.raises(WorkflowFailureError) as info:
+                    await asyncio.wait_for(handle.result(), 120)
+        finally:
+            stop.set()
+            sender.join(15)
+        message = str(info.value.cause)
+        assert "canary-50" in message and "error_rate FAIL" in message, message
+        # users never saw an answer off the schema: the candidate's were replaced by stable's
+        assert seen["errors"] == 0 and seen["off_schema"] == 0, seen
+        assert seen["candidate"] > 0 and seen["candidate_by_stable"] == seen["candidate"], seen
+        assert stack.count("canaryflow_requests_total", config=key, variation="candidate",
+                           error_type="schema_mismatch", served_by="fallback") == seen["candidate"]
+        assert stack.count("canaryflow_requests_total", config=key, variation="stable",
+                           outcome="error") == 0
         state = stack.registry.serving_state(key)
         assert state.stable_version == 1 and state.exposure.candidate_version is None

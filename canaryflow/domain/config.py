@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from canaryflow.domain.checks import OutputChecks
 from canaryflow.domain.errors import RenderError
 from canaryflow.domain.tools import JsonSchemaFormat, Tool, ToolChoice, check_tool_choice, check_tool_names
 
@@ -96,6 +97,7 @@ class ConfigSpec(_Strict):
     tool_choice: ToolChoice | None = None
     response_format: JsonSchemaFormat | None = None
     fallback: list[Fallback] = Field(default_factory=list)
+    output_checks: OutputChecks | None = None
     metadata: Metadata = Field(default_factory=Metadata)
 
     @field_validator("tools")
@@ -134,6 +136,15 @@ class ConfigSpec(_Strict):
         if value is not None and params is not None and params.response_format is not None:
             raise ValueError("also set in parameters.response_format: keep one (a json_schema here, or "
                              "text / json_object in parameters)")
+        return value
+
+    @field_validator("output_checks")
+    @classmethod
+    def _schema_to_match(cls, value: OutputChecks | None, info: ValidationInfo) -> OutputChecks | None:
+        if value is not None and value.match_schema and info.data.get("response_format") is None \
+                and "response_format" in info.data:
+            raise ValueError("match_schema needs a schema to match: set response_format "
+                             "{type: json_schema, name, schema} (or use valid_json: true)")
         return value
 
     def content(self) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from hashlib import sha1
 from typing import Any
 
+from canaryflow.domain.checks import Checker
 from canaryflow.domain.config import ConfigSpec, render_text
 from canaryflow.domain.errors import NotFound
 from canaryflow.domain.segments import Segment, compile_segment
@@ -57,6 +58,10 @@ class Resolution:
     """``{"type": "json_schema", "name", "schema"[, "description", "strict"]}``, or None."""
     drop: tuple[str, ...] = ()
     """Request fields the config lets cross-API translation drop instead of refusing."""
+    checker: Checker | None = None
+    """The version's output checks (guardrails), compiled; None: the config declares none."""
+    stable_version: int | None = None
+    """The stable version when this resolution serves another one (where a failed output check retries)."""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -77,6 +82,8 @@ class Resolution:
             "tools": [dict(t) for t in self.tools],
             "tool_choice": self.tool_choice,
             "response_format": self.response_format,
+            "output_checks": None if self.checker is None else self.checker.checks.model_dump(
+                exclude_defaults=True),
         }
 
 
@@ -101,8 +108,8 @@ class LabelSet:
 class _Prepared:
     """A version with everything that does not depend on the request computed once."""
 
-    __slots__ = ("drop", "fallback", "messages", "names", "parameters", "response_format", "spec",
-                 "tool_choice", "tools")
+    __slots__ = ("checker", "drop", "fallback", "messages", "names", "parameters", "response_format",
+                 "spec", "tool_choice", "tools")
 
     def __init__(self, spec: ConfigSpec):
         self.spec = spec
@@ -117,6 +124,8 @@ class _Prepared:
         self.response_format = None if fmt is None else fmt.model_dump(mode="json", exclude_none=True,
                                                                        by_alias=True)
         self.drop = tuple(str(f) for f in getattr(spec, "drop", None) or ())
+        checks = spec.output_checks
+        self.checker = None if checks is None else Checker(checks, None if fmt is None else fmt.json_schema)
 
     def rendered(self, key: str, variables: Mapping[str, object]) -> tuple[dict[str, str], ...]:
         """The messages with placeholders filled (:class:`RenderError` names a missing variable)."""
@@ -271,7 +280,9 @@ class CompiledConfig:
             res = Resolution(self.key, outcome.version, outcome.variation, outcome.reason,
                              prepared.spec.provider, prepared.spec.model, messages, prepared.parameters,
                              prepared.fallback, segment, self.revision, shadow_version, shadow_fraction,
-                             prepared.tools, prepared.tool_choice, prepared.response_format, prepared.drop)
+                             prepared.tools, prepared.tool_choice, prepared.response_format, prepared.drop,
+                             prepared.checker,
+                             self._stable if outcome.version != self._stable else None)
             if len(cache) >= _CACHE_LIMIT:
                 cache.clear()
             cache[cache_key] = res
@@ -311,6 +322,22 @@ class CompiledConfig:
             raise NotFound(f"config {self.key!r} has no version {version}") from exc
 
 
+def resolution_for(res: Resolution, spec: ConfigSpec, version: int,
+                   variables: Mapping[str, object]) -> Resolution:
+    """``res`` served by another version of its config (``spec``), e.g. stable after the variation's
+    answer failed its output checks: that version's provider, model, rendered messages, parameters,
+    fallbacks, tools and checks; the labels (version, variation, segment) stay ``res``'s.
+
+    Raises:
+        RenderError: ``variables`` miss a placeholder of ``spec``.
+    """
+    p = _Prepared(spec)
+    return Resolution(res.config_key, res.version, res.variation, f"v{version} after a failed output check",
+                      spec.provider, spec.model, p.rendered(res.config_key, variables), p.parameters,
+                      p.fallback, res.segment, res.revision, None, 0.0, p.tools, p.tool_choice,
+                      p.response_format, p.drop, p.checker, None)
+
+
 def resolve(state: ServingState, versions: Mapping[int, ConfigSpec], segments: list[Segment],
             context: Mapping[str, Any] | None = None,
             variables: Mapping[str, object] | None = None) -> Resolution:
@@ -318,4 +345,4 @@ def resolve(state: ServingState, versions: Mapping[int, ConfigSpec], segments: l
     return CompiledConfig(state, versions, segments).resolve(context, variables)
 
 
-__all__ = ["CompiledConfig", "LabelSet", "Resolution", "bucket", "resolve"]
+__all__ = ["CompiledConfig", "LabelSet", "Resolution", "bucket", "resolution_for", "resolve"]

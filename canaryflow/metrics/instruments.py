@@ -6,11 +6,13 @@ error, plain or streamed — so "N requests sent → N counted" holds. Conventio
 * ``canaryflow_requests_total{outcome, error_type, finish_reason, served_by}`` describes the **variation under
   test's primary attempt**: ``outcome`` is ``success`` or ``error``; ``error_type`` is one of
   :data:`REQUEST_ERROR_TYPES` (the error taxonomy plus ``circuit_open``: the primary's circuit was open, so it
-  was not tried) or ``none`` on success; ``finish_reason`` is one of :data:`FINISH_REASONS` on success and
+  was not tried; plus an output check the primary's answer failed, e.g. ``schema_mismatch``) or ``none`` on
+  success; ``finish_reason`` is one of :data:`FINISH_REASONS` on success and
   ``error`` on failure. ``served_by`` says who answered the user: ``primary``, ``fallback`` (the primary
   failed — counted ``outcome="error"`` with the primary's error type — and a fallback answered) or ``none``
-  (the user got an error). The ``gen_ai_*`` labels of this counter always name the variation's own
-  (primary) provider/model.
+  (the user got an error); an answer that failed an output check and was still served (a refusal the config
+  does not re-route) is ``outcome="error", served_by="primary"``. The ``gen_ai_*`` labels of this counter
+  always name the variation's own (primary) provider/model.
 * Durations, time to first chunk, token usage and cost are observed for answered requests, with
   ``served_by``: ``primary`` series are the primary's own attempts (labelled with its provider/model) and are
   what the latency/cost/tokens gates read; ``fallback`` series are what users got from a fallback (labelled
@@ -47,14 +49,16 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from canaryflow.domain.answers import TOOL_CALL_RESULTS
+from canaryflow.domain.checks import CHECK_FAILURES
 from canaryflow.errors import ERROR_TYPES
 
 COMMON_LABELS = ("config", "version", "variation", "segment", "gen_ai_provider_name", "gen_ai_request_model")
 SERVED_BY = ("primary", "fallback", "none")
 """Who answered the user: the variation's own provider/model, a fallback, or nobody (an error)."""
 CIRCUIT_OPEN = "circuit_open"
-REQUEST_ERROR_TYPES = (*ERROR_TYPES, CIRCUIT_OPEN)
-"""``error_type`` values of ``canaryflow_requests_total`` when ``outcome="error"``."""
+REQUEST_ERROR_TYPES = (*ERROR_TYPES, CIRCUIT_OPEN, *CHECK_FAILURES)
+"""``error_type`` values of ``canaryflow_requests_total`` when ``outcome="error"`` (the taxonomy,
+``circuit_open``, and the output-check failures of :data:`~canaryflow.domain.checks.CHECK_FAILURES`)."""
 FINISH_REASONS = ("stop", "length", "content_filter", "tool_calls", "other")
 """``finish_reason`` values of a successful request (anything else a provider says is counted ``other``)."""
 _FINISH_ALIASES = {"function_call": "tool_calls", "end_turn": "stop", "stop_sequence": "stop",
@@ -173,6 +177,8 @@ class Series:
         self.success = {f: requests.labels(*values, "success", "none", f, "primary") for f in FINISH_REASONS}
         self.errors = {(e, s): requests.labels(*values, "error", e, "error", s)
                        for e in REQUEST_ERROR_TYPES for s in ("fallback", "none")}
+        self.errors.update({(e, "primary"): requests.labels(*values, "error", e, "error", "primary")
+                            for e in CHECK_FAILURES})
         self.primary = _Answer(m, values, "primary")
         self.feedback = {s: m.feedback.labels(*values, s) for s in SENTIMENTS}
         self.retracted = {s: m.feedback_retracted.labels(*values, s) for s in SENTIMENTS}
@@ -202,7 +208,8 @@ class Series:
         child = self.errors.get((error_type, served_by))
         if child is None:
             if served_by not in ("fallback", "none"):
-                raise ValueError(f"served_by of an error must be 'fallback' or 'none', got {served_by!r}")
+                raise ValueError(f"served_by of an error must be 'fallback' or 'none' (or 'primary' for a "
+                                 f"failed output check), got {served_by!r} with {error_type!r}")
             child = self.errors[("other", served_by)]
         return child
 
@@ -337,11 +344,14 @@ def record_request(
     else:
         by = served_by or "none"
         s.error(error_type or "other", by).inc()
-        if by != "fallback":
+        if by == "primary":  # an answer that failed an output check, served anyway
+            answer = s.primary
+        elif by != "fallback":
             return
-        if answered_by is None:
+        elif answered_by is None:
             raise ValueError("answered_by (provider, model) is required when served_by='fallback'")
-        answer = s.fallback(*answered_by)
+        else:
+            answer = s.fallback(*answered_by)
     if duration_s is not None:
         answer.duration(duration_s)
     if ttfc_s is not None:

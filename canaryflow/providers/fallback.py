@@ -8,7 +8,11 @@ For each target in order (primary, then ``resolution.fallback``):
   next target serves;
 * a bad_request / auth / content_filter / other failure of the primary is raised at once — a fallback
   would not help; the same failure of a fallback target moves on to the next one;
-* streams fall back only before their first chunk; a failure after it reaches the caller.
+* streams fall back only before their first chunk; a failure after it reaches the caller;
+* a non-streamed answer that fails the resolution's output checks (:mod:`canaryflow.domain.checks`) counts
+  as a failed attempt of that target with the check's reason (``invalid_json``, ``schema_mismatch``, …) and
+  the next target serves; a ``refusal`` is only recorded (:attr:`Served.failed_check`, the answer is kept)
+  unless the config sets ``route_refusals``. A check failure is not a provider fault: breakers ignore it.
 
 The result says which fallback served (``None`` = the primary) and every attempt, so metrics can count
 ``canaryflow_fallbacks_total{reason}`` with :attr:`Served.reason`.
@@ -23,6 +27,7 @@ from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 from canaryflow import tracing
+from canaryflow.domain.checks import Checker, provider_refused
 from canaryflow.domain.passthrough import Decisions
 from canaryflow.domain.resolution import Resolution
 from canaryflow.domain.shaping import EventShaper, provider_api, shape_answer, shape_request, wants_usage
@@ -65,7 +70,8 @@ def _reason(fallback_index: int | None, attempts: Sequence[Attempt]) -> str | No
 
 
 class Served(NamedTuple):
-    """A completed call: the result, which fallback served it (``None``: the primary), every attempt."""
+    """A completed call: the result, which fallback served it (``None``: the primary), every attempt, and
+    the output check the served answer failed when it was kept anyway (a refusal that is not re-routed)."""
 
     result: ChatResult
     fallback_index: int | None
@@ -75,6 +81,11 @@ class Served(NamedTuple):
     def reason(self) -> str | None:
         """Why the primary did not serve (its error type or ``circuit_open``); ``None`` if it did."""
         return _reason(self.fallback_index, self.attempts)
+
+    @property
+    def failed_check(self) -> str | None:
+        """The output check the served answer failed (it was kept: a refusal not re-routed), or ``None``."""
+        return self.attempts[-1].error_type if self.attempts else None
 
 
 class StreamServed(NamedTuple):
@@ -130,11 +141,20 @@ class FallbackRunner:
         messages = [*map(dict, resolution.messages), *map(dict, caller_messages)]
         attempts: list[Attempt] = []
         errors: list[ProviderError] = []
+        checker = resolution.checker
         for target in targets(resolution):
             result = await self._run_target(target, messages, attempts, errors, timeout, stream=False,
                                             request=request, resolution=resolution)
             if isinstance(result, ChatResult):
-                return Served(result, target.fallback_index, attempts)
+                failed = None if checker is None else check_answer(checker, result)
+                if failed is None:
+                    return Served(result, target.fallback_index, attempts)
+                attempts[-1] = replace(attempts[-1], error_type=failed)
+                tracing.event("canaryflow.output_check_failed", {"canaryflow.check": failed,
+                                                                 "gen_ai.provider.name": target.provider,
+                                                                 "gen_ai.request.model": target.model})
+                if checker is not None and not checker.reroutes(failed):
+                    return Served(result, target.fallback_index, attempts)  # kept: see failed_check
         raise self._all_failed(attempts) from (errors[-1] if errors else None)
 
     async def stream(self, resolution: Resolution, caller_messages: Sequence[dict[str, str]], *,
@@ -251,6 +271,12 @@ class FallbackRunner:
                                   model=last.model if last else None)
 
 
+def check_answer(checker: Checker, result: ChatResult) -> str | None:
+    """The output check ``result`` fails (see :meth:`Checker.check`), or ``None``."""
+    return checker.check(result.text, finish_reason=result.finish_reason, tool_calls=len(result.tool_calls),
+                         refused=provider_refused(result.raw))
+
+
 def _shaped(req: ChatRequest, request: CallerRequest, res: Resolution, target: Target,
             provider: Provider) -> ChatRequest:
     api = provider_api(request.api, str(getattr(provider, "api", provider.name)))
@@ -282,4 +308,5 @@ class _Started:
     first: StreamChunk | None
 
 
-__all__ = ["CIRCUIT_OPEN", "Attempt", "FallbackRunner", "Served", "StreamServed", "Target", "targets"]
+__all__ = ["CIRCUIT_OPEN", "Attempt", "FallbackRunner", "Served", "StreamServed", "Target", "check_answer",
+           "targets"]

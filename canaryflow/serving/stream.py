@@ -13,6 +13,7 @@ from canaryflow import tracing
 from canaryflow.domain.resolution import Resolution
 from canaryflow.errors import ProviderError
 from canaryflow.providers.base import CallerRequest, ChatResult, StreamChunk
+from canaryflow.providers.fallback import check_answer
 
 if TYPE_CHECKING:
     from canaryflow.serving.traffic import Completion, TrafficPlane
@@ -128,10 +129,13 @@ class Stream:
             provider, model = str(target["provider"]), str(target["model"])
         result = replace(usage, text=text, provider=provider, model=model,
                          finish_reason=usage.finish_reason or last.finish_reason or "stop")
+        # output checks on a stream run at its end and only record: its text has already reached the user
+        failed = (check_answer(res.checker, result)
+                  if res.checker is not None and self.fallback_index is None else None)
         with tracing.resume(self._trace):
             self.completion = self._plane._finish(res, self._caller, result, self.fallback_index,
                                                   self.fallback_reason, self._started, self.request_id,
-                                                  self._ttfc, self._variables)
+                                                  self._ttfc, self._variables, failed_check=failed)
 
     async def aclose(self) -> None:
         """Stop reading early; the request is counted as an error of type ``other`` if it had not ended."""

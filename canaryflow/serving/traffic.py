@@ -24,8 +24,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from canaryflow import tracing
+from canaryflow.domain.checks import CHECK_FAILURES
 from canaryflow.domain.config import ConfigSpec, render_text
-from canaryflow.domain.resolution import CompiledConfig, Resolution
+from canaryflow.domain.resolution import CompiledConfig, Resolution, resolution_for
 from canaryflow.errors import (
     AllProvidersFailed,
     CanaryflowError,
@@ -47,7 +48,7 @@ from canaryflow.metrics.instruments import (
 )
 from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult
 from canaryflow.providers.factory import get_provider
-from canaryflow.providers.fallback import FallbackRunner
+from canaryflow.providers.fallback import FallbackRunner, Served
 from canaryflow.providers.pricing import cost_usd
 from canaryflow.registry import feedback as fb
 from canaryflow.registry import traffic as tlog
@@ -260,7 +261,7 @@ class TrafficPlane:
         started = time.perf_counter()
         caller = [dict(m) for m in messages]
         try:
-            result, index, reason = await self._run(res, caller, request)
+            result, index, reason, failed = await self._run(res, caller, request, variables)
         except ProviderError as exc:
             self._count_error(res, exc, started, request_id, caller, variables)
             raise
@@ -268,7 +269,8 @@ class TrafficPlane:
             error = ProviderError(str(exc) or type(exc).__name__)
             self._count_error(res, error, started, request_id, caller, variables)
             raise
-        return self._finish(res, caller, result, index, reason, started, request_id, None, variables)
+        return self._finish(res, caller, result, index, reason, started, request_id, None, variables,
+                            failed_check=failed)
 
     async def astream(self, res: Resolution, messages: Sequence[Mapping[str, Any]], *,
                       variables: Mapping[str, object] | None = None,
@@ -280,19 +282,54 @@ class TrafficPlane:
         await stream._open()
         return stream
 
-    async def _run(self, res: Resolution, caller: list[dict[str, str]], request: CallerRequest | None = None
-                   ) -> tuple[ChatResult, int | None, str | None]:
-        if request is None:
-            served = await self.runner.complete(res, caller, timeout=self.timeout)
-        else:
-            served = await self.runner.complete(res, caller, timeout=self.timeout, request=request)
+    async def _run(self, res: Resolution, caller: list[dict[str, str]], request: CallerRequest | None = None,
+                   variables: Mapping[str, object] | None = None
+                   ) -> tuple[ChatResult, int | None, str | None, str | None]:
+        """The answer, which fallback served (``len(res.fallback)``: the stable version, after the
+        variation's answers failed their output checks), why, and a failed check of a kept answer."""
+        try:
+            served = await self._complete(res, caller, request)
+        except AllProvidersFailed as exc:
+            stable = self._stable_after_check(res, exc, variables)
+            if stable is None:
+                raise
+            try:
+                served = await self._complete(stable, caller, request)
+            except ProviderError:
+                raise exc from None
+            result = served.result
+            if served.fallback_index is None:
+                result = replace(result, provider=stable.provider, model=stable.model)
+            else:
+                target = stable.fallback[served.fallback_index]
+                result = replace(result, provider=str(target["provider"]), model=str(target["model"]))
+            return result, len(res.fallback), exc.primary_error_type, None
         result = served.result
         if served.fallback_index is None:
             result = replace(result, provider=res.provider, model=res.model)
         else:
             target = res.fallback[served.fallback_index]
             result = replace(result, provider=str(target["provider"]), model=str(target["model"]))
-        return result, served.fallback_index, served.reason
+        return result, served.fallback_index, served.reason, served.failed_check
+
+    async def _complete(self, res: Resolution, caller: list[dict[str, str]],
+                        request: CallerRequest | None) -> Served:
+        if request is None:
+            return await self.runner.complete(res, caller, timeout=self.timeout)
+        return await self.runner.complete(res, caller, timeout=self.timeout, request=request)
+
+    def _stable_after_check(self, res: Resolution, exc: AllProvidersFailed,
+                            variables: Mapping[str, object] | None) -> Resolution | None:
+        """The stable version's resolution when the variation's primary answer failed an output check
+        (and its fallbacks did not serve): the guardrail's last resort. ``None`` otherwise."""
+        if res.stable_version is None or exc.primary_error_type not in CHECK_FAILURES:
+            return None
+        try:
+            spec = self.resolver.spec(res.config_key, res.stable_version)
+            return resolution_for(res, spec, res.stable_version, variables or {})
+        except Exception:  # the stable spec cannot be rendered for this request: the failure stands
+            logging.getLogger(__name__).debug("no stable retry", exc_info=True)
+            return None
 
     def _count_error(self, res: Resolution, exc: ProviderError, started: float, request_id: str,
                      caller: list[dict[str, str]], variables: Mapping[str, object] | None = None, *,
@@ -308,12 +345,16 @@ class TrafficPlane:
 
     def _finish(self, res: Resolution, caller: list[dict[str, str]], result: ChatResult, index: int | None,
                 reason: str | None, started: float, request_id: str, ttfc: float | None,
-                variables: Mapping[str, object] | None) -> Completion:
+                variables: Mapping[str, object] | None, *, failed_check: str | None = None) -> Completion:
         duration = time.perf_counter() - started
         cost = _cost(result)
         labels = _labels(res)
         series = self.series(res)
-        if index is None:
+        if index is None and failed_check is not None:  # served, but it failed a check (a kept refusal)
+            record_request(labels, outcome="error", error_type=failed_check, served_by="primary",
+                           duration_s=duration, ttfc_s=ttfc, input_tokens=result.input_tokens,
+                           output_tokens=result.output_tokens, cost_usd=cost, series=series)
+        elif index is None:
             record_request(labels, outcome="success", finish_reason=result.finish_reason, duration_s=duration,
                            ttfc_s=ttfc, input_tokens=result.input_tokens, output_tokens=result.output_tokens,
                            cost_usd=cost, series=series)
