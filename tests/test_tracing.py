@@ -262,7 +262,9 @@ def test_the_gateway_command_traces_when_the_variables_ask(receiver: Receiver, t
                        json={"model": "trace-cli", "messages": Q, **CTX})
         assert r.status_code == 200, r.text
         deadline = time.monotonic() + 60
-        while not receiver.in_trace(trace_id) and time.monotonic() < deadline:
+        # the attempt's CLIENT span may be exported in an earlier batch than the request's SERVER span
+        while not any(sp.kind == "SERVER" for sp in receiver.in_trace(trace_id)) \
+                and time.monotonic() < deadline:
             time.sleep(0.1)
         spans = receiver.in_trace(trace_id)
         (req,) = [sp for sp in spans if sp.kind == "SERVER"]
