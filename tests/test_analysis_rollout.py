@@ -245,3 +245,82 @@ async def test_a_candidate_off_its_schema_is_guarded_by_stable_and_rolled_back(
                            outcome="error") == 0
         state = stack.registry.serving_state(key)
         assert state.stable_version == 1 and state.exposure.candidate_version is None
+
+
+def _rescued_traffic(stack: Stack, key: str, stop: threading.Event, seen: dict[str, int]) -> None:
+    """Users of both versions; counts what they got: answers, error responses, answers a fallback gave."""
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        try:
+            raw = client.chat.completions.with_raw_response.create(
+                model=key, messages=[{"role": "user", "content": "What is the capital of France?"}],
+                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+        except openai.APITimeoutError:  # the loaded test machine, not an answer (counted apart)
+            seen["client timeouts"] = seen.get("client timeouts", 0) + 1
+            continue
+        except openai.APIError:
+            seen["errors"] += 1
+            continue
+        variation = raw.headers["x-canaryflow-variation"]
+        seen[variation] = seen.get(variation, 0) + 1
+        if raw.headers["x-canaryflow-fallback"] == "true":
+            seen[f"{variation} by fallback"] = seen.get(f"{variation} by fallback", 0) + 1
+
+
+async def test_a_candidate_rescued_by_its_fallback_is_rolled_back_for_its_own_failures(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The candidate's own model fails every call and its fallback answers every user: users see no error,
+    yet the candidate is rolled back, its evidence naming its own failures (error type) and the fallback
+    that served those users (served_by="fallback")."""
+    key = f"rescued-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    fallback = [{"provider": "anthropic", "model": "claude-haiku-4-5"}]
+    configs = [spec(key, system="You are helpful.", fallback=fallback),
+               spec(key, model="gpt-4.1", system="You are helpful. [sim@gpt-4.1:error_rate=1]",
+                    fallback=fallback)]
+    plan = {
+        "stages": [{"name": "canary-50", "kind": "percent", "percent": 50, "min_duration": "10m"},
+                   {"name": "full", "kind": "full"}],
+        "gates": [{"metric": "error_rate", "margin": 0.05, "mode": "absolute"}],
+        "analysis_interval": "2s",
+    }
+    seen: dict[str, int] = {"errors": 0}
+    with running_stack(tmp_path, configs=configs) as stack:
+        address = stack.url.removeprefix("http://")
+        prometheus.add_target(address)
+        prometheus.wait_scraped(address)
+        stop = threading.Event()
+        sender = threading.Thread(target=_rescued_traffic, args=(stack, key, stop, seen), daemon=True)
+        sender.start()
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        registry = Registry(stack.registry.url)
+        try:
+            async with build_worker(client, registry, task_queue=queue):
+                inp = RolloutInput.model_validate(
+                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                     task_queue=queue)
+                with pytest.raises(WorkflowFailureError) as info:
+                    await asyncio.wait_for(handle.result(), 120)
+        finally:
+            stop.set()
+            sender.join(15)
+        message = str(info.value.cause)
+        assert "canary-50" in message and "error_rate FAIL" in message, message
+        assert "candidate's own failures by error type: " in message and "server_error" in message, message
+        assert "served by: fallback" in message, message
+        # users never saw the candidate's failures: a fallback answered each of them
+        assert seen["errors"] == 0 and seen.get("candidate", 0) > 0, seen
+        assert seen["candidate by fallback"] == seen["candidate"] and "stable by fallback" not in seen, seen
+        labels = {"config": key, "version": "2", "variation": "candidate"}
+        rescued = stack.count("canaryflow_requests_total", **labels, served_by="fallback", outcome="error")
+        assert seen["candidate"] <= rescued <= seen["candidate"] + seen.get("client timeouts", 0)
+        assert stack.count("canaryflow_requests_total", **labels, served_by="primary") == 0
+        assert stack.count("gen_ai_client_operation_duration_seconds_count", **labels,
+                           served_by="primary") == 0
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 1 and state.exposure.candidate_version is None

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
-from canaryflow.domain.gates import Gate, Measurement
+from canaryflow.domain.gates import Gate, Measurement, Verdict
 from canaryflow.domain.judge import (
     BucketStrata,
     MeanStrata,
@@ -100,7 +100,25 @@ def _rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples:
     m = judge_rate_strata(gate, RateStrata(ce, ct, se, st), at=w.now, queries=queries,
                           min_samples=min_samples, higher_is_better=spec.higher_is_better)
     m.evidence.note = f"{m.evidence.note}; {note}" if m.evidence.note else note
+    if m.verdict == Verdict.FAIL and gate.metric in ("error_rate", "completion_rate"):
+        _, series = w.fetch(spec.metric, cand)  # cached: the candidate's series fetched above
+        m.evidence.note += "; " + _failures(w, series)
     return m
+
+
+def _failures(w: _Window, series: list[RawSeries]) -> str:
+    """The candidate's own failures by error type and who answered those users (``served_by``: a fallback
+    rescuing them does not hide them), for a failed error/completion gate's evidence."""
+    def is_error(labels: Mapping[str, str]) -> bool:
+        return labels.get("outcome") == "error"
+
+    def listing(label: str) -> str:
+        rows = increases_by(series, label, w.start, w.now, w.strata_s, is_error)
+        totals = sorted(((k, sum(v)) for k, v in rows.items()), key=lambda kv: -kv[1])
+        return ", ".join(f"{k} {v:.0f}" for k, v in totals if round(v) > 0) or "none"
+
+    return (f"candidate's own failures by error type: {listing('error_type')}; "
+            f"those users were served by: {listing('served_by')}")
 
 
 def _custom_ratio(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int
