@@ -102,7 +102,7 @@ def _rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples:
     m.evidence.note = f"{m.evidence.note}; {note}" if m.evidence.note else note
     if m.verdict == Verdict.FAIL and gate.metric in ("error_rate", "completion_rate"):
         _, series = w.fetch(spec.metric, cand)  # cached: the candidate's series fetched above
-        m.evidence.note += "; " + _failures(w, series)
+        m.evidence.note = f"{_failures(w, series)}; {m.evidence.note}"  # first: the note is cut at 200
     return m
 
 
@@ -117,8 +117,7 @@ def _failures(w: _Window, series: list[RawSeries]) -> str:
         totals = sorted(((k, sum(v)) for k, v in rows.items()), key=lambda kv: -kv[1])
         return ", ".join(f"{k} {v:.0f}" for k, v in totals if round(v) > 0) or "none"
 
-    return (f"candidate's own failures by error type: {listing('error_type')}; "
-            f"those users were served by: {listing('served_by')}")
+    return f"candidate's own errors: {listing('error_type')} (served by {listing('served_by')})"
 
 
 def _custom_ratio(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int
