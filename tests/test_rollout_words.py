@@ -7,7 +7,7 @@ import pytest
 
 from canaryflow.domain.analysis import GateStatus
 from canaryflow.domain.gates import Evidence, Measurement, Verdict
-from canaryflow.domain.plan import FAST_PLAN
+from canaryflow.domain.plan import FAST_PLAN, Plan
 from canaryflow.domain.rollout_status import PendingApproval, RolloutStatus, VerdictRecord
 from canaryflow.domain.rollout_words import (
     approve_commands,
@@ -18,10 +18,16 @@ from canaryflow.domain.rollout_words import (
     waiting_words,
 )
 
+#: The fast preset's stages with gates whose margins the expected sentences name.
+PLAN = Plan.model_validate({**FAST_PLAN.model_dump(mode="json", exclude={"name"}), "gates": [
+    {"metric": "error_rate", "margin": 0.01, "mode": "absolute"},
+    {"metric": "latency_p95", "margin": 0.2, "mode": "relative"},
+    {"metric": "cost_per_request", "margin": 0.2, "mode": "relative"}]})
+
 
 def _status(gates: list[GateStatus], waiting: str = "gates INCONCLUSIVE") -> RolloutStatus:
     return RolloutStatus(
-        config_key="support-bot", candidate_version=2, stable_version=1, plan=FAST_PLAN, stage_index=1,
+        config_key="support-bot", candidate_version=2, stable_version=1, plan=PLAN, stage_index=1,
         applied_stage=1, stage_started_at=1000.0, waiting_for=waiting,
         last_verdict=VerdictRecord(stage="internal", at=1050.0, verdict=Verdict.INCONCLUSIVE, gates=gates))
 
@@ -56,7 +62,7 @@ def test_gate_words(gs: GateStatus, words: str) -> None:
 def test_no_estimate_when_the_candidate_is_already_past_the_margin() -> None:
     gs = _gs("error_rate", Verdict.INCONCLUSIVE, **{**RATE, "candidate_value": 0.02, "difference": 0.015})
     assert gs.last is not None
-    assert more_requests(gs.last, FAST_PLAN.gates[0]) is None
+    assert more_requests(gs.last, PLAN.gates[0]) is None
     assert gate_words(_status([gs]), gs).endswith("not yet enough data to tell")
 
 
