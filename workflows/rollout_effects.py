@@ -258,7 +258,7 @@ async def notify(s: RolloutStatus, event: str, text: str, fields: dict[str, str]
         targets=s.plan.notify, event=event, text=f"[canaryflow] {text}",
         fields={"config": s.config_key, "candidate": f"v{s.candidate_version}", "stage": s.stage,
                 "last verdict": verdict_line(s.last_verdict)[:300], **(fields or {})},
-        idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id}/{event}/{len(s.events)}")
+        idempotency_key=f"{info.workflow_id}/{info.first_execution_run_id}/{event}/{s.recorded}")
     try:
         await workflow.execute_activity(
             names.NOTIFY, note, result_type=NotifyResult, start_to_close_timeout=names.NOTIFY_TIMEOUT,

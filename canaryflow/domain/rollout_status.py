@@ -198,13 +198,18 @@ class RolloutStatus(BaseModel):
     continued: int = 0
     stage_by: str = Field(default="", description="the approver who opened this stage ('' = none)")
     audit_dropped: int = Field(default=0, description="audit events dropped before they could be written")
+    recorded: int = Field(default=0, description="events recorded so far (the list keeps the last "
+                                                 "MAX_EVENTS; this count never goes back)")
     logic: int = Field(default=1, description="the workflow logic version this rollout runs (1: before "
                                               "bounded state; new rollouts get LOGIC_VERSION)")
 
     @model_validator(mode="before")
     @classmethod
     def _upgrade(cls, data: Any) -> Any:
-        """A state carried by an older release kept up to 100 reports and no counters: count them."""
+        """A state carried by an older release: up to 100 reports and no counters (count them), no event
+        count (start it from the events it kept)."""
+        if isinstance(data, dict) and "recorded" not in data:
+            data = {**data, "recorded": len(data.get("events") or [])}
         if isinstance(data, dict) and "counters" not in data and data.get("reports"):
             reports = [AnalysisReport.model_validate(r) for r in data["reports"]]
             data = {**data, "counters": count_reports(reports), "measured": len(reports),
@@ -229,6 +234,7 @@ class RolloutStatus(BaseModel):
             event = event.model_copy(update={"detail": event.detail[:MAX_DETAIL - 1] + "…"})
         self.events.append(event)
         del self.events[:-MAX_EVENTS]
+        self.recorded += 1
         if event.audit:
             self.audit_pending.append(event)
             dropped = len(self.audit_pending) - MAX_AUDIT_PENDING
