@@ -42,6 +42,10 @@ evaluation's metadata:
   the sentiment instead (> 0 positive, < 0 negative). Stored and counted once per request like
   :meth:`canaryflow.Client.feedback`.
 
+* an implicit feedback event — ``edited`` (``value`` = edit distance), ``copied``, ``shared``,
+  ``regenerated``, ``task_completed``, ``abandoned``, ``dwell_seconds`` (``value`` = seconds): stored and
+  counted once per request and event like :meth:`canaryflow.Client.track`.
+
 Any other event name is refused with a :class:`~canaryflow.errors.ValidationFailed` (canaryflow has no
 generic custom events yet).
 """
@@ -66,6 +70,8 @@ except ImportError as exc:  # an optional extra
     raise ImportError("canaryflow.openfeature needs the OpenFeature SDK: "
                       "pip install 'canaryflow[openfeature]'") from exc
 
+from canaryflow.domain.implicit import EVENTS as IMPLICIT_EVENTS
+from canaryflow.domain.implicit import VALUED as VALUED_EVENTS
 from canaryflow.domain.resolution import CompiledConfig, Resolution
 from canaryflow.errors import CanaryflowError, NotFound, RenderError, ValidationFailed
 from canaryflow.metrics.instruments import Labels, Metrics, record_request
@@ -74,7 +80,7 @@ from canaryflow.serving.client import Client
 from canaryflow.serving.stream import new_request_id
 
 VARIABLES_ATTRIBUTE = "canaryflow.variables"
-TRACK_EVENTS = ("completion", "feedback")
+TRACK_EVENTS = ("completion", "feedback", *IMPLICIT_EVENTS)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _NUMBER = (int, float)
@@ -315,7 +321,7 @@ class CanaryflowProvider(AbstractProvider):
 
     def track(self, tracking_event_name: str, evaluation_context: EvaluationContext | None = None,
               tracking_event_details: TrackingEventDetails | None = None) -> None:
-        """Record a ``completion`` or ``feedback`` event for an evaluation's ``request_id``.
+        """Record a ``completion``, ``feedback`` or implicit event for an evaluation's ``request_id``.
 
         Raises:
             ValidationFailed: an unknown event name, a missing/unknown ``request_id`` or a bad attribute.
@@ -324,7 +330,7 @@ class CanaryflowProvider(AbstractProvider):
         attrs = dict(details.attributes)
         if tracking_event_name not in TRACK_EVENTS:
             raise ValidationFailed(f"unknown tracking event {tracking_event_name!r}: canaryflow tracks "
-                                   f"{' and '.join(TRACK_EVENTS)}", source="tracking_event_name")
+                                   f"{', '.join(TRACK_EVENTS)}", source="tracking_event_name")
         request_id = attrs.get("request_id")
         labels = self._recent.get(request_id) if isinstance(request_id, str) else None
         if labels is None:
@@ -339,6 +345,11 @@ class CanaryflowProvider(AbstractProvider):
             comment = attrs.get("comment")
             plane.remember(str(request_id), labels)
             plane.feedback(str(request_id), str(sentiment), None if comment is None else str(comment))
+            return
+        if tracking_event_name in IMPLICIT_EVENTS:
+            plane.remember(str(request_id), labels)
+            plane.track(str(request_id), tracking_event_name,
+                        details.value if tracking_event_name in VALUED_EVENTS else None)
             return
         outcome = attrs.get("outcome", "success")
         if outcome not in ("success", "error"):

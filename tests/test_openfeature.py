@@ -226,8 +226,24 @@ def test_tracking_counts_completions_and_feedback(provider: CanaryflowProvider, 
     assert metrics.value("canaryflow_feedback_total", {**labels, "sentiment": "negative"}) == 1
     with pytest.raises(ValidationFailed, match="request_id"):
         c.track("feedback", _ctx("u-7"), TrackingEventDetails(1, {"request_id": "nope"}))
-    with pytest.raises(ValidationFailed, match="canaryflow tracks completion and feedback"):
+    with pytest.raises(ValidationFailed, match="canaryflow tracks completion, feedback, edited"):
         c.track("clicked", _ctx("u-7"), TrackingEventDetails(1, {"request_id": rid}))
+
+
+def test_tracking_maps_implicit_feedback_events(provider: CanaryflowProvider) -> None:
+    metrics = provider.client.traffic().plane.metrics
+    assert metrics is not None
+    c = _client()
+    d = c.get_object_details("of-split", {}, _ctx("u-8"))
+    rid, labels = d.flag_metadata["request_id"], {"config": "of-split", "variation": str(d.variant)}
+    before = metrics.value("canaryflow_implicit_feedback_total", {**labels, "event": "edited"})
+    c.track("edited", _ctx("u-8"), TrackingEventDetails(17, {"request_id": rid}))
+    c.track("copied", _ctx("u-8"), TrackingEventDetails(attributes={"request_id": rid}))
+    assert metrics.value("canaryflow_implicit_feedback_total", {**labels, "event": "edited"}) == before + 1
+    assert metrics.value("canaryflow_implicit_feedback_value_total", {**labels, "event": "edited"}) >= 17
+    assert metrics.value("canaryflow_implicit_feedback_total", {**labels, "event": "copied"}) >= 1
+    with pytest.raises(ValidationFailed, match="needs 'value'"):
+        c.track("dwell_seconds", _ctx("u-8"), TrackingEventDetails(attributes={"request_id": rid}))
 
 
 def test_in_memory_provider_as_fallback(provider: CanaryflowProvider) -> None:

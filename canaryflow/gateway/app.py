@@ -9,6 +9,7 @@ Routes::
     *    /v1/...                anything else: proxied to CANARYFLOW_GATEWAY_DEFAULT_PROVIDER, or 404
     POST /v1/resolve            {"config", "user", "attributes", "variables"} → the resolution
     POST /v1/feedback           {"request_id", "sentiment": "positive"|"negative", "comment"?}
+    POST /v1/track              {"request_id", "event": "edited"|"copied"|…, "value"?}  (implicit feedback)
     GET  /metrics               Prometheus exposition of the traffic-plane instruments
     GET  /healthz               registry reachable? serving cache fresh? (503 when not)
     GET  /openapi.json          the OpenAPI description (canaryflow/gateway/openapi.py)
@@ -95,6 +96,27 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
         return JSONResponse({"ok": True, "request_id": request_id, "config": labels.config,
                              "version": labels.version, "variation": labels.variation})
 
+    async def track(request: Request) -> Response:
+        try:
+            body = await read_json(request)
+            request_id = body.get("request_id")
+            if not isinstance(request_id, str) or not request_id:
+                raise ValidationFailed("'request_id' must be the X-Canaryflow-Request-Id of a response",
+                                       source="request_id")
+            extra = sorted(set(body) - {"request_id", "event", "value"})
+            if extra:
+                raise ValidationFailed(f"unknown field {extra[0]!r}: /v1/track takes request_id, event and "
+                                       "value", source=extra[0])
+            event, value = body.get("event"), body.get("value")
+            if not isinstance(event, str):
+                raise ValidationFailed(f"'event' must be a string naming the event, got {event!r}",
+                                       source="event")
+            labels = await asyncio.to_thread(plane.track, request_id, event, value)
+        except CanaryflowError as exc:
+            return _plain_error(exc)
+        return JSONResponse({"ok": True, "request_id": request_id, "event": event, "config": labels.config,
+                             "version": labels.version, "variation": labels.variation})
+
     async def metrics_endpoint(request: Request) -> Response:
         # in a worker thread: with every gate-read series created at 0 (96 latency buckets per label set)
         # the exposition takes milliseconds, which must not stall requests on the event loop
@@ -127,6 +149,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
         Route("/v1/models", bind(proxy.models), methods=["GET"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
         Route("/v1/feedback", feedback, methods=["POST"]),
+        Route("/v1/track", track, methods=["POST"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/openapi.json", openapi_endpoint, methods=["GET"]),

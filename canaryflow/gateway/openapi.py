@@ -11,6 +11,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from canaryflow.domain.implicit import EVENTS as IMPLICIT_EVENTS
+
 _CTX = {"type": "object", "description": "canaryflow context (extra_body)", "properties": {
     "user": {"type": "string"}, "attributes": {"type": "object"}, "variables": {"type": "object"}}}
 _MESSAGE = {"type": "object", "required": ["role", "content"], "properties": {
@@ -53,6 +55,10 @@ RESOLVE = {"type": "object", "required": ["config"], "properties": {
 FEEDBACK = {"type": "object", "required": ["request_id", "sentiment"], "properties": {
     "request_id": {"type": "string"}, "sentiment": {"enum": ["positive", "negative"]},
     "comment": {"type": "string"}}}
+TRACK = {"type": "object", "required": ["request_id", "event"], "additionalProperties": False, "properties": {
+    "request_id": {"type": "string"}, "event": {"enum": list(IMPLICIT_EVENTS)},
+    "value": {"type": "number", "minimum": 0,
+              "description": "edited: edit distance; dwell_seconds: seconds"}}}
 
 
 def openapi_spec(config_example: str = "support-bot") -> dict[str, Any]:
@@ -77,6 +83,8 @@ def openapi_spec(config_example: str = "support-bot") -> dict[str, Any]:
                                         {"config": config_example, **ctx})},
             "/v1/feedback": {"post": _op("Feedback on a response", FEEDBACK,
                                          {"request_id": "0" * 32, "sentiment": "negative"})},
+            "/v1/track": {"post": _op("Implicit feedback on a response (edited, copied, …)", TRACK,
+                                      {"request_id": "0" * 32, "event": "edited", "value": 12})},
             "/metrics": {"get": _op("Prometheus exposition", None, None, ())},
             "/healthz": {"get": _op("Registry reachable, cache fresh (503 otherwise)", None, None, ())},
             "/openapi.json": {"get": _op("This description", None, None, ())},

@@ -50,6 +50,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from canaryflow.domain.answers import TOOL_CALL_RESULTS
 from canaryflow.domain.checks import CHECK_FAILURES
+from canaryflow.domain.implicit import EVENTS as IMPLICIT_EVENTS
+from canaryflow.domain.implicit import VALUED as VALUED_EVENTS
 from canaryflow.errors import ERROR_TYPES
 
 COMMON_LABELS = ("config", "version", "variation", "segment", "gen_ai_provider_name", "gen_ai_request_model")
@@ -165,8 +167,9 @@ class _Answer:
 class Series:
     """Every child of one label set, created at 0 (see the module docstring): the hot path's lookups."""
 
-    __slots__ = ("_fallbacks", "_lock", "_m", "agreement", "errors", "feedback", "labels", "primary",
-                 "retracted", "success", "values")
+    __slots__ = ("_fallbacks", "_lock", "_m", "agreement", "errors", "feedback", "implicit",
+                 "implicit_retracted", "implicit_value", "labels", "primary", "retracted", "success",
+                 "values")
 
     def __init__(self, m: Metrics, labels: Labels, fallbacks: Iterable[tuple[str, str]] = ()) -> None:
         self._m = m
@@ -182,6 +185,9 @@ class Series:
         self.primary = _Answer(m, values, "primary")
         self.feedback = {s: m.feedback.labels(*values, s) for s in SENTIMENTS}
         self.retracted = {s: m.feedback_retracted.labels(*values, s) for s in SENTIMENTS}
+        self.implicit = {e: m.implicit.labels(*values, e) for e in IMPLICIT_EVENTS}
+        self.implicit_value = {e: m.implicit_value.labels(*values, e) for e in VALUED_EVENTS}
+        self.implicit_retracted = {e: m.implicit_value_retracted.labels(*values, e) for e in VALUED_EVENTS}
         self.agreement = m.shadow_agreement.labels(*values) if labels.variation == "shadow" else None
         self._fallbacks: dict[tuple[str, str], _Answer] = {}
         self.add_fallbacks(fallbacks)
@@ -240,6 +246,16 @@ class Metrics:
         self.feedback_retracted = Counter(
             "canaryflow_feedback_retracted", "Feedback replaced by a later feedback on the same request.",
             (*COMMON_LABELS, "sentiment"), registry=r)
+        self.implicit = Counter(
+            "canaryflow_implicit_feedback", "Requests with an implicit feedback event (once per request).",
+            (*COMMON_LABELS, "event"), registry=r)
+        self.implicit_value = Counter(
+            "canaryflow_implicit_feedback_value", "Sum of the values of valued implicit events.",
+            (*COMMON_LABELS, "event"), registry=r)
+        self.implicit_value_retracted = Counter(
+            "canaryflow_implicit_feedback_value_retracted",
+            "Values of implicit events replaced by a later one of the same kind on the same request.",
+            (*COMMON_LABELS, "event"), registry=r)
         self.fallbacks = Counter(
             "canaryflow_fallbacks", "Requests a fallback served, by why the primary was skipped.",
             (*COMMON_LABELS, "reason"), registry=r)
@@ -383,6 +399,25 @@ def record_feedback(labels: Labels, sentiment: str, *, replaces: str | None = No
     series.feedback[sentiment].inc()
 
 
+def record_implicit(labels: Labels, event: str, value: float | None, *, replaced: bool = False,
+                    old_value: float | None = None, metrics: Metrics | None = None) -> None:
+    """Count one implicit event on a served request (``event`` one of
+    :data:`~canaryflow.domain.implicit.EVENTS`).
+
+    ``canaryflow_implicit_feedback_total{event}`` counts each request once per event (a replacing event
+    counts nothing there); for ``edited`` and ``dwell_seconds`` the value is added to
+    ``canaryflow_implicit_feedback_value_total`` and a replaced value to ``..._value_retracted_total``, so
+    ``(value - retracted) / count`` is the mean of each request's latest value.
+    """
+    series = (metrics or default_metrics()).series(labels)
+    if not replaced:
+        series.implicit[event].inc()
+    if value is not None and event in series.implicit_value:
+        series.implicit_value[event].inc(value)
+        if replaced and old_value:
+            series.implicit_retracted[event].inc(old_value)
+
+
 def record_shadow(labels: Labels, agreement: float, *, metrics: Metrics | None = None) -> None:
     """Observe the agreement score of one mirrored request (``labels.variation`` is ``shadow``)."""
     child = (metrics or default_metrics()).series(labels).agreement
@@ -413,6 +448,7 @@ __all__ = [
     "finish_label",
     "record_fallback",
     "record_feedback",
+    "record_implicit",
     "record_request",
     "record_shadow",
     "record_shadow_dropped",

@@ -177,6 +177,27 @@ class FeedbackRow(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
+class ImplicitFeedbackRow(SQLModel, table=True):
+    """One implicit event (``edited``, ``copied``, …) on one request: a later one of the same kind replaces
+    it (repository functions: ``canaryflow.registry.feedback``)."""
+
+    __tablename__ = "implicit_feedback"
+    __table_args__ = (sa.UniqueConstraint("request_id", "event", name="uq_implicit_request_event"),
+                      sa.Index("ix_implicit_key_version_served", "config_key", "version", "served_at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=128)
+    event: str = Field(max_length=32)
+    value: float | None = None
+    config_key: str = Field(max_length=63)
+    version: int
+    variation: str = Field(max_length=16)
+    segment: str = Field(default="none", max_length=63)
+    served_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_at: datetime = _ts()
+    updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
+
+
 class SettingRow(SQLModel, table=True):
     """Registry-wide settings shared by every process, e.g. the key that signs request ids."""
 
@@ -214,6 +235,7 @@ __all__ = [
     "ConfigRow",
     "CounterRow",
     "FeedbackRow",
+    "ImplicitFeedbackRow",
     "MeasurementRow",
     "SegmentRow",
     "ServingStateRow",

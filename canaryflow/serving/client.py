@@ -231,6 +231,12 @@ class Client:
         """Record ``positive`` or ``negative`` feedback on a request this client served."""
         self.traffic().feedback(request_id, sentiment, comment)
 
+    def track(self, request_id: str, event: str, value: float | None = None) -> None:
+        """Record an implicit feedback event on a request this client served: ``edited`` (value = edit
+        distance), ``copied``, ``shared``, ``regenerated``, ``task_completed``, ``abandoned`` or
+        ``dwell_seconds`` (value = seconds); once per request and event (a later one replaces it)."""
+        self.traffic().track(request_id, event, value)
+
     def _compile(self, key: str) -> CompiledConfig:
         state, versions, segments = self.registry.snapshot(key)
         compiled = CompiledConfig(state, versions, segments)

@@ -149,6 +149,10 @@ class SdkTraffic:
         """See :meth:`canaryflow.Client.feedback`."""
         return self.plane.feedback(request_id, sentiment, comment)
 
+    def track(self, request_id: str, event: str, value: float | None = None) -> Labels:
+        """See :meth:`canaryflow.Client.track`."""
+        return self.plane.track(request_id, event, value)
+
     def close(self) -> None:
         """Flush the traffic log, stop shadow workers and the portal loop."""
         self.portal.run(self.plane.close())

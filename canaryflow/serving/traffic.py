@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from canaryflow import tracing
 from canaryflow.domain.checks import CHECK_FAILURES
 from canaryflow.domain.config import ConfigSpec, render_text
+from canaryflow.domain.implicit import check_event
 from canaryflow.domain.resolution import CompiledConfig, Resolution, resolution_for
 from canaryflow.errors import (
     AllProvidersFailed,
@@ -44,6 +45,7 @@ from canaryflow.metrics.instruments import (
     default_metrics,
     record_fallback,
     record_feedback,
+    record_implicit,
     record_request,
 )
 from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult
@@ -51,6 +53,7 @@ from canaryflow.providers.factory import get_provider
 from canaryflow.providers.fallback import FallbackRunner, Served
 from canaryflow.providers.pricing import cost_usd
 from canaryflow.registry import feedback as fb
+from canaryflow.registry import implicit as implicit_rows
 from canaryflow.registry import traffic as tlog
 from canaryflow.serving.request_ids import CLIENT_KEY, RequestIds, name_hash
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
@@ -174,6 +177,7 @@ class TrafficPlane:
         self.ids = RequestIds(request_id_key or self._signing_key())
         self._names: dict[bytes, str] = {name_hash("none"): "none"}
         self._given: OrderedDict[str, str] = OrderedDict()  # feedback per request when there is no registry
+        self._tracked: OrderedDict[tuple[str, str], float | None] = OrderedDict()  # implicit, no registry
         on_compile = getattr(resolver, "on_compile", None)
         if on_compile is not None:
             on_compile(self.prepare_series)
@@ -486,6 +490,40 @@ class TrafficPlane:
             if len(self._given) > self._remember:
                 self._given.popitem(last=False)
         record_feedback(labels, sentiment, replaces=replaced, metrics=self._m)
+        return labels
+
+    def track(self, request_id: str, event: str, value: float | None = None, *,
+              client_key: str | None = None) -> Labels:
+        """Count and store an implicit feedback event on a served request (``edited`` with the edit
+        distance, ``copied``, ``shared``, ``regenerated``, ``task_completed``, ``abandoned``,
+        ``dwell_seconds`` with seconds): once per request and event (a later one replaces it), attributed
+        to the request's own version, variation, segment and serving time, with the same authentication and
+        window as :meth:`feedback`.
+
+        Raises:
+            ValidationFailed: an unknown event, or a value missing / not allowed / out of range.
+            NotFound, Unauthorized, Conflict: as :meth:`feedback`.
+        """
+        event, stored = check_event(event, value)
+        labels, served_at = self._attribution(request_id, CLIENT_KEY.get() if client_key is None
+                                              else client_key)
+        age = time.time() - served_at
+        if age > self.feedback_window:
+            raise Conflict(f"event {event!r} on request {request_id!r} is refused: it was served {age:.0f} s "
+                           f"ago, longer than the feedback window of {self.feedback_window:g} s "
+                           "(CANARYFLOW_FEEDBACK_WINDOW_S)")
+        if self.registry is not None:
+            replaced, old = implicit_rows.put_event(
+                self.registry, request_id=request_id, event=event, value=stored, config_key=labels.config,
+                version=labels.version, variation=labels.variation, segment=labels.segment,
+                served_at=datetime.fromtimestamp(served_at, UTC))
+        else:
+            replaced = (request_id, event) in self._tracked
+            old = self._tracked.get((request_id, event))
+            self._tracked[(request_id, event)] = stored
+            if len(self._tracked) > self._remember:
+                self._tracked.popitem(last=False)
+        record_implicit(labels, event, stored, replaced=replaced, old_value=old, metrics=self._m)
         return labels
 
     def _attribution(self, request_id: str, client_key: str) -> tuple[Labels, float]:
