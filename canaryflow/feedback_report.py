@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from canaryflow.registry import traffic as tlog
+from canaryflow.registry.implicit import EventSummary, event_summaries
 from canaryflow.registry.tables import utcnow
 
 
@@ -43,6 +44,8 @@ class VersionReport:
     items: list[FeedbackItem] = field(default_factory=list)
     logged_requests: int = 0
     patterns: Counter[str] = field(default_factory=Counter)
+    implicit: list[EventSummary] = field(default_factory=list)
+    """Implicit feedback events (edited, copied, …) on this version's requests served in the window."""
 
 
 def excerpt(text: str, width: int = 100) -> str:
@@ -106,12 +109,16 @@ def feedback_report(registry: Any, key: str, *, version: int | None = None, nega
     since = utcnow() - timedelta(seconds=window_s) if window_s is not None else None
     counts = tlog.count_feedback(registry, key, since=since, version=version)
     logged_counts = tlog.count_traffic(registry, key, since=since)
-    versions = {v for v, _ in counts} | {v for v in logged_counts if version is None or v == version}
+    implicit = [e for e in event_summaries(registry, key, served_from=since)
+                if version is None or e.version == version]
+    versions = ({v for v, _ in counts} | {v for v in logged_counts if version is None or v == version}
+                | {e.version for e in implicit})
     reports = []
     for v in sorted(versions, reverse=True):
         rep = VersionReport(v, positive=sum(n for (ver, sent), n in counts.items() if ver == v and
                                             sent != "negative"),
-                            negative=counts.get((v, "negative"), 0))
+                            negative=counts.get((v, "negative"), 0),
+                            implicit=[e for e in implicit if e.version == v])
         for rec in tlog.traffic(registry, key, limit=scan, version=v, since=since):
             rep.logged_requests += 1
             rep.patterns.update(failure_patterns(rec))
@@ -144,6 +151,10 @@ def format_report(reports: list[VersionReport], key: str, window: str = "") -> s
         share = f" ({100 * rep.negative / total:.0f}% negative)" if total else ""
         out.append(f"{key} v{rep.version}: {rep.positive} positive, {rep.negative} negative{share}; "
                    f"patterns from {rep.logged_requests} logged requests")
+        if rep.implicit:
+            out.append("  implicit feedback (requests with the event; mean value where it has one):")
+            out += [f"    {e.variation:<9} {e.event:<15} {e.requests:>5}"
+                    + (f"  mean {e.mean_value:g}" if e.mean_value is not None else "") for e in rep.implicit]
         if rep.patterns:
             out.append("  most common failure patterns:")
             out += [f"    {n:>4}  {name}" for name, n in rep.patterns.most_common(5)]

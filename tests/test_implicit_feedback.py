@@ -11,6 +11,7 @@ import pytest
 
 from canaryflow.domain.implicit import check_event
 from canaryflow.errors import ValidationFailed
+from canaryflow.feedback_report import feedback_report, format_report
 from canaryflow.registry.implicit import event_summaries
 from tests.traffic_stack import Stack, running_stack, spec
 
@@ -60,6 +61,9 @@ def test_track_counts_once_per_request_and_event_attributed_to_the_request(stack
     assert 'event="abandoned"' in httpx.get(f"{stack.url}/metrics").text
     rows = {(s.event, s.requests, s.mean_value) for s in event_summaries(stack.registry, "imp-bot")}
     assert rows == {("edited", 1, 20.0), ("copied", 1, None)}
+    # `canaryflow feedback` shows them per version
+    text = format_report(feedback_report(stack.registry, "imp-bot"), "imp-bot", "1h")
+    assert "implicit feedback" in text and "edited" in text and "mean 20" in text, text
 
 
 def test_track_refuses_what_it_cannot_carry(stack: Stack) -> None:

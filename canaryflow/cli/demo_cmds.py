@@ -161,6 +161,7 @@ def feedback_cmd(
         for rep in reports:
             out.append({"version": rep.version, "positive": rep.positive, "negative": rep.negative,
                         "logged_requests": rep.logged_requests, "patterns": dict(rep.patterns.most_common()),
+                        "implicit": [vars(e) for e in rep.implicit],
                         "items": [vars(i) for i in rep.items]})
         print_json({"config": key, "window": window, "counted": "every feedback in the window",
                     "patterns_from": "the sampled traffic log", "versions": out})
