@@ -217,7 +217,7 @@ def test_the_readme_ten_lines_run_as_written(tmp_path: Path, demo: Demo) -> None
         groups = httpx.get(f"{prom}/rules", timeout=10).json()["data"]["groups"]
         assert {g["name"] for g in groups} == {"canaryflow.recording", "canaryflow.alerts"}
         served = httpx.get(f"{prom}/query", timeout=10, params={
-            "query": 'sum(canaryflow_requests_total{config="support-bot",version="1"})'}).json()
+            "query": 'sum(canaryflow_requests_total{config="support-bot"})'}).json()
         logs = repo / ".canaryflow" / "logs"
         why = {name: (logs / name).read_text(errors="replace")[-1500:] for name in ("gateway.log", "sim.log")
                if (logs / name).exists()}
