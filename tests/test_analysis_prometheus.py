@@ -150,6 +150,36 @@ def test_equal_rates_pass(prometheus: Prometheus, exporter: Exporter) -> None:
     assert stage_verdict(gates, count_reports([report]))[0] is Verdict.PASS
 
 
+def test_implicit_rate_judges_one_event_per_request_served(prometheus: Prometheus,
+                                                           exporter: Exporter) -> None:
+    key, start = _scenario(prometheus, exporter, cand_errors=20, cand_latency=0.5)
+    m = exporter.metrics
+    # regenerations: 1 % of stable's requests, 20 % of the candidate's; copies: equal shares
+    m.series(_labels(key, 1, "stable")).implicit["regenerated"].inc(380)
+    m.series(_labels(key, 2, "candidate")).implicit["regenerated"].inc(400)
+    m.series(_labels(key, 1, "stable")).implicit["copied"].inc(7600)
+    m.series(_labels(key, 2, "candidate")).implicit["copied"].inc(400)
+    _wait_value(prometheus, f'sum(canaryflow_implicit_feedback_total{{config="{key}"}})', 8780)
+    gates = [Gate(metric="implicit_rate", event="regenerated", margin=0.5, min_samples=500),
+             Gate(metric="implicit_rate", event="copied", name="copied_rate", margin=0.5, min_samples=500)]
+    report = measure_sync(_request(key, start, gates), PrometheusSource(prometheus.url))
+    regen, copied = report.measurements
+    assert regen.verdict is Verdict.FAIL and regen.gate == "regenerated_rate", regen.summary()
+    assert (regen.evidence.candidate_events, regen.evidence.candidate_samples) == (400, 2000)
+    assert 'event="regenerated"' in regen.evidence.note
+    assert copied.verdict is Verdict.PASS, copied.summary()  # a good event: judged higher-is-better
+
+
+@pytest.mark.parametrize(("gate", "words"), [
+    ({"metric": "implicit_rate", "margin": 0.5}, "needs 'event'"),
+    ({"metric": "implicit_rate", "event": "dwell_seconds", "margin": 0.5}, "needs 'event'"),
+    ({"metric": "error_rate", "event": "copied", "margin": 0.5}, "belongs to implicit_rate"),
+])
+def test_a_bad_implicit_gate_is_refused(gate: dict[str, object], words: str) -> None:
+    with pytest.raises(ValueError, match=words):
+        Gate.model_validate(gate)
+
+
 def test_no_traffic_is_nodata(prometheus: Prometheus) -> None:
     req = _request(f"none-{uuid.uuid4().hex[:8]}", time.time() - 60, GATES)
     report = measure_sync(req, PrometheusSource(prometheus.url))

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from canaryflow.domain.conditions import parse_condition
 from canaryflow.domain.durations import Duration, format_duration
 from canaryflow.domain.errors import ValidationFailed
+from canaryflow.domain.implicit import EVENTS as IMPLICIT_EVENTS
 from canaryflow.domain.templating import check_template
 
 GateMetric = Literal[
@@ -32,16 +33,22 @@ GateMetric = Literal[
     "completion_rate",
     "shadow_agreement",
     "tool_call_error_rate",
+    "implicit_rate",
     "custom",
 ]
 BUILTIN_METRICS: tuple[str, ...] = tuple(m for m in get_args(GateMetric) if m != "custom")
 #: Gates judged as a ratio of counters (events / requests), candidate against stable.
 RATE_GATES = frozenset({"error_rate", "fallback_rate", "negative_feedback_rate", "completion_rate",
-                        "tool_call_error_rate"})
+                        "tool_call_error_rate", "implicit_rate"})
 #: A rate below this is acceptable whatever stable's, so a good candidate can PASS against a stable with no
 #: errors at all; low enough that 0.1 % → 0.5 % is still caught.
 DEFAULT_FLOORS: dict[str, float] = {"error_rate": 0.001, "fallback_rate": 0.001, "completion_rate": 0.001,
-                                    "negative_feedback_rate": 0.01, "tool_call_error_rate": 0.001}
+                                    "negative_feedback_rate": 0.01, "tool_call_error_rate": 0.001,
+                                    "implicit_rate": 0.01}
+#: Events an ``implicit_rate`` gate can judge (``dwell_seconds`` is a value, not an event to count), and
+#: the ones users do when an answer is good (their rate is better higher).
+RATE_EVENTS = tuple(e for e in IMPLICIT_EVENTS if e != "dwell_seconds")
+GOOD_EVENTS = frozenset({"copied", "shared", "task_completed"})
 #: Gates comparing a value of the candidate with stable's (quantiles and means).
 VALUE_GATES = frozenset({"latency_p50", "latency_p95", "latency_p99", "cost_per_request",
                          "tokens_per_request"})
@@ -105,6 +112,10 @@ class Gate(BaseModel):
         description="custom query gates: what $window spans — one analysis interval (each measurement "
                     "judges its own window, so failure_limit tolerates noisy windows) or the whole stage")
     dry_run: bool = Field(default=False, description="measured and shown, never decides")
+    event: str | None = Field(
+        default=None, description="implicit_rate: the implicit feedback event whose share of requests is "
+                                  "judged (regenerated, abandoned, edited: lower is better; copied, shared, "
+                                  "task_completed: higher is better)")
 
     @field_validator("metric", mode="before")
     @classmethod
@@ -117,6 +128,12 @@ class Gate(BaseModel):
     @model_validator(mode="after")
     def _well_formed(self) -> Gate:
         self._limits_make_sense()
+        if self.metric == "implicit_rate":
+            if self.event not in RATE_EVENTS:
+                raise ValueError(f"implicit_rate needs 'event': one of {', '.join(RATE_EVENTS)}, got "
+                                 f"{self.event!r}")
+        elif self.event is not None:
+            raise ValueError(f"'event' belongs to implicit_rate gates, not to {self.metric!r}: remove it")
         if self.margin is not None and self.margin < 0:
             raise ValueError(f"margin {self.margin:g} is negative: a margin is the degradation allowed, e.g. "
                              "0.2 (relative: candidate ≤ 1.2 × stable)")
@@ -200,7 +217,10 @@ class Gate(BaseModel):
 
     @property
     def label(self) -> str:
-        """Display name of the gate."""
+        """Display name of the gate (an unnamed ``implicit_rate`` gate is named after its event:
+        ``regenerated_rate``)."""
+        if self.name is None and self.metric == "implicit_rate" and self.event:
+            return f"{self.event}_rate"
         return self.name or self.metric
 
 
@@ -285,8 +305,10 @@ def _fmt(v: float | None) -> str:
 __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_FLOORS",
+    "GOOD_EVENTS",
     "MAX_NOTE",
     "MAX_QUERY",
+    "RATE_EVENTS",
     "RATE_GATES",
     "VALUE_GATES",
     "Evidence",

@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
-from canaryflow.domain.gates import Gate, Measurement, Verdict
+from canaryflow.domain.gates import GOOD_EVENTS, Gate, Measurement, Verdict
 from canaryflow.domain.judge import (
     BucketStrata,
     MeanStrata,
@@ -37,6 +37,7 @@ from canaryflow.metrics.deltas import RawSeries, increases, increases_by
 from canaryflow.metrics.promql import (
     AGREEMENT,
     DURATION,
+    IMPLICIT,
     MEAN_SPECS,
     QUANTILES,
     RATE_SPECS,
@@ -103,6 +104,32 @@ def _rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples:
     if m.verdict == Verdict.FAIL and gate.metric in ("error_rate", "completion_rate"):
         _, series = w.fetch(spec.metric, cand)  # cached: the candidate's series fetched above
         m.evidence.note = f"{_failures(w, series)}; {m.evidence.note}"  # first: the note is cut at 200
+    return m
+
+
+def _implicit_rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int
+                   ) -> Measurement:
+    """The share of served requests with one implicit feedback event (``gate.event``), candidate against
+    stable, per interval. An event counts in the interval it arrived in; an interval's events are capped at
+    its requests (late events of earlier requests cannot make a share above 1)."""
+    event = gate.event or ""
+    queries: list[str] = []
+    counts: list[list[float]] = []
+    try:
+        for sel in (cand, stable):
+            _, events = w.fetch(IMPLICIT, sel, queries)
+            _, requests = w.fetch(REQUESTS, sel, queries)
+            total = w.per_interval(requests)
+            got = w.per_interval(events, lambda lb: lb.get("event") == event)
+            got += [0.0] * (len(total) - len(got))
+            counts += [[min(e, t) for e, t in zip(got, total, strict=False)], total]
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    ce, ct, se, st = counts
+    m = judge_rate_strata(gate, RateStrata(ce, ct, se, st), at=w.now, queries=queries,
+                          min_samples=min_samples, higher_is_better=event in GOOD_EVENTS)
+    note = f"events: event=\"{event}\" per request served"
+    m.evidence.note = f"{m.evidence.note}; {note}" if m.evidence.note else note
     return m
 
 
@@ -200,6 +227,8 @@ def _measure(gate: Gate, w: _Window) -> Measurement:
                              tuple(req.segments))
     if gate.is_ratio:
         return _custom_ratio(gate, w, cand, stable, req.min_samples)
+    if gate.metric == "implicit_rate":
+        return _implicit_rate(gate, w, cand, stable, req.min_samples)
     if gate.metric in RATE_SPECS:
         return _rate(gate, w, cand, stable, req.min_samples)
     if gate.metric in MEAN_SPECS:

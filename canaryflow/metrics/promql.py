@@ -24,6 +24,7 @@ COST = "canaryflow_cost_usd_total"
 FEEDBACK = "canaryflow_feedback_total"
 AGREEMENT = "canaryflow_shadow_agreement"
 TOOL_CALLS = "canaryflow_tool_calls_total"
+IMPLICIT = "canaryflow_implicit_feedback_total"
 QUANTILES = {"latency_p50": 0.5, "latency_p95": 0.95, "latency_p99": 0.99}
 NORMAL_FINISH = "stop|tool_calls"
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
