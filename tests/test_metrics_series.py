@@ -134,6 +134,14 @@ def test_compiling_a_config_creates_its_series_before_any_request(tmp_path: Path
                             gen_ai_provider_name="anthropic") == 0
         assert _has(s, "canaryflow_shadow_agreement_count", config="warm-bot", version="2",
                     variation="shadow") == 0
+
+        registry.promote("warm-bot", 2, by="test", reason="test", source="cli")
+        assert client.refresh(force=True)
+        s = _samples(m)  # v1 is no longer served: its series are no longer exported (bounded memory)
+        with pytest.raises(KeyError):
+            _has(s, total, config="warm-bot", version="1")
+        assert _has(s, total, config="warm-bot", version="2", variation="stable", outcome="error",
+                    error_type="timeout", served_by="none") == 0
     finally:
         registry.close()
 

@@ -293,6 +293,28 @@ class Metrics:
             self.series(labels, fallbacks)
         return new
 
+    def forget(self, config: str, keep_versions: Iterable[int]) -> list[int]:
+        """Stop exporting every series of ``config``'s versions not in ``keep_versions`` (no longer served:
+        a long-running gateway's series stay bounded by what it serves). Returns the versions forgotten.
+
+        A version served again later gets its series created at 0 again; Prometheus reads the drop as a
+        counter reset, which ``increase()`` and the gates handle."""
+        keep = set(keep_versions)
+        with self._lock:
+            gone = sorted({lab.version for lab in self._series if lab.config == config
+                           and lab.version not in keep})
+            if not gone:
+                return []
+            for lab in [lab for lab in self._series if lab.config == config and lab.version in gone]:
+                del self._series[lab]
+        families = (self.duration, self.tokens, self.ttfc, self.requests, self.cost, self.feedback,
+                    self.feedback_retracted, self.fallbacks, self.shadow_agreement, self.shadow_dropped,
+                    self.tool_calls)
+        for version in gone:
+            for family in families:
+                family.remove_by_labels({"config": config, "version": str(version)})
+        return gone
+
     def exposition(self) -> bytes:
         """The text exposition of every series (what ``GET /metrics`` returns)."""
         return generate_latest(self.registry)

@@ -189,6 +189,7 @@ class TrafficPlane:
         label_sets = compiled.label_sets()
         self._m.prepare((Labels(key, ls.version, ls.variation, ls.segment, ls.provider, ls.model),
                          ls.fallbacks) for ls in label_sets)
+        self._m.forget(key, {ls.version for ls in label_sets})  # versions no longer served
         for name in {key, *(ls.segment for ls in label_sets)}:
             self._names[name_hash(name)] = name
 
