@@ -307,9 +307,8 @@ class Metrics:
                 return []
             for lab in [lab for lab in self._series if lab.config == config and lab.version in gone]:
                 del self._series[lab]
-        families = (self.duration, self.tokens, self.ttfc, self.requests, self.cost, self.feedback,
-                    self.feedback_retracted, self.fallbacks, self.shadow_agreement, self.shadow_dropped,
-                    self.tool_calls)
+        families = [f for f in vars(self).values()  # every labelled instrument of this Metrics
+                    if isinstance(f, Counter | Histogram) and "version" in getattr(f, "_labelnames", ())]
         for version in gone:
             for family in families:
                 family.remove_by_labels({"config": config, "version": str(version)})
