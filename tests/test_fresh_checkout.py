@@ -12,7 +12,7 @@ import pytest
 from tests.checkout import checkout, clean_env
 
 FAST_PART = ["tests/test_compose.py", "tests/test_repository.py", "tests/test_rollout_words.py",
-             "tests/test_rollout_outcome.py", "tests/test_plan.py", "tests/test_stages.py"]
+             "tests/test_rollout_outcome.py", "tests/test_devstack.py"]
 
 
 @pytest.mark.timeout(240)
