@@ -125,7 +125,7 @@ def test_wrong_methods_and_unknown_paths(api: dict[str, Any], http: httpx.Client
 
 def test_examples_themselves_succeed(api: dict[str, Any], http: httpx.Client, tmp_path: Path) -> None:
     for path, content in operations(api):
-        if path == "/v1/feedback":
+        if path in ("/v1/feedback", "/v1/track"):
             continue  # needs a real request id
         r = http.post(path, json=content["example"])
         assert r.status_code == 200, (path, r.text)
