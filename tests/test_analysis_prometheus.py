@@ -170,6 +170,35 @@ def test_implicit_rate_judges_one_event_per_request_served(prometheus: Prometheu
     assert copied.verdict is Verdict.PASS, copied.summary()  # a good event: judged higher-is-better
 
 
+def test_replaced_feedback_counts_once_in_the_feedback_rate(prometheus: Prometheus,
+                                                           exporter: Exporter) -> None:
+    """Feedback replaced by a later one on the same request counts once, as its latest sentiment: 300
+    candidate negatives of which 200 were later changed to positive are 100 negatives of 400 requests that
+    got feedback, not 300 of 600."""
+    from canaryflow.metrics.instruments import record_feedback
+
+    key, start = _scenario(prometheus, exporter, cand_errors=20, cand_latency=0.5)
+    m = exporter.metrics
+    stable, cand = _labels(key, 1, "stable"), _labels(key, 2, "candidate")
+    for _ in range(300):
+        record_feedback(stable, "negative", metrics=m)
+    for _ in range(2700):
+        record_feedback(stable, "positive", metrics=m)
+    for _ in range(300):
+        record_feedback(cand, "negative", metrics=m)
+    for _ in range(100):
+        record_feedback(cand, "positive", metrics=m)
+    for _ in range(200):
+        record_feedback(cand, "positive", replaces="negative", metrics=m)
+    _wait_value(prometheus, f'sum(canaryflow_feedback_retracted_total{{config="{key}"}})', 200)
+    _wait_value(prometheus, f'sum(canaryflow_feedback_total{{config="{key}"}})', 3600)
+    gate = Gate(metric="negative_feedback_rate", margin=0.5, min_samples=100)
+    (fb,) = measure_sync(_request(key, start, [gate]), PrometheusSource(prometheus.url)).measurements
+    assert (fb.evidence.candidate_events, fb.evidence.candidate_samples) == (100, 400), fb.summary()
+    assert (fb.evidence.stable_events, fb.evidence.stable_samples) == (300, 3000)
+    assert any(q.startswith("canaryflow_feedback_retracted_total{") for q in fb.evidence.queries)
+
+
 @pytest.mark.parametrize(("gate", "words"), [
     ({"metric": "implicit_rate", "margin": 0.5}, "needs 'event'"),
     ({"metric": "implicit_rate", "event": "dwell_seconds", "margin": 0.5}, "needs 'event'"),
@@ -250,3 +279,11 @@ def test_a_templated_custom_query_gets_its_selector_window_and_plan_args(
     missing = req.model_copy(update={"args": {}})
     (m,) = measure_sync(missing, PrometheusSource(prometheus.url)).measurements
     assert m.verdict is Verdict.ERROR and "does not define 'bad'" in m.evidence.note
+
+
+def test_a_retraction_in_a_later_interval_is_taken_from_the_earlier_ones() -> None:
+    from canaryflow.metrics.measure import _less
+
+    # negatives per interval, then two of the first interval's changed to positive in the third
+    assert _less([3.0, 1.0, 0.0, 2.0], [0.0, 0.0, 2.0, 0.0]) == [2.0, 0.0, 0.0, 2.0]
+    assert _less([1.0, 1.0], [0.0, 5.0]) == [0.0, 0.0]  # never below 0

@@ -37,6 +37,8 @@ from canaryflow.metrics.deltas import RawSeries, increases, increases_by
 from canaryflow.metrics.promql import (
     AGREEMENT,
     DURATION,
+    FEEDBACK,
+    FEEDBACK_RETRACTED,
     IMPLICIT,
     MEAN_SPECS,
     QUANTILES,
@@ -85,6 +87,23 @@ class _Window:
         return increases(series, self.start, self.now, self.strata_s, keep if callable(keep) else None)
 
 
+def _less(counts: list[float], retracted: list[float]) -> list[float]:
+    """Per-interval counts less the feedback retracted (replaced) in each interval.
+
+    A retraction removes a feedback given earlier, maybe in an earlier interval: what an interval cannot
+    absorb is taken from the intervals before it, latest first, so the totals are exact and no interval
+    goes below 0."""
+    out = list(counts)
+    for k, r in enumerate(retracted[: len(out)]):
+        j = k
+        while r > 0 and j >= 0:
+            take = min(out[j], r)
+            out[j] -= take
+            r -= take
+            j -= 1
+    return out
+
+
 def _rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int) -> Measurement:
     spec = RATE_SPECS[gate.metric]
     queries: list[str] = []
@@ -92,8 +111,12 @@ def _rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples:
     try:
         for sel in (cand, stable):
             _, series = w.fetch(spec.metric, sel, queries)
-            counts.append(w.per_interval(series, spec.events))
-            counts.append(w.per_interval(series))
+            events, total = w.per_interval(series, spec.events), w.per_interval(series)
+            if spec.metric == FEEDBACK:  # a replaced feedback leaves the count: each request once
+                _, gone = w.fetch(FEEDBACK_RETRACTED, sel, queries)
+                events = _less(events, w.per_interval(gone, spec.events))
+                total = _less(total, w.per_interval(gone))
+            counts += [events, total]
     except MetricsUnavailable as exc:
         return error_measurement(gate, str(exc), at=w.now, queries=queries)
     ce, ct, se, st = counts

@@ -22,6 +22,8 @@ DURATION = "gen_ai_client_operation_duration_seconds"
 TOKENS = "gen_ai_client_token_usage"
 COST = "canaryflow_cost_usd_total"
 FEEDBACK = "canaryflow_feedback_total"
+#: feedback replaced by a later one on the same request: subtracted, so each request counts once
+FEEDBACK_RETRACTED = "canaryflow_feedback_retracted_total"
 AGREEMENT = "canaryflow_shadow_agreement"
 TOOL_CALLS = "canaryflow_tool_calls_total"
 IMPLICIT = "canaryflow_implicit_feedback_total"
@@ -223,6 +225,7 @@ __all__ = [
     "COST",
     "DURATION",
     "FEEDBACK",
+    "FEEDBACK_RETRACTED",
     "LOOKBACK_S",
     "MEAN_SPECS",
     "QUANTILES",
