@@ -71,6 +71,9 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         spec("fb", fallback=[{"provider": "anthropic", "model": "claude-haiku-4-5"}]), author="t"
     )
     registry.push_config(
+        spec("an-drop", provider="anthropic", model="claude-haiku-4-5", drop=["seed", "logprobs"]), author="t"
+    )
+    registry.push_config(
         spec(
             "tooled",
             tools=[
@@ -775,6 +778,20 @@ def test_cross_api_refuses_what_has_no_counterpart(gw: Gateway, extra: dict[str,
     r = httpx.post(f"{gw.url}/v1/chat/completions", json=body)
     assert r.status_code == 400 and r.json()["error"]["param"] == field
     assert "no Anthropic" in r.json()["error"]["message"] and not gw.rec.received
+
+
+def test_a_config_may_opt_into_dropping_what_has_no_counterpart(gw: Gateway) -> None:
+    """`drop: [seed, logprobs]` in the config: those fields are removed on the way to Anthropic instead of
+    refused; a field the config did not list (n) is still refused by name."""
+    gw.rec.reset(ANT_ANSWER)
+    body = {"model": "an-drop", "messages": [{"role": "user", "content": "hi"}], "seed": 3, "logprobs": True,
+            **CTX}
+    r = httpx.post(f"{gw.url}/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    sent = gw.rec.last.body
+    assert "seed" not in sent and "logprobs" not in sent and sent["model"] == "claude-haiku-4-5"
+    r = httpx.post(f"{gw.url}/v1/chat/completions", json={**body, "n": 2})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "n"
 
 
 # ── bad input and unmanaged endpoints ──────────────────────────────────────────────────────────────

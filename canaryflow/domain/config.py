@@ -98,6 +98,10 @@ class ConfigSpec(_Strict):
     response_format: JsonSchemaFormat | None = None
     fallback: list[Fallback] = Field(default_factory=list)
     output_checks: OutputChecks | None = None
+    drop: list[str] | None = Field(
+        default=None, description="request fields (top-level names, or paths such as messages[0].audio) "
+        "that may be dropped when a request must be translated to the other API and has no counterpart "
+        "there; any other such field is refused with a 400 naming it")
     metadata: Metadata = Field(default_factory=Metadata)
 
     @field_validator("tools")
@@ -105,6 +109,14 @@ class ConfigSpec(_Strict):
     def _unique_tools(cls, value: list[Tool] | None) -> list[Tool] | None:
         check_tool_names(value or ())
         return value or None  # `tools: []` is no tools (and hashes like a file without the field)
+
+    @field_validator("drop")
+    @classmethod
+    def _drop_names(cls, value: list[str] | None) -> list[str] | None:
+        for name in value or ():
+            if not name.strip() or name != name.strip():
+                raise ValueError(f"{name!r} is not a field name: list request fields, e.g. seed, logprobs")
+        return sorted(set(value)) if value else None  # `drop: []` hashes like a file without the field
 
     @field_validator("tool_choice", mode="before")
     @classmethod
