@@ -4,6 +4,7 @@ reads exists at 0 before its first event (created when the serving cache compile
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ from canaryflow.domain.serving import Exposure
 from canaryflow.metrics.instruments import (
     DURATION_BUCKETS,
     FINISH_REASONS,
+    FORGET_AFTER_S,
     REQUEST_ERROR_TYPES,
     Labels,
     Metrics,
@@ -137,7 +139,11 @@ def test_compiling_a_config_creates_its_series_before_any_request(tmp_path: Path
 
         registry.promote("warm-bot", 2, by="test", reason="test", source="cli")
         assert client.refresh(force=True)
-        s = _samples(m)  # v1 is no longer served: its series are no longer exported (bounded memory)
+        s = _samples(m)  # v1 is no longer served: still exported for a grace period (its last events)
+        assert _has(s, total, config="warm-bot", version="1", variation="stable", outcome="error",
+                    error_type="timeout", served_by="none") == 0
+        assert m.forget("warm-bot", {2}, now=time.monotonic() + FORGET_AFTER_S) == [1]
+        s = _samples(m)  # then no longer exported (bounded memory)
         with pytest.raises(KeyError):
             _has(s, total, config="warm-bot", version="1")
         assert _has(s, total, config="warm-bot", version="2", variation="stable", outcome="error",

@@ -40,6 +40,7 @@ tests read exact counts and ``/metrics`` exposes only canaryflow's series.
 from __future__ import annotations
 
 import threading
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -220,11 +221,18 @@ class Series:
         return child
 
 
+#: How long a version that is no longer served keeps being exported (several scrape intervals).
+FORGET_AFTER_S = 600.0
+
+
 class Metrics:
     """The instruments on one collector registry."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, *,
+                 forget_after_s: float = FORGET_AFTER_S) -> None:
         self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        self.forget_after_s = forget_after_s
+        self._unserved: dict[tuple[str, int], float] = {}  # (config, version) → when it stopped being served
         r = self.registry
         self.duration = Histogram(
             "gen_ai_client_operation_duration_seconds", "Duration of a GenAI operation (seconds).",
@@ -293,18 +301,30 @@ class Metrics:
             self.series(labels, fallbacks)
         return new
 
-    def forget(self, config: str, keep_versions: Iterable[int]) -> list[int]:
-        """Stop exporting every series of ``config``'s versions not in ``keep_versions`` (no longer served:
-        a long-running gateway's series stay bounded by what it serves). Returns the versions forgotten.
+    def forget(self, config: str, keep_versions: Iterable[int], *, now: float | None = None) -> list[int]:
+        """Stop exporting every series of ``config``'s versions not in ``keep_versions`` once they have not
+        been served for ``forget_after_s`` (no longer served: a long-running gateway's series stay bounded
+        by what it serves). Returns the versions forgotten.
+
+        The grace period lets Prometheus scrape a version's last events (a rolled-back candidate's final
+        errors) and lets dashboards and tests read them before the series go; it is checked on each
+        compile of the config.
 
         A version served again later gets its series created at 0 again; Prometheus reads the drop as a
         counter reset, which ``increase()`` and the gates handle."""
         keep = set(keep_versions)
+        now = time.monotonic() if now is None else now
         with self._lock:
-            gone = sorted({lab.version for lab in self._series if lab.config == config
-                           and lab.version not in keep})
+            unserved = {lab.version for lab in self._series if lab.config == config
+                        and lab.version not in keep}
+            for cv in [cv for cv in self._unserved if cv[0] == config and cv[1] not in unserved]:
+                del self._unserved[cv]  # served again (or already gone)
+            gone = sorted(v for v in unserved
+                          if now - self._unserved.setdefault((config, v), now) >= self.forget_after_s)
             if not gone:
                 return []
+            for v in gone:
+                del self._unserved[(config, v)]
             for lab in [lab for lab in self._series if lab.config == config and lab.version in gone]:
                 del self._series[lab]
         families = [f for f in vars(self).values()  # every labelled instrument of this Metrics
