@@ -477,8 +477,8 @@ def test_responses_streamed(gw: Gateway) -> None:
 
 
 def test_models_list_names_the_configs(gw: Gateway) -> None:
-    assert sorted(m.id for m in gw.oai.models.list()) == ["an", "fb", "oa", "tooled"]
-    assert sorted(m.id for m in gw.ant.models.list()) == ["an", "fb", "oa", "tooled"]
+    assert sorted(m.id for m in gw.oai.models.list()) == ["an", "an-drop", "fb", "oa", "tooled"]
+    assert sorted(m.id for m in gw.ant.models.list()) == ["an", "an-drop", "fb", "oa", "tooled"]
 
 
 # ── same API: Anthropic ────────────────────────────────────────────────────────────────────────────
