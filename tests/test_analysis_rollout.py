@@ -9,8 +9,9 @@ import contextlib
 import json
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -48,6 +49,33 @@ def _traffic(stack: Stack, key: str, stop: threading.Event) -> None:
                 extra_headers={"X-Canaryflow-User": f"user-{n}"})
 
 
+async def _rolled_back(server: DevServer, prometheus: Prometheus, stack: Stack, key: str,
+                       plan: dict[str, Any], traffic: Callable[..., None], *args: Any) -> str:
+    """Roll out v2 of ``key`` with ``plan`` while ``traffic(stack, key, stop, *args)`` sends requests; the
+    rollout must be rolled back: returns its failure message."""
+    address = stack.url.removeprefix("http://")
+    prometheus.add_target(address)
+    prometheus.wait_scraped(address)
+    stop = threading.Event()
+    sender = threading.Thread(target=traffic, args=(stack, key, stop, *args), daemon=True)
+    sender.start()
+    client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+    queue = f"e2e-{uuid.uuid4().hex[:8]}"
+    registry = Registry(stack.registry.url)
+    try:
+        async with build_worker(client, registry, task_queue=queue):
+            inp = RolloutInput.model_validate(
+                {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+            handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                 task_queue=queue)
+            with pytest.raises(WorkflowFailureError) as info:
+                await asyncio.wait_for(handle.result(), 120)
+    finally:
+        stop.set()
+        sender.join(15)
+    return str(info.value.cause)
+
+
 async def test_raised_error_rate_is_rolled_back_with_evidence(
     server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,27 +90,7 @@ async def test_raised_error_rate_is_rolled_back_with_evidence(
         "analysis_interval": "2s",
     }
     with running_stack(tmp_path, configs=configs) as stack:
-        address = stack.url.removeprefix("http://")
-        prometheus.add_target(address)
-        prometheus.wait_scraped(address)
-        stop = threading.Event()
-        sender = threading.Thread(target=_traffic, args=(stack, key, stop), daemon=True)
-        sender.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        registry = Registry(stack.registry.url)
-        try:
-            async with build_worker(client, registry, task_queue=queue):
-                inp = RolloutInput.model_validate(
-                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
-                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
-                                                     task_queue=queue)
-                with pytest.raises(WorkflowFailureError) as info:
-                    await asyncio.wait_for(handle.result(), 120)
-        finally:
-            stop.set()
-            sender.join(15)
-        message = str(info.value.cause)
+        message = await _rolled_back(server, prometheus, stack, key, plan, _traffic)
         assert "canary-50" in message and "error_rate FAIL" in message, message
         assert "candidate 0." in message and "vs stable" in message
         assert "interval [" in message and "margin 0.5 relative" in message
@@ -130,27 +138,7 @@ async def test_a_tool_description_and_schema_change_that_breaks_tool_calls_is_ro
         "analysis_interval": "2s",
     }
     with running_stack(tmp_path, configs=[stable, candidate]) as stack:
-        address = stack.url.removeprefix("http://")
-        prometheus.add_target(address)
-        prometheus.wait_scraped(address)
-        stop = threading.Event()
-        sender = threading.Thread(target=_agent_traffic, args=(stack, key, stop), daemon=True)
-        sender.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        registry = Registry(stack.registry.url)
-        try:
-            async with build_worker(client, registry, task_queue=queue):
-                inp = RolloutInput.model_validate(
-                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
-                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
-                                                     task_queue=queue)
-                with pytest.raises(WorkflowFailureError) as info:
-                    await asyncio.wait_for(handle.result(), 120)
-        finally:
-            stop.set()
-            sender.join(15)
-        message = str(info.value.cause)
+        message = await _rolled_back(server, prometheus, stack, key, plan, _agent_traffic)
         assert "canary-50" in message and "tool_call_error_rate FAIL" in message, message
         valid = stack.count("canaryflow_tool_calls_total", config=key, variation="stable", result="valid")
         wrong = sum(stack.count("canaryflow_tool_calls_total", config=key, variation="candidate", result=r)
@@ -213,27 +201,7 @@ async def test_a_candidate_off_its_schema_is_guarded_by_stable_and_rolled_back(
     }
     seen = {"errors": 0, "off_schema": 0, "candidate": 0, "candidate_by_stable": 0}
     with running_stack(tmp_path, configs=[stable, candidate]) as stack:
-        address = stack.url.removeprefix("http://")
-        prometheus.add_target(address)
-        prometheus.wait_scraped(address)
-        stop = threading.Event()
-        sender = threading.Thread(target=_structured_traffic, args=(stack, key, stop, seen), daemon=True)
-        sender.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        registry = Registry(stack.registry.url)
-        try:
-            async with build_worker(client, registry, task_queue=queue):
-                inp = RolloutInput.model_validate(
-                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
-                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
-                                                     task_queue=queue)
-                with pytest.raises(WorkflowFailureError) as info:
-                    await asyncio.wait_for(handle.result(), 120)
-        finally:
-            stop.set()
-            sender.join(15)
-        message = str(info.value.cause)
+        message = await _rolled_back(server, prometheus, stack, key, plan, _structured_traffic, seen)
         assert "canary-50" in message and ("error_rate FAIL" in message or "fallback_rate FAIL" in message), \
             message
         # users never saw an answer off the schema: the candidate's were replaced by stable's
@@ -289,27 +257,7 @@ async def test_a_candidate_rescued_by_its_fallback_is_rolled_back_for_its_own_fa
     }
     seen: dict[str, int] = {"errors": 0}
     with running_stack(tmp_path, configs=configs) as stack:
-        address = stack.url.removeprefix("http://")
-        prometheus.add_target(address)
-        prometheus.wait_scraped(address)
-        stop = threading.Event()
-        sender = threading.Thread(target=_rescued_traffic, args=(stack, key, stop, seen), daemon=True)
-        sender.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        registry = Registry(stack.registry.url)
-        try:
-            async with build_worker(client, registry, task_queue=queue):
-                inp = RolloutInput.model_validate(
-                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
-                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
-                                                     task_queue=queue)
-                with pytest.raises(WorkflowFailureError) as info:
-                    await asyncio.wait_for(handle.result(), 120)
-        finally:
-            stop.set()
-            sender.join(15)
-        message = str(info.value.cause)
+        message = await _rolled_back(server, prometheus, stack, key, plan, _rescued_traffic, seen)
         assert "canary-50" in message and "error_rate FAIL" in message, message
         assert "candidate's own errors: " in message and "server_error" in message, message
         assert "(served by fallback " in message, message
