@@ -17,7 +17,7 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from canaryflow.domain.plan import resolve_plan
+from canaryflow.domain.plan import resolve_plan, undeclared_evaluator
 from canaryflow.errors import NotFound, NotOwner, ValidationFailed
 from canaryflow.registry import Registry
 from canaryflow.temporal import names
@@ -75,10 +75,13 @@ class ExposureActivities:
                 f"config_key: unknown config {key!r} (push it first: canaryflow config push)"
             ) from exc
         try:
-            reg.get_version(key, version)
+            candidate = reg.get_version(key, version)
         except NotFound as exc:
             latest = reg.get_version(key).version
             raise _invalid(f"candidate_version: {key!r} has no v{version} (latest is v{latest})") from exc
+        problem = undeclared_evaluator(plan, candidate.spec)
+        if problem is not None:
+            raise _invalid(problem)
         if state.stable_version == version:
             raise _invalid(f"candidate_version: v{version} is already stable for {key!r}; push a new version")
         known = {s.name for s in reg.segments()}

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from canaryflow.domain.checks import OutputChecks
 from canaryflow.domain.errors import RenderError
+from canaryflow.domain.evaluators import EvaluatorSpec, check_evaluators
 from canaryflow.domain.tools import JsonSchemaFormat, Tool, ToolChoice, check_tool_choice, check_tool_names
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -98,6 +99,9 @@ class ConfigSpec(_Strict):
     response_format: JsonSchemaFormat | None = None
     fallback: list[Fallback] = Field(default_factory=list)
     output_checks: OutputChecks | None = None
+    evaluators: list[EvaluatorSpec] | None = Field(
+        default=None, description="online evaluators: a sample of answers scored off the request path "
+        "(see canaryflow.domain.evaluators); gates eval_score / eval_pass_rate name one")
     drop: list[str] | None = Field(
         default=None, description="request fields (top-level names, or paths such as messages[0].audio) "
         "that may be dropped when a request must be translated to the other API and has no counterpart "
@@ -158,6 +162,20 @@ class ConfigSpec(_Strict):
             raise ValueError("match_schema needs a schema to match: set response_format "
                              "{type: json_schema, name, schema} (or use valid_json: true)")
         return value
+
+    @field_validator("evaluators")
+    @classmethod
+    def _evaluators_fit(cls, value: list[EvaluatorSpec] | None,
+                        info: ValidationInfo) -> list[EvaluatorSpec] | None:
+        if not value:
+            return None  # `evaluators: []` hashes like a file without the field
+        if "response_format" in info.data:  # else response_format has its own error
+            check_evaluators(value, has_schema=info.data["response_format"] is not None)
+        return value
+
+    def evaluator(self, name: str) -> EvaluatorSpec | None:
+        """The evaluator called ``name``, if this version declares one."""
+        return next((e for e in self.evaluators or () if e.name == name), None)
 
     def content(self) -> dict[str, Any]:
         """What identifies the version: everything but the metadata (unset fields are left out)."""

@@ -34,24 +34,28 @@ GateMetric = Literal[
     "shadow_agreement",
     "tool_call_error_rate",
     "implicit_rate",
+    "eval_score",
+    "eval_pass_rate",
     "custom",
 ]
 BUILTIN_METRICS: tuple[str, ...] = tuple(m for m in get_args(GateMetric) if m != "custom")
 #: Gates judged as a ratio of counters (events / requests), candidate against stable.
 RATE_GATES = frozenset({"error_rate", "fallback_rate", "negative_feedback_rate", "completion_rate",
-                        "tool_call_error_rate", "implicit_rate"})
+                        "tool_call_error_rate", "implicit_rate", "eval_pass_rate"})
 #: A rate below this is acceptable whatever stable's, so a good candidate can PASS against a stable with no
 #: errors at all; low enough that 0.1 % → 0.5 % is still caught.
 DEFAULT_FLOORS: dict[str, float] = {"error_rate": 0.001, "fallback_rate": 0.001, "completion_rate": 0.001,
                                     "negative_feedback_rate": 0.01, "tool_call_error_rate": 0.001,
-                                    "implicit_rate": 0.01}
+                                    "implicit_rate": 0.01, "eval_pass_rate": 0.01}
 #: Events an ``implicit_rate`` gate can judge (``dwell_seconds`` is a value, not an event to count), and
 #: the ones users do when an answer is good (their rate is better higher).
 RATE_EVENTS = tuple(e for e in IMPLICIT_EVENTS if e != "dwell_seconds")
 GOOD_EVENTS = frozenset({"copied", "shared", "task_completed"})
 #: Gates comparing a value of the candidate with stable's (quantiles and means).
 VALUE_GATES = frozenset({"latency_p50", "latency_p95", "latency_p99", "cost_per_request",
-                         "tokens_per_request"})
+                         "tokens_per_request", "eval_score"})
+#: Gates on an online evaluator's results (``evaluator`` names one the candidate's config declares).
+EVAL_GATES = frozenset({"eval_score", "eval_pass_rate"})
 
 
 class Verdict(StrEnum):
@@ -116,6 +120,9 @@ class Gate(BaseModel):
         default=None, description="implicit_rate: the implicit feedback event whose share of requests is "
                                   "judged (regenerated, abandoned, edited: lower is better; copied, shared, "
                                   "task_completed: higher is better)")
+    evaluator: str | None = Field(
+        default=None, description="eval_score / eval_pass_rate: the evaluator (declared in the candidate's "
+                                  "config) whose results are judged; higher is better")
 
     @field_validator("metric", mode="before")
     @classmethod
@@ -134,6 +141,13 @@ class Gate(BaseModel):
                                  f"{self.event!r}")
         elif self.event is not None:
             raise ValueError(f"'event' belongs to implicit_rate gates, not to {self.metric!r}: remove it")
+        if self.metric in EVAL_GATES:
+            if not self.evaluator:
+                raise ValueError(f"{self.metric} needs 'evaluator': the name of an evaluator the candidate's "
+                                 "config declares (evaluators: [{name: ..., kind: ...}])")
+        elif self.evaluator is not None:
+            raise ValueError(f"'evaluator' belongs to eval_score / eval_pass_rate gates, not to "
+                             f"{self.metric!r}: remove it")
         if self.margin is not None and self.margin < 0:
             raise ValueError(f"margin {self.margin:g} is negative: a margin is the degradation allowed, e.g. "
                              "0.2 (relative: candidate ≤ 1.2 × stable)")
@@ -218,9 +232,12 @@ class Gate(BaseModel):
     @property
     def label(self) -> str:
         """Display name of the gate (an unnamed ``implicit_rate`` gate is named after its event:
-        ``regenerated_rate``)."""
+        ``regenerated_rate``; an unnamed eval gate after its evaluator: ``json_ok_pass_rate``,
+        ``helpful_score``)."""
         if self.name is None and self.metric == "implicit_rate" and self.event:
             return f"{self.event}_rate"
+        if self.name is None and self.metric in EVAL_GATES and self.evaluator:
+            return f"{self.evaluator}_{'score' if self.metric == 'eval_score' else 'pass_rate'}"
         return self.name or self.metric
 
 
@@ -305,6 +322,7 @@ def _fmt(v: float | None) -> str:
 __all__ = [
     "BUILTIN_METRICS",
     "DEFAULT_FLOORS",
+    "EVAL_GATES",
     "GOOD_EVENTS",
     "MAX_NOTE",
     "MAX_QUERY",

@@ -52,7 +52,7 @@ DEFAULT_RATIO_MIN_SAMPLES = 30
 #: Share of α spent on the stable rate's bounds with an absolute margin: stable usually sees far more traffic,
 #: so its bounds stay tight at a smaller α and the candidate's get the rest.
 STABLE_ALPHA_SHARE = 0.2
-HIGHER_IS_BETTER = frozenset({"completion_rate", "shadow_agreement"})
+HIGHER_IS_BETTER = frozenset({"completion_rate", "shadow_agreement", "eval_pass_rate"})
 
 
 def _measure(gate: Gate, verdict: Verdict, at: float, evidence: Evidence) -> Measurement:
@@ -234,9 +234,11 @@ def judge_mean_strata(
     at: float,
     queries: Sequence[str] = (),
     min_samples: int = 0,
+    higher_is_better: bool = False,
 ) -> Measurement:
-    """Judge a mean where lower is better (cost, tokens per request) from per-interval sums and counts,
-    by the stratified always-valid test of :mod:`canaryflow.domain.means`."""
+    """Judge a mean where lower is better (cost, tokens per request) — or higher, for evaluation scores:
+    candidate ≥ (1 − margin) × stable — from per-interval sums and counts, by the stratified always-valid
+    test of :mod:`canaryflow.domain.means`."""
     nc = np.asarray(strata.cand_count, dtype=np.float64)
     ns = np.asarray(strata.stable_count, dtype=np.float64)
     if nc.sum() <= 0 or ns.sum() <= 0:
@@ -244,13 +246,18 @@ def judge_mean_strata(
     margin = gate.margin or 0.0
     relative = gate.mode == "relative"
     r = mean_test(strata.cand_sum, nc, strata.stable_sum, ns, margin=margin, relative=relative,
-                  alpha=gate.alpha)
+                  alpha=gate.alpha, higher_is_better=higher_is_better)
     cm, sm = float(r["cand_mean"]), float(r["stable_mean"])
     lo, hi, strata_n = float(r["lo"]), float(r["hi"]), int(r["strata"])
-    allowed = (1.0 + margin) * sm if relative else sm + margin
+    sign = -1.0 if higher_is_better else 1.0
+    allowed = (1.0 + sign * margin) * sm if relative else sm + sign * margin
     needed = _needed(gate, min_samples, DEFAULT_RATIO_MIN_SAMPLES)
-    note = (f"candidate mean − allowed {allowed:.4g}: CS [{lo:.4g}, {hi:.4g}] per request "
-            f"over {strata_n} intervals")
+    what = f"allowed {allowed:.4g} − candidate mean" if higher_is_better else \
+        f"candidate mean − allowed {allowed:.4g}"
+    note = f"{what}: CS [{lo:.4g}, {hi:.4g}] per request over {strata_n} intervals"
+    # the interval of candidate − stable (the excess counts downwards when higher is better)
+    interval = ((allowed - hi - sm, allowed - lo - sm) if higher_is_better
+                else (lo + allowed - sm, hi + allowed - sm))
     if r["fail"]:
         verdict = Verdict.FAIL
     elif r["ok"] and nc.sum() >= needed:
@@ -264,8 +271,8 @@ def judge_mean_strata(
     ev = Evidence(
         stable_value=sm, candidate_value=cm, stable_samples=float(ns.sum()),
         candidate_samples=float(nc.sum()), difference=cm - sm,
-        interval=(lo + allowed - sm, hi + allowed - sm),
-        allowed=allowed, margin=gate.margin, mode=gate.mode, alpha=gate.alpha, queries=list(queries),
+        interval=interval, allowed=allowed, margin=gate.margin, mode=gate.mode, alpha=gate.alpha,
+        queries=list(queries),
         note=note, method="stratified normal-mixture mSPRT on per-interval means", strata=strata_n,
     )
     return _measure(gate, verdict, at, ev)

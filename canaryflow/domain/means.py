@@ -35,17 +35,21 @@ def halfwidth(variance: Array, tau2: Array, alpha: float) -> Array:
     return np.asarray(np.where(variance > 0, out, 0.0), dtype=np.float64)
 
 
-def mean_test(sc: Any, nc: Any, ss: Any, ns: Any, *, margin: float, relative: bool, alpha: float
-              ) -> dict[str, Array]:
+def mean_test(sc: Any, nc: Any, ss: Any, ns: Any, *, margin: float, relative: bool, alpha: float,
+              higher_is_better: bool = False) -> dict[str, Array]:
     """The stratified mean test. Returns arrays: ``fail``, ``ok`` (booleans as floats), ``cand_mean``,
     ``stable_mean``, ``excess`` (Z/N: the candidate's mean excess over the allowed, per request), ``lo``,
-    ``hi`` (its always-valid bounds), ``strata`` (intervals used)."""
+    ``hi`` (its always-valid bounds), ``strata`` (intervals used).
+
+    ``higher_is_better`` (evaluation scores): the allowed is ``(1 − margin) × stable`` (or ``stable −
+    margin``) and the excess is how far the candidate's mean falls *below* it."""
     sc, nc, ss, ns = (np.asarray(a, dtype=np.float64) for a in (sc, nc, ss, ns))
     live = (nc > 0) & (ns > 0)
     mc = np.divide(sc, nc, out=np.zeros_like(sc), where=nc > 0)
     ms = np.divide(ss, ns, out=np.zeros_like(ss), where=ns > 0)
-    allowed = (1.0 + margin) * ms if relative else ms + margin
-    z = np.where(live, nc * (mc - allowed), 0.0)
+    sign = -1.0 if higher_is_better else 1.0
+    allowed = (1.0 + sign * margin) * ms if relative else ms + sign * margin
+    z = np.where(live, sign * nc * (mc - allowed), 0.0)
     n = np.where(live, nc, 0.0).sum(-1)
     total_c, total_s = sc.sum(-1), ss.sum(-1)
     cand_mean = np.divide(total_c, nc.sum(-1), out=np.zeros_like(total_c), where=nc.sum(-1) > 0)

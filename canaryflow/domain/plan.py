@@ -26,9 +26,9 @@ from pydantic import (
     model_validator,
 )
 
-from canaryflow.domain.config import ConfigKey
+from canaryflow.domain.config import ConfigKey, ConfigSpec
 from canaryflow.domain.durations import Duration, format_duration, parse_duration
-from canaryflow.domain.gates import Gate
+from canaryflow.domain.gates import EVAL_GATES, Gate
 from canaryflow.domain.templating import ARG_NAME, template_args
 
 #: Gates one stage may judge: the workflow carries each one's counters and last measurement (bounded state).
@@ -363,6 +363,21 @@ class RolloutInput(BaseModel):
         return self.plan if isinstance(self.plan, Plan) else PRESETS.get(self.plan, DEFAULT_PLAN)
 
 
+def undeclared_evaluator(plan: Plan, candidate: ConfigSpec) -> str | None:
+    """What is wrong when an ``eval_score`` / ``eval_pass_rate`` gate of ``plan`` names an evaluator the
+    candidate's config does not declare (None: every one is declared)."""
+    declared = [e.name for e in candidate.evaluators or ()]
+    where = [("plan.gates", plan.gates)] + [(f"plan.stages[{i}].gates", s.gates or [])
+                                           for i, s in enumerate(plan.stages)]
+    for path, gates in where:
+        for n, gate in enumerate(gates):
+            if gate.metric in EVAL_GATES and gate.evaluator not in declared:
+                known = ", ".join(declared) or "none: add evaluators: [{name, kind}] to the config"
+                return (f"{path}[{n}].evaluator: {gate.evaluator!r} is not an evaluator of "
+                        f"{candidate.key} (declared: {known})")
+    return None
+
+
 __all__ = [
     "DEFAULT_GATES",
     "DEFAULT_PLAN",
@@ -378,4 +393,5 @@ __all__ = [
     "legacy_input",
     "parse_duration",
     "resolve_plan",
+    "undeclared_evaluator",
 ]

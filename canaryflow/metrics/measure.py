@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
-from canaryflow.domain.gates import GOOD_EVENTS, Gate, Measurement, Verdict
+from canaryflow.domain.gates import EVAL_GATES, GOOD_EVENTS, Gate, Measurement, Verdict
 from canaryflow.domain.judge import (
     BucketStrata,
     MeanStrata,
@@ -37,6 +37,8 @@ from canaryflow.metrics.deltas import RawSeries, increases, increases_by
 from canaryflow.metrics.promql import (
     AGREEMENT,
     DURATION,
+    EVAL_RESULTS,
+    EVAL_SCORE,
     FEEDBACK,
     FEEDBACK_RETRACTED,
     IMPLICIT,
@@ -156,6 +158,44 @@ def _implicit_rate(gate: Gate, w: _Window, cand: Selector, stable: Selector, min
     return m
 
 
+def _eval(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples: int) -> Measurement:
+    """An online evaluator's results, candidate against stable (its shadow answers in a shadow stage,
+    stable's own scored answers on the other side): the mean score (``eval_score``, the stratified mean
+    test, higher is better) or the share of answers passing (``eval_pass_rate``, the stratified rate
+    test)."""
+    name = gate.evaluator or ""
+
+    def mine(labels: Mapping[str, str]) -> bool:
+        return labels.get("evaluator") == name
+
+    def passed(labels: Mapping[str, str]) -> bool:
+        return mine(labels) and labels.get("result") == "pass"
+
+    queries: list[str] = []
+    parts: list[list[float]] = []
+    try:
+        for sel in (cand, stable):
+            if gate.metric == "eval_score":
+                _, sums = w.fetch(f"{EVAL_SCORE}_sum", sel, queries)
+                _, counts = w.fetch(f"{EVAL_SCORE}_count", sel, queries)
+                parts += [w.per_interval(sums, mine), w.per_interval(counts, mine)]
+            else:
+                _, results = w.fetch(EVAL_RESULTS, sel, queries)
+                parts += [w.per_interval(results, passed), w.per_interval(results, mine)]
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    if gate.metric == "eval_score":
+        m = judge_mean_strata(gate, MeanStrata(*parts), at=w.now, queries=queries, min_samples=min_samples,
+                              higher_is_better=True)
+        note = f'mean score of evaluator="{name}" (0–1), higher is better'
+    else:
+        m = judge_rate_strata(gate, RateStrata(*parts), at=w.now, queries=queries, min_samples=min_samples,
+                              higher_is_better=True)
+        note = f'answers passing evaluator="{name}" per answer scored'
+    m.evidence.note = f"{m.evidence.note}; {note}" if m.evidence.note else note
+    return m
+
+
 def _failures(w: _Window, series: list[RawSeries]) -> str:
     """The candidate's own failures by error type and who answered those users (``served_by``: a fallback
     rescuing them does not hide them), for a failed error/completion gate's evidence."""
@@ -252,6 +292,8 @@ def _measure(gate: Gate, w: _Window) -> Measurement:
         return _custom_ratio(gate, w, cand, stable, req.min_samples)
     if gate.metric == "implicit_rate":
         return _implicit_rate(gate, w, cand, stable, req.min_samples)
+    if gate.metric in EVAL_GATES:
+        return _eval(gate, w, cand, stable, req.min_samples)
     if gate.metric in RATE_SPECS:
         return _rate(gate, w, cand, stable, req.min_samples)
     if gate.metric in MEAN_SPECS:

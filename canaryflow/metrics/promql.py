@@ -27,6 +27,11 @@ FEEDBACK_RETRACTED = "canaryflow_feedback_retracted_total"
 AGREEMENT = "canaryflow_shadow_agreement"
 TOOL_CALLS = "canaryflow_tool_calls_total"
 IMPLICIT = "canaryflow_implicit_feedback_total"
+#: online evaluators: a histogram of scores (0–1) and a counter of results (``result`` = pass | fail), both
+#: labelled ``evaluator``
+EVAL_SCORE = "canaryflow_eval_score"
+EVAL_RESULTS = "canaryflow_eval_total"
+EVAL_DROPPED = "canaryflow_eval_dropped_total"
 QUANTILES = {"latency_p50": 0.5, "latency_p95": 0.95, "latency_p99": 0.99}
 NORMAL_FINISH = "stop|tool_calls"
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -224,6 +229,9 @@ __all__ = [
     "AGREEMENT",
     "COST",
     "DURATION",
+    "EVAL_DROPPED",
+    "EVAL_RESULTS",
+    "EVAL_SCORE",
     "FEEDBACK",
     "FEEDBACK_RETRACTED",
     "LOOKBACK_S",

@@ -5,11 +5,26 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from canaryflow.domain.config import ConfigSpec
-from canaryflow.errors import NotFound
+from canaryflow.errors import NotFound, ValidationFailed
 from canaryflow.registry import records
 from canaryflow.registry._sql import add_audit, insert_ignore, locked
 from canaryflow.registry.records import ConfigSummary, PushResult, VersionRecord
 from canaryflow.registry.tables import ConfigRow, ServingStateRow, VersionRow, utcnow
+
+
+def _check_judges(session: Session, spec: ConfigSpec) -> None:
+    """Refuse a ``judge`` / ``pairwise`` evaluator naming a judge config (or version) not pushed yet."""
+    for i, ev in enumerate(spec.evaluators or ()):
+        if not ev.is_judge or ev.judge is None:
+            continue
+        row = session.get(ConfigRow, ev.judge)
+        field = f"evaluators[{i}].judge"
+        if row is None or row.latest_version < 1:
+            raise ValidationFailed(f"{ev.name!r} names judge config {ev.judge!r}, which does not exist: push "
+                                   "the judge config first (canaryflow config push JUDGE.yaml)", source=field)
+        if ev.version is not None and ev.version > row.latest_version:
+            raise ValidationFailed(f"{ev.name!r} names {ev.judge} v{ev.version}, but its latest version is "
+                                   f"v{row.latest_version}", source=f"evaluators[{i}].version")
 
 
 def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: str | None,
@@ -20,6 +35,7 @@ def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: s
     other. The first version of a key becomes its stable version (audited as ``set_stable``).
     """
     key = spec.key
+    _check_judges(session, spec)
     digest = spec.content_hash()
     now = utcnow()
     insert_ignore(session, ConfigRow, key=key, latest_version=0, created_at=now)
