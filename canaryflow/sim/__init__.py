@@ -38,6 +38,18 @@ MODEL (e.g. a failing primary whose fallback, sent the same messages, stays heal
                                 arguments that break the tool's schema)
     [sim:tool_error=unknown_tool]  always this kind of wrong call: invalid_json | unknown_tool | bad_arguments
     [sim:schema_error_rate=0.3] P(a structured answer does not match the requested JSON schema)
+    [sim:judge_noise=0.2]       judge requests: sd of the noise on a grade or a preference (default 0.1)
+    [sim:judge_bias=0.3]        judge requests: position bias added to answer A's preference (default 0)
+    [sim:judge_tie_band=0.5]    judge requests: a preference closer to 0 than this is a tie (default 0.5)
+
+Judge requests — a user message laid out by :mod:`canaryflow.domain.judging` (``[canaryflow:judge]`` with
+``<question>`` and ``<answer>``, or ``[canaryflow:judge-pairwise]`` with ``<answer_a>`` and ``<answer_b>``)
+— are graded, not answered: an answer to a known question is right (1) or wrong (0) against its known
+answer (other questions: 0.5); an absolute grade is that value plus Gaussian noise, clipped to 0–1; a
+pairwise preference is right(A) − right(B) + bias + noise, ``A`` above the tie band, ``B`` below minus it,
+else ``tie``. The answer is JSON in the request's schema (``score`` scaled to its minimum/maximum,
+``winner`` / ``label`` spelled as its enum has them, ``reason``), seeded like every other draw. Model
+``sim-judge`` is a fast judge profile; any model grades.
 
 Tools and structured outputs: when a request offers tools (Chat ``tools``, Messages ``tools``, Responses
 ``tools`` of type function) and ``tool_choice`` allows it, the answer is a tool call whose arguments are

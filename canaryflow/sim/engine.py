@@ -15,6 +15,8 @@ import threading
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
+from canaryflow.domain.judging import parse_prompt
+from canaryflow.sim.judge import grade
 from canaryflow.sim.profiles import ModelProfile, apply_markers, default_profiles, lookup, strip_markers
 from canaryflow.sim.questions import TOKEN_PATTERN as _TOKEN
 from canaryflow.sim.questions import count_tokens, find_question, lorem, pieces
@@ -131,7 +133,14 @@ class Simulator:
         latency = sample_latency(rng, profile.latency_median_ms, profile.latency_p95_ms) * self.latency_scale
         ttft = latency * profile.ttft_fraction
         outcome = self._error(profile, u_error, latency)
-        if outcome is None:
+        last_user = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        judged = parse_prompt(last_user) if outcome is None and "[canaryflow:judge" in last_user else None
+        if judged is not None:
+            text = grade(profile, rng, judged, request.schema if request is not None else None)
+            inp = input_token_count(messages)
+            outcome = Outcome("ok", 200, latency, ttft, text=text, pieces=pieces(text), input_tokens=inp,
+                              output_tokens=count_tokens(text))
+        elif outcome is None:
             outcome = self._answer(profile, rng, messages, max_tokens, latency, ttft)
             if request is not None and (request.tools or request.schema is not None or request.json_mode
                                         or request.extra_input_tokens):

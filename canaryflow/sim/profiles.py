@@ -46,6 +46,12 @@ class ModelProfile(BaseModel):
         default=None, description="the kind of wrong tool call (default: drawn among those the API allows)")
     schema_error_rate: float = Field(default=0.0, ge=0, le=1,
                                      description="P(a structured answer does not match the requested schema)")
+    judge_noise: float = Field(default=0.1, ge=0, le=2,
+                               description="judge requests: sd of the Gaussian noise on a grade / preference")
+    judge_bias: float = Field(default=0.0, ge=-1, le=1,
+                              description="judge requests: position bias, added to answer A's preference")
+    judge_tie_band: float = Field(default=0.5, ge=0, le=2,
+                                  description="judge requests: |preference| below this is a tie")
 
 
 def _p(median: float, p95: float, quality: float, tokens: int = 60) -> ModelProfile:
@@ -68,6 +74,7 @@ DEFAULT_PROFILES: dict[str, ModelProfile] = {
     "claude-sonnet-4-5": _p(900, 2500, 0.96, 90),
     "claude-haiku-4-5": _p(400, 1000, 0.9, 60),
     "claude-3-5-haiku": _p(450, 1200, 0.85, 60),
+    "sim-judge": _p(150, 400, 0.9, 40),
 }
 
 
@@ -115,7 +122,8 @@ def apply_markers(profile: ModelProfile, texts: list[str], model: str | None = N
                 updates["latency_median_ms"] = median
                 updates["latency_p95_ms"] = median * ratio
             elif name in ("error_rate", "rate_limit_rate", "timeout_rate", "quality", "cached_fraction",
-                          "tool_use_rate", "tool_error_rate", "schema_error_rate"):
+                          "tool_use_rate", "tool_error_rate", "schema_error_rate", "judge_noise",
+                          "judge_bias", "judge_tie_band"):
                 updates[name] = _float(value, name)
             elif name == "rate_limit":
                 updates["rate_limit_rate"] = _float(value, name)
