@@ -82,6 +82,10 @@ class ExposureActivities:
         problem = undeclared_evaluator(plan, candidate.spec)
         if problem is not None:
             raise _invalid(problem)
+        try:
+            reg.check_judges(candidate.spec)  # a judge changed since the push, or this is a judge
+        except ValidationFailed as exc:
+            raise _invalid(f"candidate_version: v{version} of {key!r}: {exc}") from exc
         if state.stable_version == version:
             raise _invalid(f"candidate_version: v{version} is already stable for {key!r}; push a new version")
         known = {s.name for s in reg.segments()}

@@ -111,7 +111,9 @@ def test_a_judge_evaluator_naming_a_missing_config_is_refused_at_push(tmp_path: 
         with pytest.raises(ValidationFailed, match=r"evaluators\[0\].judge: 'helpful' names judge config "
                                                    r"'grader', which does not exist"):
             reg.push_config(bad)
-        reg.push_config(spec("grader"))
+        reg.push_config(spec("grader", system="Grade the answer.", response_format={  # a judge: a schema
+            "type": "json_schema", "name": "grade",
+            "schema": {"type": "object", "properties": {"score": {"type": "number"}}}}))
         too_new = spec("judged", evaluators=[{"name": "helpful", "kind": "judge", "judge": "grader",
                                               "version": 3}])
         with pytest.raises(ValidationFailed, match=r"evaluators\[0\].version: .* latest version is v1"):

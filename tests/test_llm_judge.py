@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -13,6 +15,8 @@ import pytest
 from canaryflow.domain.budget import Budget, HourlyMeter
 from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.errors import ValidationFailed
+from canaryflow.domain.evaluators import EvaluatorSpec
+from canaryflow.domain.gates import Gate, Verdict
 from canaryflow.domain.judging import (
     JudgeOutputInvalid,
     Scale,
@@ -22,7 +26,9 @@ from canaryflow.domain.judging import (
     parse_prompt,
     parse_verdict,
 )
-from canaryflow.domain.pairwise import candidate_first, outcome, win_rate_bounds
+from canaryflow.domain.pairwise import candidate_first, judge_win_rate, outcome, win_rate_bounds
+from canaryflow.domain.plan import Plan, undeclared_evaluator
+from canaryflow.registry import Registry
 from canaryflow.sim import SimServer, Simulator
 from canaryflow.sim.requests import SimRequest
 from tests.servers import free_port
@@ -106,6 +112,28 @@ def test_position_bias_cancels_with_randomised_order() -> None:
     """A judge that always prefers A: shown in random order, the candidate wins half."""
     results = Counter(outcome("A", candidate_first(f"r{i}")) for i in range(1000))
     assert 450 < results["win"] < 550
+
+
+def _gate() -> Gate:
+    return Gate(metric="win_rate", floor=0.45, evaluator="pref")
+
+
+@pytest.mark.parametrize(("wins", "ties", "losses", "verdict"), [
+    (0, 0, 0, Verdict.NODATA),
+    (2, 6, 2, Verdict.INCONCLUSIVE),     # too few pairs either way
+    (2, 26, 72, Verdict.FAIL),           # clearly worse: upper bound below the floor
+    (50, 400, 50, Verdict.PASS),         # as good as stable, many ties: lower bound above 0.45
+    (45, 400, 55, Verdict.PASS),
+    (100, 100, 120, Verdict.INCONCLUSIVE),  # close to the floor
+    (25, 0, 75, Verdict.FAIL),
+])
+def test_win_rate_decision(wins: int, ties: int, losses: int, verdict: Verdict) -> None:
+    m = judge_win_rate(_gate(), wins=wins, ties=ties, losses=losses, at=0.0)
+    assert m.verdict == verdict, m.summary()
+    if verdict != Verdict.NODATA:
+        lo, hi = m.evidence.interval or (0, 0)
+        assert lo <= m.evidence.candidate_value <= hi  # type: ignore[operator]
+        assert "floor 0.45" in m.evidence.note
 
 
 def test_win_rate_bounds_narrow_with_samples_and_cover_the_rate() -> None:
@@ -192,3 +220,61 @@ def test_budget_counts_calls_or_dollars_over_a_sliding_hour() -> None:
     for bad in ({"usd": 1, "calls": 3}, {}, {"usd": 0}, {"calls": 0}):
         with pytest.raises(ValueError):
             Budget.model_validate(bad)
+
+
+def test_win_rate_gates_are_validated_naming_the_field() -> None:
+    for bad, words in (({"floor": 0.45}, "needs 'evaluator'"),
+                       ({"evaluator": "pref"}, "needs 'floor' in (0, 1)"),
+                       ({"evaluator": "pref", "floor": 1.0}, "needs 'floor' in (0, 1)"),
+                       ({"evaluator": "pref", "floor": 0.45, "margin": 0.1}, "not 'margin'")):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            Gate.model_validate({"metric": "win_rate", **bad})
+    assert _gate().label == "pref_win_rate"
+    win = {"metric": "win_rate", "evaluator": "pref", "floor": 0.45}
+    shadow_only = {"stages": [{"name": "canary", "kind": "percent", "percent": 5},
+                              {"name": "full", "kind": "full"}], "gates": [win]}
+    with pytest.raises(ValueError, match="put it in the shadow stage's own gates"):
+        Plan.model_validate(shadow_only)
+    plan = Plan.model_validate({"stages": [
+        {"name": "shadow", "kind": "shadow", "gates": [win]},
+        {"name": "full", "kind": "full"}]})
+    scored = ConfigSpec.model_validate({"key": "bot", "provider": "openai", "model": "gpt-4o-mini",
+                                        "evaluators": [{"name": "pref", "kind": "valid_json"}]})
+    problem = undeclared_evaluator(plan, scored)
+    assert problem is not None and problem.startswith("plan.stages[0].gates[0].evaluator")
+    assert "needs a pairwise evaluator" in problem
+    paired = scored.model_copy(update={"evaluators": [
+        EvaluatorSpec.model_validate({"name": "pref", "kind": "pairwise", "judge": "answer-judge"})]})
+    assert undeclared_evaluator(plan, paired) is None
+
+
+# ── judges at push ─────────────────────────────────────────────────────────────────────────────────────
+
+def scored_bot(kind: str = "judge", **extra: Any) -> ConfigSpec:
+    evaluator = {"name": "grade", "kind": kind, "judge": "answer-judge", **extra}
+    return ConfigSpec.model_validate({"key": "bot", "provider": "openai", "model": "gpt-4o-mini",
+                                      "evaluators": [evaluator]})
+
+
+def test_judges_without_an_output_schema_are_refused_at_push_naming_the_field(tmp_path: Path) -> None:
+    reg = Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    with pytest.raises(ValidationFailed, match="does not exist") as unknown:
+        reg.push_config(scored_bot())
+    assert unknown.value.source == "evaluators[0].judge"
+    reg.push_config(judge_spec(None))  # a plain config, not a judge yet
+    with pytest.raises(ValidationFailed) as no_schema:
+        reg.push_config(scored_bot())
+    assert no_schema.value.source == "response_format"
+    assert "evaluators[0].judge (stable v1)" in str(no_schema.value)
+    assert reg.push_config(judge_spec(SCORE_SCHEMA)).version == 2
+    with pytest.raises(ValidationFailed, match=re.escape("evaluators[0].judge (stable v1)")):
+        reg.push_config(scored_bot())  # v2 is not stable yet: v1 still judges
+    assert reg.push_config(scored_bot(version=2)).version == 1
+    with pytest.raises(ValidationFailed) as winner:
+        reg.push_config(scored_bot("pairwise", version=2))
+    assert winner.value.source == "response_format.schema.properties.winner"
+    reg.set_stable("answer-judge", 2, by="alice", reason="the judge with a schema")
+    other = scored_bot().model_copy(update={"key": "bot2"})
+    assert reg.push_config(other).version == 1  # unpinned: the stable v2 judges
+    with pytest.raises(ValidationFailed, match="bot2 uses this config as its judge judge"):
+        reg.push_config(judge_spec(None, description="plain again"))  # would break bot2's judge

@@ -36,6 +36,7 @@ GateMetric = Literal[
     "implicit_rate",
     "eval_score",
     "eval_pass_rate",
+    "win_rate",
     "custom",
 ]
 BUILTIN_METRICS: tuple[str, ...] = tuple(m for m in get_args(GateMetric) if m != "custom")
@@ -55,7 +56,10 @@ GOOD_EVENTS = frozenset({"copied", "shared", "task_completed"})
 VALUE_GATES = frozenset({"latency_p50", "latency_p95", "latency_p99", "cost_per_request",
                          "tokens_per_request", "eval_score"})
 #: Gates on an online evaluator's results (``evaluator`` names one the candidate's config declares).
-EVAL_GATES = frozenset({"eval_score", "eval_pass_rate"})
+EVAL_GATES = frozenset({"eval_score", "eval_pass_rate", "win_rate"})
+#: Gates on a ``pairwise`` evaluator: the candidate's shadow answers against stable's on the same input,
+#: judged against an absolute ``floor`` (no margin: there is one side only).
+PAIRWISE_GATES = frozenset({"win_rate"})
 
 
 class Verdict(StrEnum):
@@ -82,7 +86,8 @@ class Gate(BaseModel):
     floor: float | None = Field(
         default=None, ge=0.0, le=1.0,
         description="rate gates: a candidate rate below this absolute value is fine whatever stable's "
-                    "(relative margins; default per metric, see DEFAULT_FLOORS)")
+                    "(relative margins; default per metric, see DEFAULT_FLOORS); win_rate: the lowest win "
+                    "rate accepted, in (0, 1) (ties count half), e.g. 0.45")
     query: str | None = Field(default=None, description="PromQL, custom gates only")
     success: str | None = Field(default=None, description="condition on `result`, e.g. 'result >= 0.99'")
     failure: str | None = Field(default=None, description="condition on `result`, e.g. 'result < 0.9'")
@@ -121,8 +126,9 @@ class Gate(BaseModel):
                                   "judged (regenerated, abandoned, edited: lower is better; copied, shared, "
                                   "task_completed: higher is better)")
     evaluator: str | None = Field(
-        default=None, description="eval_score / eval_pass_rate: the evaluator (declared in the candidate's "
-                                  "config) whose results are judged; higher is better")
+        default=None, description="eval_score / eval_pass_rate / win_rate: the evaluator (declared in the "
+                                  "candidate's config; a pairwise one for win_rate) whose results are "
+                                  "judged; higher is better")
 
     @field_validator("metric", mode="before")
     @classmethod
@@ -146,12 +152,20 @@ class Gate(BaseModel):
                 raise ValueError(f"{self.metric} needs 'evaluator': the name of an evaluator the candidate's "
                                  "config declares (evaluators: [{name: ..., kind: ...}])")
         elif self.evaluator is not None:
-            raise ValueError(f"'evaluator' belongs to eval_score / eval_pass_rate gates, not to "
+            raise ValueError(f"'evaluator' belongs to eval_score / eval_pass_rate / win_rate gates, not to "
                              f"{self.metric!r}: remove it")
+        if self.metric in PAIRWISE_GATES:
+            if self.floor is None or not 0.0 < self.floor < 1.0:
+                raise ValueError(f"{self.metric} needs 'floor' in (0, 1): the lowest win rate of the "
+                                 "candidate against stable accepted (ties count half), e.g. floor: 0.45")
+            if self.margin is not None:
+                raise ValueError(f"{self.metric} takes 'floor' (the lowest win rate accepted), not 'margin': "
+                                 "remove it")
         if self.margin is not None and self.margin < 0:
             raise ValueError(f"margin {self.margin:g} is negative: a margin is the degradation allowed, e.g. "
                              "0.2 (relative: candidate ≤ 1.2 × stable)")
-        if self.floor is not None and not (self.metric in RATE_GATES or self.is_ratio):
+        if self.floor is not None and not (self.metric in RATE_GATES or self.is_ratio
+                                           or self.metric in PAIRWISE_GATES):
             kinds = ", ".join(sorted(RATE_GATES))
             raise ValueError(f"'floor' belongs to rate gates ({kinds}, custom ratio), not to "
                              f"{self.metric!r}: remove it")
@@ -198,7 +212,7 @@ class Gate(BaseModel):
                 raise ValueError(
                     f"built-in gate {self.metric!r} takes 'margin' and 'mode', not query/success/failure"
                 )
-            if self.margin is None:
+            if self.margin is None and self.metric not in PAIRWISE_GATES:
                 raise ValueError(f"gate {self.metric!r} needs a 'margin' (e.g. 0.2 relative: "
                                  "candidate ≤ 1.2 × stable)")
         return self
@@ -237,7 +251,8 @@ class Gate(BaseModel):
         if self.name is None and self.metric == "implicit_rate" and self.event:
             return f"{self.event}_rate"
         if self.name is None and self.metric in EVAL_GATES and self.evaluator:
-            return f"{self.evaluator}_{'score' if self.metric == 'eval_score' else 'pass_rate'}"
+            suffix = {"eval_score": "score", "eval_pass_rate": "pass_rate"}.get(self.metric, self.metric)
+            return f"{self.evaluator}_{suffix}"
         return self.name or self.metric
 
 
@@ -326,6 +341,7 @@ __all__ = [
     "GOOD_EVENTS",
     "MAX_NOTE",
     "MAX_QUERY",
+    "PAIRWISE_GATES",
     "RATE_EVENTS",
     "RATE_GATES",
     "VALUE_GATES",

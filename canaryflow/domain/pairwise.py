@@ -82,7 +82,7 @@ def judge_win_rate(gate: Gate, *, wins: float, ties: float, losses: float, at: f
     rate = win_rate(wins, ties, losses) or 0.0
     lo, hi = win_rate_bounds(wins, ties, losses, gate.alpha)
     needed = max(gate.min_samples or DEFAULT_MIN_SAMPLES, min_samples)
-    ev.candidate_value, ev.stable_value = rate, 0.5
+    ev.candidate_value, ev.stable_value = rate, 1.0 - rate  # stable's own win rate in the same pairs
     ev.candidate_samples = ev.stable_samples = n
     ev.candidate_events, ev.stable_events = wins + 0.5 * ties, losses + 0.5 * ties
     ev.difference, ev.interval = rate - floor, (lo, hi)

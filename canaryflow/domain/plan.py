@@ -28,7 +28,7 @@ from pydantic import (
 
 from canaryflow.domain.config import ConfigKey, ConfigSpec
 from canaryflow.domain.durations import Duration, format_duration, parse_duration
-from canaryflow.domain.gates import EVAL_GATES, Gate
+from canaryflow.domain.gates import EVAL_GATES, PAIRWISE_GATES, Gate
 from canaryflow.domain.templating import ARG_NAME, template_args
 
 #: Gates one stage may judge: the workflow carries each one's counters and last measurement (bounded state).
@@ -168,9 +168,23 @@ class Plan(BaseModel):
         if self.approval_timeout <= timedelta(0):
             raise ValueError("approval_timeout must be positive")
         self._few_gates()
+        self._pairwise_in_shadow()
         self._args_defined()
         self._alpha_policy()
         return self
+
+    def _pairwise_in_shadow(self) -> None:
+        """A ``win_rate`` gate judges shadow pairs: only a shadow stage has them (elsewhere it would wait
+        for data forever)."""
+        for i, stage in enumerate(self.stages):
+            if stage.kind == "shadow":
+                continue
+            for g in self._own_gates(i):
+                if g.metric in PAIRWISE_GATES:
+                    where = f"stages[{i}].gates" if stage.gates is not None else "gates"
+                    raise ValueError(f"{where}: {g.metric} compares shadow answers with stable's, so it "
+                                     f"cannot judge stage {stage.name!r} (kind {stage.kind}): put it in the "
+                                     "shadow stage's own gates")
 
     def _few_gates(self) -> None:
         where = [("gates", self.gates)] + [(f"stages[{i}].gates", s.gates or []) for i, s in
@@ -375,6 +389,11 @@ def undeclared_evaluator(plan: Plan, candidate: ConfigSpec) -> str | None:
                 known = ", ".join(declared) or "none: add evaluators: [{name, kind}] to the config"
                 return (f"{path}[{n}].evaluator: {gate.evaluator!r} is not an evaluator of "
                         f"{candidate.key} (declared: {known})")
+            spec = candidate.evaluator(gate.evaluator or "")
+            if gate.metric in PAIRWISE_GATES and spec is not None and spec.kind != "pairwise":
+                return (f"{path}[{n}].evaluator: {gate.metric} needs a pairwise evaluator, and "
+                        f"{gate.evaluator!r} of {candidate.key} is of kind {spec.kind} (declare "
+                        "{name: ..., kind: pairwise, judge: JUDGE_CONFIG})")
     return None
 
 

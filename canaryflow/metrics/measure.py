@@ -18,7 +18,7 @@ import time
 from collections.abc import Mapping
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
-from canaryflow.domain.gates import EVAL_GATES, GOOD_EVENTS, Gate, Measurement, Verdict
+from canaryflow.domain.gates import EVAL_GATES, GOOD_EVENTS, PAIRWISE_GATES, Gate, Measurement, Verdict
 from canaryflow.domain.judge import (
     BucketStrata,
     MeanStrata,
@@ -31,6 +31,7 @@ from canaryflow.domain.judge import (
     judge_rate,
     judge_rate_strata,
 )
+from canaryflow.domain.pairwise import judge_win_rate
 from canaryflow.domain.templating import render
 from canaryflow.errors import MetricsUnavailable, ValidationFailed
 from canaryflow.metrics.deltas import RawSeries, increases, increases_by
@@ -196,6 +197,36 @@ def _eval(gate: Gate, w: _Window, cand: Selector, stable: Selector, min_samples:
     return m
 
 
+def _win_rate(gate: Gate, w: _Window, cand: Selector, min_samples: int) -> Measurement:
+    """A pairwise evaluator's verdicts on the candidate's shadow answers against stable's on the same
+    inputs: wins are its results that passed, ``score`` sums wins + ½ ties (exact counts of the stage)."""
+    name = gate.evaluator or ""
+
+    def mine(labels: Mapping[str, str]) -> bool:
+        return labels.get("evaluator") == name
+
+    def won(labels: Mapping[str, str]) -> bool:
+        return mine(labels) and labels.get("result") == "pass"
+
+    queries: list[str] = []
+    try:
+        _, sums = w.fetch(f"{EVAL_SCORE}_sum", cand, queries)
+        _, counts = w.fetch(f"{EVAL_SCORE}_count", cand, queries)
+        _, results = w.fetch(EVAL_RESULTS, cand, queries)
+        total = sum(w.per_interval(sums, mine))
+        n = round(sum(w.per_interval(counts, mine)))
+        wins = round(sum(w.per_interval(results, won)))
+    except MetricsUnavailable as exc:
+        return error_measurement(gate, str(exc), at=w.now, queries=queries)
+    ties = min(max(round(2.0 * (total - wins)), 0), max(n - wins, 0))
+    losses = max(n - wins - ties, 0)
+    m = judge_win_rate(gate, wins=wins, ties=ties, losses=losses, at=w.now, queries=queries,
+                       min_samples=min_samples)
+    note = f'pairs judged by evaluator="{name}", candidate vs stable on the same input'
+    m.evidence.note = f"{m.evidence.note}; {note}" if m.evidence.note else note
+    return m
+
+
 def _failures(w: _Window, series: list[RawSeries]) -> str:
     """The candidate's own failures by error type and who answered those users (``served_by``: a fallback
     rescuing them does not hide them), for a failed error/completion gate's evidence."""
@@ -292,6 +323,8 @@ def _measure(gate: Gate, w: _Window) -> Measurement:
         return _custom_ratio(gate, w, cand, stable, req.min_samples)
     if gate.metric == "implicit_rate":
         return _implicit_rate(gate, w, cand, stable, req.min_samples)
+    if gate.metric in PAIRWISE_GATES:
+        return _win_rate(gate, w, cand, req.min_samples)
     if gate.metric in EVAL_GATES:
         return _eval(gate, w, cand, stable, req.min_samples)
     if gate.metric in RATE_SPECS:

@@ -15,7 +15,7 @@ from canaryflow.domain.gates import Measurement
 from canaryflow.domain.segments import Segment, SegmentFile
 from canaryflow.domain.serving import Exposure, ServingState
 from canaryflow.errors import Conflict
-from canaryflow.registry import db, evidence, records
+from canaryflow.registry import db, evidence, judges, records
 from canaryflow.registry import segments as segment_repo
 from canaryflow.registry import state as state_repo
 from canaryflow.registry import versions as version_repo
@@ -75,6 +75,13 @@ class Registry:
         """Store ``spec`` as a new immutable version, or return the version that has this content."""
         return self._write(lambda s: version_repo.push(s, spec, author=author, rationale=rationale,
                                                        source=source))
+
+    def check_judges(self, spec: ConfigSpec) -> None:
+        """``spec``'s judge evaluators name configs that can judge, and ``spec`` still judges for the configs
+        that use its key as their judge (:mod:`canaryflow.registry.judges`); ValidationFailed otherwise."""
+        with self._read() as s:
+            judges.check_named_judges(s, spec)
+            judges.check_used_as_judge(s, spec)
 
     def get_version(self, key: str, version: int | None = None) -> VersionRecord:
         """One version of ``key`` (``None``: the latest)."""

@@ -8,6 +8,7 @@ from canaryflow.domain.config import ConfigSpec
 from canaryflow.errors import NotFound, ValidationFailed
 from canaryflow.registry import records
 from canaryflow.registry._sql import add_audit, insert_ignore, locked
+from canaryflow.registry.judges import check_named_judges, check_used_as_judge
 from canaryflow.registry.records import ConfigSummary, PushResult, VersionRecord
 from canaryflow.registry.tables import ConfigRow, ServingStateRow, VersionRow, utcnow
 
@@ -36,6 +37,8 @@ def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: s
     """
     key = spec.key
     _check_judges(session, spec)
+    check_named_judges(session, spec)
+    check_used_as_judge(session, spec)
     digest = spec.content_hash()
     now = utcnow()
     insert_ignore(session, ConfigRow, key=key, latest_version=0, created_at=now)
