@@ -11,8 +11,8 @@ FAIL. Scenarios:
   boundary: any FAIL there is a false alarm of the test itself); A/B = a clear drop to 0.35 (win 10 %, tie
   50 %, loss 40 %).
 * ``eval_score`` (absolute judge scores in [0, 1], candidate against stable in the same intervals,
-  margin 0.05 relative: candidate ≥ 0.95 × stable): scores drawn as Beta with mean 0.8 for both (A/A), or 0.7 for the candidate (A/B);
-  stable sees 3× the candidate's results.
+  margin 0.05 relative: candidate ≥ 0.95 × stable): scores drawn as Beta with mean 0.8 for both (A/A),
+  or 0.7 for the candidate (A/B); stable sees 3× the candidate's results.
 
 Run: ``.venv/bin/python benchmarks/bench_eval_gates.py [--trials 500] [--seed 1]`` (about a minute).
 """
