@@ -442,6 +442,24 @@ def shadow(parent: Any, res: Resolution) -> _ClientSpan | _NoSpan:
         "canaryflow.variation": "shadow", "canaryflow.segment": res.segment or "none"}, parent)
 
 
+def evaluation(parent: Any, attributes: Mapping[str, str | int | float | bool]) -> None:
+    """One online evaluation's result: a span ``gen_ai.evaluation.result`` (child of the evaluated request's
+    context ``parent``; the request span has ended by then) carrying the event of the same name with the
+    OpenTelemetry GenAI attributes (``gen_ai.evaluation.name``, ``.score.value``, ``.score.label``,
+    ``.explanation``) — never the answer's text. Nothing when tracing is off or the request not sampled."""
+    tracer = _state.tracer
+    if tracer is None or parent is None:
+        return
+    from opentelemetry import trace
+
+    if not trace.get_current_span(parent).get_span_context().trace_flags.sampled:
+        return
+    attrs = dict(attributes)
+    span = tracer.start_span("gen_ai.evaluation.result", context=parent, attributes=attrs)
+    span.add_event("gen_ai.evaluation.result", attrs)
+    span.end()
+
+
 # ── integrations ─────────────────────────────────────────────────────────────────────────────────────
 
 async def _inject(request: Any) -> None:

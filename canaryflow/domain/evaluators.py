@@ -30,7 +30,7 @@ import hashlib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
 from pydantic import (
     BaseModel,
@@ -176,7 +176,8 @@ class Sample:
     variation: str
     segment: str
     text: str
-    source: Literal["live", "shadow", "replay"] = "live"
+    source: str = "live"
+    """One of :data:`SOURCES`: ``live``, ``shadow`` or ``replay``."""
     finish_reason: str = "stop"
     tool_calls: int = 0
     tool_call_results: tuple[str, ...] = ()

@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 
+from canaryflow.domain.evaluators import ScorerRegistry
 from canaryflow.errors import CanaryflowError
 from canaryflow.gateway.app import build_app
 from canaryflow.metrics.instruments import Metrics
@@ -45,7 +46,8 @@ def health_of(client: Client, stale_after: float = STALE_AFTER_S) -> dict[str, A
 def build_gateway(db_url: str | None = None, *, client: Client | None = None, traffic_rate: float = 0.1,
                   retention: int = 100_000, redactor: Redactor | None = None, shadow_concurrency: int = 4,
                   shadow_queue: int = 100, metrics: Metrics | None = None, timeout: float = 60.0,
-                  max_body_bytes: int | None = None) -> tuple[Starlette, TrafficPlane]:
+                  max_body_bytes: int | None = None, evaluation_queue: int = 1000,
+                  scorers: ScorerRegistry | None = None) -> tuple[Starlette, TrafficPlane]:
     """The gateway app and its traffic plane.
 
     Args:
@@ -60,12 +62,15 @@ def build_gateway(db_url: str | None = None, *, client: Client | None = None, tr
         timeout: seconds per provider attempt.
         max_body_bytes: larger request bodies get 413 unparsed (None: ``CANARYFLOW_GATEWAY_MAX_BODY_BYTES``
             or 32 MiB).
+        evaluation_queue: answers waiting for their online evaluators at most (more are dropped, counted).
+        scorers: the online evaluators' plug-ins (``judge`` / ``pairwise``); default: deterministic only.
     """
     client = client or Client(Registry(db_url))
     log = TrafficLog(client.registry, rate=traffic_rate, redactor=redactor, retention=retention) \
         if traffic_rate > 0 else None
     plane = TrafficPlane(client, registry=client.registry, traffic_log=log, metrics=metrics, timeout=timeout,
-                         shadow_concurrency=shadow_concurrency, shadow_queue=shadow_queue)
+                         shadow_concurrency=shadow_concurrency, shadow_queue=shadow_queue,
+                         evaluation_queue=evaluation_queue, scorers=scorers)
     try:  # every served version's series at 0 before the first request (metrics/instruments.py)
         client.warm()
     except CanaryflowError as exc:

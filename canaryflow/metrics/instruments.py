@@ -83,6 +83,7 @@ DURATION_BUCKETS = (0.005, 0.01, 0.015, *_geometric(0.02, 120.0, 1.1))
 TTFC_BUCKETS = (0.005, 0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48)
 TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304)
 AGREEMENT_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0)
+EVAL_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 SENTIMENTS = ("positive", "negative")
 TOKEN_TYPES = ("input", "output", "cached_input", "reasoning")
 """``gen_ai_token_type`` values (input includes cached_input; output includes reasoning)."""
@@ -276,6 +277,15 @@ class Metrics:
         self.shadow_dropped = Counter(
             "canaryflow_shadow_dropped", "Shadow mirrors dropped because the mirror queue was full.",
             COMMON_LABELS, registry=r)
+        self.eval_score = Histogram(
+            "canaryflow_eval_score", "Online evaluators' scores, 0-1 (gen_ai.evaluation.score.value).",
+            (*COMMON_LABELS, "evaluator"), buckets=EVAL_BUCKETS, registry=r)
+        self.eval_results = Counter(
+            "canaryflow_eval", "Online evaluations by result (pass | fail).",
+            (*COMMON_LABELS, "evaluator", "result"), registry=r)
+        self.eval_dropped = Counter(
+            "canaryflow_eval_dropped", "Answers sampled for an evaluator but not scored, by reason.",
+            (*COMMON_LABELS, "evaluator", "reason"), registry=r)
         self._series: dict[Labels, Series] = {}
         self._lock = threading.Lock()
 

@@ -198,6 +198,30 @@ class ImplicitFeedbackRow(SQLModel, table=True):
     updated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), nullable=True))
 
 
+class EvaluationRow(SQLModel, table=True):
+    """One online evaluator's result on one answer (live, shadow or replayed): a score in [0, 1], whether it
+    passed, a label and a short reason — never the prompt or the answer (``canaryflow.registry.evaluations``).
+    """
+
+    __tablename__ = "evaluations"
+    __table_args__ = (sa.Index("ix_evaluations_key_version", "config_key", "version", "evaluator"),
+                      sa.Index("ix_evaluations_request", "request_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: str = Field(max_length=128)
+    config_key: str = Field(max_length=63)
+    version: int
+    variation: str = Field(max_length=16)
+    segment: str = Field(default="none", max_length=63)
+    evaluator: str = Field(max_length=63)
+    source: str = Field(max_length=16)
+    score: float
+    passed: bool
+    label: str = Field(default="", max_length=63)
+    reason: str = Field(default="", max_length=160)
+    created_at: datetime = _ts()
+
+
 class SettingRow(SQLModel, table=True):
     """Registry-wide settings shared by every process, e.g. the key that signs request ids."""
 
@@ -234,6 +258,7 @@ __all__ = [
     "AuditEventRow",
     "ConfigRow",
     "CounterRow",
+    "EvaluationRow",
     "FeedbackRow",
     "ImplicitFeedbackRow",
     "MeasurementRow",

@@ -34,6 +34,7 @@ class ShadowJob:
     reference_text: str
     labels: Labels
     trace: Any = None  # the mirrored request's OpenTelemetry context (canaryflow.tracing), None when off
+    request_id: str = ""  # the mirrored request's id (its shadow answer is sampled for evaluation alike)
 
 
 ShadowCall = Callable[[ShadowJob], Awaitable[str | None]]

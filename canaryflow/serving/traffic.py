@@ -26,8 +26,10 @@ from typing import Any, Protocol
 from canaryflow import tracing
 from canaryflow.domain.checks import CHECK_FAILURES
 from canaryflow.domain.config import ConfigSpec, render_text
+from canaryflow.domain.evaluators import ScorerRegistry
 from canaryflow.domain.implicit import check_event
 from canaryflow.domain.resolution import CompiledConfig, Resolution, resolution_for
+from canaryflow.domain.tools import chat_response_format_wire
 from canaryflow.errors import (
     AllProvidersFailed,
     CanaryflowError,
@@ -55,6 +57,7 @@ from canaryflow.providers.pricing import cost_usd
 from canaryflow.registry import feedback as fb
 from canaryflow.registry import implicit as implicit_rows
 from canaryflow.registry import traffic as tlog
+from canaryflow.serving.evaluation import OnlineEvaluation
 from canaryflow.serving.request_ids import CLIENT_KEY, RequestIds, name_hash
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
 from canaryflow.serving.stream import Stream
@@ -153,6 +156,8 @@ class TrafficPlane:
         metrics: the instruments (None: the process default).
         runner: the fallback runner (None: a default one).
         timeout: seconds per provider attempt.
+        evaluation_queue: answers waiting for their online evaluators at most (more are dropped, counted).
+        scorers: the evaluator plug-ins (``judge`` / ``pairwise``); default: deterministic kinds only.
     """
 
     def __init__(self, resolver: Resolver, *, registry: Any = None,
@@ -160,7 +165,8 @@ class TrafficPlane:
                  shadow_concurrency: int = 4, shadow_queue: int = 100, metrics: Metrics | None = None,
                  runner: FallbackRunner | None = None, timeout: float = 60.0,
                  remember: int = 100_000, feedback_window: float | None = None,
-                 request_id_key: bytes | None = None) -> None:
+                 request_id_key: bytes | None = None, evaluation_queue: int = 1000,
+                 scorers: ScorerRegistry | None = None) -> None:
         self.resolver = resolver
         self.registry = registry
         self.traffic_log = traffic_log
@@ -170,6 +176,8 @@ class TrafficPlane:
         self.timeout = timeout
         self.shadow = ShadowMirror(self._shadow_call, max_concurrency=shadow_concurrency,
                                    max_queue=shadow_queue, metrics=metrics)
+        self.evaluation = OnlineEvaluation(self._m, registry=registry, scorers=scorers,
+                                           max_queue=evaluation_queue)
         self._recent: OrderedDict[str, tuple[Labels, float]] = OrderedDict()
         self._remember = remember
         self.feedback_window = (get_settings().feedback_window_s if feedback_window is None
@@ -190,6 +198,7 @@ class TrafficPlane:
         self._m.prepare((Labels(key, ls.version, ls.variation, ls.segment, ls.provider, ls.model),
                          ls.fallbacks) for ls in label_sets)
         self._m.forget(key, {ls.version for ls in label_sets})  # versions no longer served
+        self.evaluation.prepare(compiled)
         for name in {key, *(ls.segment for ls in label_sets)}:
             self._names[name_hash(name)] = name
 
@@ -377,8 +386,10 @@ class TrafficPlane:
                                   answered_by=(result.provider, result.model), metrics=self._m)
         tracing.finished(res, caller, result, request_id, index, reason)
         self._log(res, caller, variables, request_id, result, duration, None, cost)
+        if self.evaluation.wanted and index is None:  # the variation's own answer (not a fallback's)
+            self.evaluation.offer(res, request_id, result, caller)
         if self.shadow.wants(res):
-            self._mirror(res, caller, result.text, variables)
+            self._mirror(res, caller, result.text, variables, request_id)
         return Completion(request_id, result.text, result.finish_reason, res.config_key, res.version,
                           res.variation, res.segment, result.provider, result.model, result.input_tokens,
                           result.output_tokens, result.cached_input_tokens, cost, duration, index, reason,
@@ -414,7 +425,7 @@ class TrafficPlane:
     # ── shadow ─────────────────────────────────────────────────────────────────────────────────────
 
     def _mirror(self, res: Resolution, caller: list[dict[str, str]], stable_text: str,
-                variables: Mapping[str, object] | None) -> None:
+                variables: Mapping[str, object] | None, request_id: str = "") -> None:
         assert res.shadow_version is not None
         try:
             spec = self.resolver.spec(res.config_key, res.shadow_version)
@@ -423,10 +434,15 @@ class TrafficPlane:
                              for m in spec.messages)
         except Exception:
             return
+        params = spec.parameters.as_kwargs()
+        fmt = None if spec.response_format is None else spec.response_format.model_dump(
+            mode="json", exclude_none=True, by_alias=True)
+        if fmt is not None:  # the candidate's own output schema (an OpenAI-API endpoint honours it)
+            params["response_format"] = chat_response_format_wire(fmt)
         cand = replace(res, version=res.shadow_version, variation="shadow", provider=spec.provider,
-                       model=spec.model, messages=messages, parameters=spec.parameters.as_kwargs(),
-                       fallback=(), shadow_version=None, shadow_fraction=0.0)
-        self.shadow.offer(ShadowJob(cand, caller, stable_text, _labels(cand), tracing.capture()))
+                       model=spec.model, messages=messages, parameters=params, fallback=(),
+                       shadow_version=None, shadow_fraction=0.0, response_format=fmt)
+        self.shadow.offer(ShadowJob(cand, caller, stable_text, _labels(cand), tracing.capture(), request_id))
 
     async def _shadow_call(self, job: ShadowJob) -> str | None:
         res = job.resolution
@@ -446,6 +462,9 @@ class TrafficPlane:
         record_request(job.labels, outcome="success", finish_reason=result.finish_reason,
                        duration_s=time.perf_counter() - started, input_tokens=result.input_tokens,
                        output_tokens=result.output_tokens, cost_usd=_cost(result), metrics=self._m)
+        if self.evaluation.wanted and job.request_id:  # scored with the mirrored request's sampling point
+            self.evaluation.offer(res, job.request_id, result, job.caller_messages, source="shadow",
+                                  reference=job.reference_text, trace=job.trace)
         return result.text
 
     # ── feedback ───────────────────────────────────────────────────────────────────────────────────
@@ -550,8 +569,9 @@ class TrafficPlane:
         return Labels(config, att.version, att.variation, segment, spec.provider, spec.model), att.served_at
 
     async def close(self) -> None:
-        """Stop the shadow workers and flush the traffic log."""
+        """Stop the shadow workers and the evaluation worker, and flush the traffic log."""
         await self.shadow.close()
+        await self.evaluation.close()
         if self.traffic_log is not None:
             self.traffic_log.close()
 
