@@ -42,6 +42,7 @@ from pydantic import (
     model_validator,
 )
 
+from canaryflow.domain.budget import Budget
 from canaryflow.domain.checks import Checker, OutputChecks
 
 CHECK_KINDS = ("valid_json", "match_schema", "regex", "contains", "not_contains", "length", "refusal",
@@ -75,6 +76,10 @@ class EvaluatorSpec(BaseModel):
                                                                 "version (default: its stable one)")
     threshold: float = Field(default=0.5, ge=0.0, le=1.0,
                              description="judge: a score at or above this passes")
+    budget_per_hour: Budget | None = Field(
+        default=None, description="judge / pairwise: the most this evaluator may spend per hour and process, "
+                                  "in dollars (a number or {usd: N}) or {calls: N}; over it a sample is "
+                                  "dropped and counted (reason budget)")
 
     @field_validator("kind")
     @classmethod
@@ -120,7 +125,7 @@ class EvaluatorSpec(BaseModel):
                     "judge": " (the key of a judge config pushed first)"}[name])
         owned = {"pattern": ("regex",), "values": ("contains", "not_contains"), "min": ("length",),
                  "max": ("length",), "judge": JUDGE_KINDS, "version": JUDGE_KINDS,
-                 "threshold": ("judge",)}
+                 "threshold": ("judge",), "budget_per_hour": JUDGE_KINDS}
         for name, kinds in owned.items():
             if name in self.model_fields_set and k not in kinds:
                 raise ValueError(f"{name!r} belongs to kind {' / '.join(kinds)}, not {k}: remove it")

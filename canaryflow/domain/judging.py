@@ -50,6 +50,15 @@ class JudgeOutputInvalid(CanaryflowError):
     """A judge's answer that cannot be read as a verdict (counted as a dropped sample, never as a score)."""
 
 
+class JudgeDropped(CanaryflowError):
+    """A sample not judged, on purpose: ``reason`` is ``budget`` (the evaluator's budget per hour is spent)
+    or ``judge_config`` (the judge version served cannot judge). Counted as a drop with that reason."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        self.reason = reason
+        super().__init__(message)
+
+
 @dataclass(frozen=True)
 class Scale:
     """The range of a judge's ``score`` (from its schema's ``minimum`` / ``maximum``)."""
@@ -206,6 +215,7 @@ def parse_verdict(text: str, kind: JudgeKind, scale: Scale = Scale()) -> JudgeVe
     return JudgeVerdict(score=score, label=label_text, reason=reason_text)
 
 
-__all__ = ["MARKER", "MAX_REASON", "OUTPUT_FIELD", "PAIRWISE_MARKER", "JudgeKind", "JudgeOutputInvalid",
+__all__ = ["MARKER", "MAX_REASON", "OUTPUT_FIELD", "PAIRWISE_MARKER", "JudgeDropped", "JudgeKind",
+           "JudgeOutputInvalid",
            "JudgePrompt", "JudgeVerdict", "Scale", "Winner", "check_judge", "judge_prompt", "pairwise_prompt",
            "parse_prompt", "parse_verdict"]

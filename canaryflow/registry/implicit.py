@@ -80,4 +80,30 @@ def event_summaries(target: Any, config_key: str, *, served_from: datetime | Non
             for v, var, e, n, m in rows]
 
 
-__all__ = ["EventSummary", "event_summaries", "put_event"]
+@dataclass(frozen=True)
+class TopEvent:
+    """One request's event with its value (e.g. an ``edited`` answer and its edit distance)."""
+
+    request_id: str
+    version: int
+    variation: str
+    value: float
+    served_at: datetime
+
+
+def top_events(target: Any, config_key: str, version: int, *, event: str = "edited", limit: int = 5,
+               served_from: datetime | None = None) -> list[TopEvent]:
+    """The version's requests with the highest ``value`` of ``event`` (the most edited answers first)."""
+    t = ImplicitFeedbackRow
+    stmt = (select(t).where(t.config_key == config_key, t.version == version, t.event == event,
+                            col(t.value).is_not(None))
+            .order_by(col(t.value).desc(), col(t.served_at).desc()).limit(limit))
+    if served_from is not None:
+        stmt = stmt.where(col(t.served_at) >= served_from)
+    engine = _engine(target)
+    with translate_errors(str(engine.url)), Session(engine) as session:
+        rows = session.exec(stmt).all()
+    return [TopEvent(r.request_id, r.version, r.variation, float(r.value or 0.0), r.served_at) for r in rows]
+
+
+__all__ = ["EventSummary", "TopEvent", "event_summaries", "put_event", "top_events"]
