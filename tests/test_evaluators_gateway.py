@@ -137,7 +137,10 @@ def test_a_full_queue_drops_and_counts_samples_and_requests_are_unaffected(
     scorers = ScorerRegistry()
     scorers.register("judge", Held)
     held = [{"name": "held", "kind": "judge", "judge": "grader"}]
-    configs = [spec("grader"), spec("burst", system="Answer.", evaluators=held)]
+    grader = spec("grader", system="Grade.", response_format={  # a judge declares its output schema
+        "type": "json_schema", "name": "grade", "schema": {"type": "object", "properties": {
+            "score": {"type": "number"}}}})
+    configs = [grader, spec("burst", system="Answer.", evaluators=held)]
     with running_stack(tmp_path_factory.mktemp("burst"), configs=configs, evaluation_queue=1,
                        scorers=scorers) as s:
         s.plane.evaluation.concurrency = 1

@@ -3,9 +3,10 @@
 ``canaryflow_eval_score{evaluator}`` (histogram of scores 0–1: its ``_sum`` / ``_count`` feed the
 ``eval_score`` gate), ``canaryflow_eval_total{evaluator, result=pass|fail}`` (the ``eval_pass_rate`` gate)
 and ``canaryflow_eval_dropped_total{evaluator, reason}`` (``queue_full``: the evaluation queue was full;
-``no_scorer``: no scorer for the kind in this process; ``error``: the scorer raised), each with the common
-labels of :mod:`canaryflow.metrics.instruments` (the answer's config, version, variation, segment and the
-variation's own provider/model).
+``no_scorer``: no scorer for the kind in this process; ``error``: the scorer raised; ``budget``: a judge's
+``budget_per_hour`` was spent; ``judge_config``: the judge version served has no usable output schema),
+each with the common labels of :mod:`canaryflow.metrics.instruments` (the answer's config, version,
+variation, segment and the variation's own provider/model).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 from canaryflow.metrics.instruments import Labels, Metrics, Series, observer
 
-DROP_REASONS = ("queue_full", "no_scorer", "error")
+DROP_REASONS = ("queue_full", "no_scorer", "error", "budget", "judge_config")
 RESULTS = ("pass", "fail")
 
 

@@ -40,6 +40,7 @@ from canaryflow.domain.evaluators import (
     compile_evaluators,
     sample_point,
 )
+from canaryflow.domain.judging import JudgeDropped
 from canaryflow.domain.resolution import CompiledConfig, Resolution
 from canaryflow.metrics.evaluations import EvalSeries
 from canaryflow.metrics.instruments import Labels, Metrics
@@ -236,6 +237,9 @@ class OnlineEvaluation:
                 continue
             try:
                 scores = await ev.scorer.score(sample)
+            except JudgeDropped as exc:  # on purpose (a judge's budget is spent): counted, not an error
+                self.series.children(lab, ev.name).dropped[exc.reason].inc()
+                continue
             except Exception:
                 self.stats.errors += 1
                 self.series.children(lab, ev.name).dropped["error"].inc()

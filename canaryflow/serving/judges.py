@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from canaryflow.domain.budget import HourlyMeter
 from canaryflow.domain.evaluators import EvaluatorContext, EvaluatorSpec, Sample, Score, ScorerRegistry
@@ -38,7 +38,21 @@ from canaryflow.domain.judging import (
 from canaryflow.domain.pairwise import VALUE, candidate_first, outcome
 from canaryflow.domain.resolution import Resolution, resolution_for
 from canaryflow.errors import ValidationFailed
-from canaryflow.serving.traffic import TrafficPlane
+from canaryflow.providers.base import CallerRequest
+
+
+class JudgePlane(Protocol):
+    """What a judge scorer needs of :class:`~canaryflow.serving.traffic.TrafficPlane`."""
+
+    resolver: Any
+
+    async def aprepare(self, key: str, *, context: Mapping[str, Any] | None = None,
+                       variables: Mapping[str, object] | None = None,
+                       parameters: Mapping[str, Any] | None = None) -> Resolution: ...
+
+    async def acomplete(self, res: Resolution, messages: Sequence[Mapping[str, Any]], *,
+                        variables: Mapping[str, object] | None = None,
+                        request: CallerRequest | None = None) -> Any: ...
 
 
 def question_of(messages: Sequence[Mapping[str, Any]]) -> str:
@@ -58,7 +72,7 @@ def question_of(messages: Sequence[Mapping[str, Any]]) -> str:
 class JudgeScorer:
     """One ``judge`` / ``pairwise`` evaluator of one config version (see the module docstring)."""
 
-    def __init__(self, spec: EvaluatorSpec, ctx: EvaluatorContext, plane: TrafficPlane,
+    def __init__(self, spec: EvaluatorSpec, ctx: EvaluatorContext, plane: JudgePlane,
                  clock: Callable[[], float] = time.time) -> None:
         self.spec, self.ctx, self.plane, self.clock = spec, ctx, plane, clock
         self.kind: JudgeKind = "pairwise" if spec.kind == "pairwise" else "judge"
@@ -108,7 +122,10 @@ class JudgeScorer:
         else:
             prompt = judge_prompt(question, sample.text)
         self.meter.start(self.clock())
-        done = await self.plane.acomplete(res, [{"role": "user", "content": prompt}])
+        message = {"role": "user", "content": prompt}
+        # a whole request: the judge config's response_format is applied as for any caller
+        request = CallerRequest("chat", {"model": res.config_key, "messages": [message]})
+        done = await self.plane.acomplete(res, [message], request=request)
         self.meter.cost(self.clock(), done.cost_usd)
         verdict = parse_verdict(done.text, self.kind, scale)
         name = self.spec.name
@@ -125,7 +142,7 @@ class JudgeScorer:
 class JudgeScorers:
     """Builds the judge scorers of a traffic plane; :meth:`register` plugs them into a scorer registry."""
 
-    def __init__(self, plane: TrafficPlane, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, plane: JudgePlane, clock: Callable[[], float] = time.time) -> None:
         self.plane, self.clock = plane, clock
 
     def build(self, spec: EvaluatorSpec, ctx: EvaluatorContext) -> JudgeScorer:
@@ -139,4 +156,4 @@ class JudgeScorers:
         return scorers
 
 
-__all__ = ["JudgeScorer", "JudgeScorers", "question_of"]
+__all__ = ["JudgePlane", "JudgeScorer", "JudgeScorers", "question_of"]

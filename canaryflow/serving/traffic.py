@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from canaryflow import tracing
 from canaryflow.domain.checks import CHECK_FAILURES
 from canaryflow.domain.config import ConfigSpec, render_text
-from canaryflow.domain.evaluators import ScorerRegistry
+from canaryflow.domain.evaluators import JUDGE_KINDS, ScorerRegistry
 from canaryflow.domain.implicit import check_event
 from canaryflow.domain.resolution import CompiledConfig, Resolution, resolution_for
 from canaryflow.domain.tools import chat_response_format_wire
@@ -58,6 +58,7 @@ from canaryflow.registry import feedback as fb
 from canaryflow.registry import implicit as implicit_rows
 from canaryflow.registry import traffic as tlog
 from canaryflow.serving.evaluation import OnlineEvaluation
+from canaryflow.serving.judges import JudgeScorers
 from canaryflow.serving.request_ids import CLIENT_KEY, RequestIds, name_hash
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
 from canaryflow.serving.stream import Stream
@@ -176,6 +177,9 @@ class TrafficPlane:
         self.timeout = timeout
         self.shadow = ShadowMirror(self._shadow_call, max_concurrency=shadow_concurrency,
                                    max_queue=shadow_queue, metrics=metrics)
+        scorers = scorers or ScorerRegistry()
+        if not any(k in scorers.factories for k in JUDGE_KINDS):  # judges call through this very plane
+            JudgeScorers(self).register(scorers)
         self.evaluation = OnlineEvaluation(self._m, registry=registry, scorers=scorers,
                                            max_queue=evaluation_queue)
         self._recent: OrderedDict[str, tuple[Labels, float]] = OrderedDict()

@@ -1,0 +1,104 @@
+"""LLM-as-judge evaluators in the gateway: judge configs called through the traffic plane, pairwise in shadow,
+the judge's own metrics and cost, and its budget per hour (gateway + simulator over HTTP)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from canaryflow.domain.serving import Exposure
+from canaryflow.registry import evaluations
+from canaryflow.sim import QUESTIONS
+from tests.traffic_stack import Stack, running_stack, spec
+
+SCORE = {"type": "object", "required": ["score", "reason"],
+         "properties": {"score": {"type": "number", "minimum": 0, "maximum": 1}, "label": {"type": "string"},
+                        "reason": {"type": "string"}}}
+WINNER = {"type": "object", "required": ["winner", "reason"],
+          "properties": {"winner": {"type": "string", "enum": ["A", "B", "tie"]},
+                         "reason": {"type": "string"}}}
+
+
+def judge(key: str, schema: dict[str, Any], rubric: str) -> Any:
+    return spec(key, model="sim-judge", system=rubric,
+                response_format={"type": "json_schema", "name": "verdict", "schema": schema})
+
+
+GRADE = {"name": "grade", "kind": "judge", "judge": "answer-judge"}
+PREF = {"name": "pref", "kind": "pairwise", "judge": "pair-judge"}
+
+
+def _wait(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    judges = [judge("answer-judge", SCORE, "Grade the answer: 1 if right, 0 if wrong."),
+              judge("pair-judge", WINNER, "Which answer is right? [sim:judge_bias=0.3]")]
+    with running_stack(tmp_path_factory.mktemp("judges"), configs=judges) as s:
+        s.registry.push_config(spec("qa", system="Answer in one word. [sim:quality=0.95]",
+                                    evaluators=[GRADE]))
+        s.registry.push_config(spec("qa", system="Answer in one word. [sim:quality=0.1]",
+                                    evaluators=[GRADE, PREF]))  # worse answers, same errors and latency
+        budget = {**GRADE, "budget_per_hour": {"calls": 3}}
+        s.registry.push_config(spec("cheap", system="Answer in one word.", evaluators=[budget]))
+        shadow = Exposure(candidate_version=2, stage="shadow", stage_kind="shadow", shadow_fraction=1.0)
+        s.registry.apply_exposure("qa", shadow, by="test", reason="t", source="cli")
+        s.plane.resolver.refresh(force=True)  # type: ignore[attr-defined]
+        yield s
+
+
+def ask(stack: Stack, key: str, n: int) -> list[str]:
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="x", max_retries=0)
+    ids = []
+    for i in range(n):
+        q = QUESTIONS[i % len(QUESTIONS)].prompt
+        raw = client.chat.completions.with_raw_response.create(
+            model=key, messages=[{"role": "user", "content": q}], user=f"u-{i}")
+        ids.append(raw.headers["x-canaryflow-request-id"])
+    return ids
+
+
+def test_judges_score_live_and_shadow_answers_through_the_traffic_plane(stack: Stack) -> None:
+    ids = ask(stack, "qa", 20)
+    stable = {"config": "qa", "version": "1", "variation": "stable"}
+    shadow = {"config": "qa", "version": "2", "variation": "shadow"}
+    for side, name in ((stable, "grade"), (shadow, "grade"), (shadow, "pref")):
+        _wait(lambda side=side, name=name: stack.count(  # type: ignore[misc]
+            "canaryflow_eval_score_count", **side, evaluator=name) == 20, name)
+    stable_mean = stack.count("canaryflow_eval_score_sum", **stable, evaluator="grade") / 20
+    shadow_mean = stack.count("canaryflow_eval_score_sum", **shadow, evaluator="grade") / 20
+    assert stable_mean > 0.7 > 0.4 > shadow_mean  # the judge sees the worse answers
+    wins = stack.count("canaryflow_eval_total", **shadow, evaluator="pref", result="pass")
+    win_rate = stack.count("canaryflow_eval_score_sum", **shadow, evaluator="pref") / 20
+    assert wins <= 3 and win_rate < 0.3
+    # the judges' own series: requests, tokens and cost under their config keys
+    assert stack.count("canaryflow_requests_total", config="answer-judge", outcome="success") == 40
+    assert stack.count("canaryflow_requests_total", config="pair-judge", outcome="success") == 20
+    assert stack.count("gen_ai_client_token_usage_count", config="pair-judge",
+                       gen_ai_token_type="input") == 20
+    assert stack.count("canaryflow_eval_dropped_total", config="qa") == 0
+    # stored with the judge's reason; the pairwise label is the candidate's result
+    _wait(lambda: len(evaluations.for_request(stack.registry, ids[0])) == 3, "rows of one request")
+    rows = {(r.evaluator, r.variation): r for r in evaluations.for_request(stack.registry, ids[0])}
+    pair = rows[("pref", "shadow")]
+    assert pair.label in ("win", "tie", "loss")
+    assert pair.score == {"win": 1.0, "tie": 0.5, "loss": 0.0}[pair.label]
+    assert "known answer" in rows[("grade", "stable")].reason
+
+
+def test_a_judge_over_its_budget_drops_samples_and_counts_them(stack: Stack) -> None:
+    ask(stack, "cheap", 6)
+    labels = {"config": "cheap", "evaluator": "grade"}
+    _wait(lambda: stack.count("canaryflow_eval_dropped_total", **labels, reason="budget") == 3, "3 drops")
+    assert stack.count("canaryflow_eval_score_count", **labels) == 3
+    assert stack.count("canaryflow_requests_total", config="cheap", outcome="success") == 6
