@@ -21,7 +21,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-from activities.analysis import analyze_stage
+from activities.analysis import AnalysisActivities, analyze_stage
 from activities.evaluation import eval_chunk, eval_prepare
 from activities.evidence import EvidenceActivities
 from activities.exposure import ExposureActivities
@@ -63,6 +63,8 @@ def build_worker(
     the evaluation workflow; tests pass their own ``activities`` and get the rollout only.
     """
     extra = list(activities) if activities is not None else list(EXTRA_ACTIVITIES)
+    if activities is None:  # the analysis with the registry: failed quality gates name their worst answers
+        extra = [AnalysisActivities(registry).analyze_stage if a is analyze_stage else a for a in extra]
     core: list[type] = [RolloutWorkflow, ReconcileWorkflow]
     workflows = core if activities is not None else [*core, *EXTRA_WORKFLOWS]
     reconciler = ReconcileActivities(registry, client).reconcile_exposures

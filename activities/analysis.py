@@ -7,13 +7,16 @@ them against each gate's consecutive-error limit.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from typing import Any
 
 from temporalio import activity
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
 from canaryflow.metrics.measure import measure
 from canaryflow.metrics.source import PrometheusSource
+from canaryflow.registry.worst import attach_worst
 
 
 @activity.defn(name="analyze_stage")
@@ -26,4 +29,18 @@ async def analyze_stage(req: AnalysisRequest) -> AnalysisReport:
         source.close()
 
 
-__all__ = ["analyze_stage", "measure"]
+class AnalysisActivities:
+    """``analyze_stage`` with the registry at hand: a failed quality gate's evidence also names the request
+    ids of the candidate's worst answers (:mod:`canaryflow.registry.worst`)."""
+
+    def __init__(self, registry: Any) -> None:
+        self.registry = registry
+
+    @activity.defn(name="analyze_stage")
+    async def analyze_stage(self, req: AnalysisRequest) -> AnalysisReport:
+        """Measure and judge every gate, then look up the worst answers behind failed eval gates."""
+        report = await analyze_stage(req)
+        return await asyncio.to_thread(attach_worst, report, req, self.registry)
+
+
+__all__ = ["AnalysisActivities", "analyze_stage", "measure"]

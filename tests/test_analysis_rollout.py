@@ -19,7 +19,8 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from canaryflow.domain.plan import RolloutInput
-from canaryflow.registry import Registry
+from canaryflow.registry import Registry, evaluations
+from canaryflow.sim import QUESTIONS
 from canaryflow.temporal import DevServer, start_dev_server, workflow_id
 from tests.servers import Prometheus, free_port
 from tests.traffic_stack import Stack, running_stack, spec
@@ -272,3 +273,99 @@ async def test_a_candidate_rescued_by_its_fallback_is_rolled_back_for_its_own_fa
                            served_by="primary") == 0
         state = stack.registry.serving_state(key)
         assert state.stable_version == 1 and state.exposure.candidate_version is None
+
+
+# ── answer quality in shadow: LLM-as-judge and pairwise win rate, before any user sees the candidate ────
+
+GRADED = {"type": "object", "required": ["score", "reason"], "properties": {
+    "score": {"type": "number", "minimum": 0, "maximum": 1}, "reason": {"type": "string"}}}
+PREFERRED = {"type": "object", "required": ["winner", "reason"], "properties": {
+    "winner": {"type": "string", "enum": ["A", "B", "tie"]}, "reason": {"type": "string"}}}
+QUALITY_EVALUATORS = [{"name": "grade", "kind": "judge", "judge": "answer-judge", "sample": 0.5},
+                      {"name": "pref", "kind": "pairwise", "judge": "pair-judge"}]
+
+
+def _judges() -> list[Any]:
+    def judge(key: str, schema: dict[str, Any], rubric: str) -> Any:
+        return spec(key, model="sim-judge", system=rubric,
+                    response_format={"type": "json_schema", "name": "verdict", "schema": schema})
+    return [judge("answer-judge", GRADED, "Grade the answer: 1 if right, 0 if wrong."),
+            judge("pair-judge", PREFERRED, "Which answer is right? [sim:judge_bias=0.3]")]
+
+
+def _questions(stack: Stack, key: str, stop: threading.Event) -> None:
+    """Users asking the simulator's known questions until ``stop``."""
+    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+    n = 0
+    while not stop.is_set():
+        n += 1
+        with contextlib.suppress(openai.APIError):
+            client.chat.completions.create(
+                model=key, messages=[{"role": "user", "content": QUESTIONS[n % len(QUESTIONS)].prompt}],
+                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+
+
+def _quality_stack(tmp_path: Path, key: str, candidate_system: str) -> Any:
+    stable = spec(key, system="Answer in one word. [sim:quality=0.95]", evaluators=QUALITY_EVALUATORS[:1])
+    candidate = spec(key, system=candidate_system, evaluators=QUALITY_EVALUATORS)
+    return running_stack(tmp_path, configs=[*_judges(), stable, candidate])
+
+
+async def test_worse_answers_are_rolled_back_in_shadow_by_the_judges_before_exposure(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Same errors and latency, wrong answers: the pairwise judge's win rate fails the shadow stage."""
+    key = f"quality-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    plan = {"stages": [{"name": "shadow", "kind": "shadow", "shadow_fraction": 1.0, "min_duration": "10m",
+                        "gates": [{"metric": "win_rate", "evaluator": "pref", "floor": 0.45},
+                                  {"metric": "eval_score", "evaluator": "grade", "margin": 0.1},
+                                  {"metric": "error_rate", "margin": 0.5}]},
+                       {"name": "full", "kind": "full"}],
+            "analysis_interval": "2s"}
+    with _quality_stack(tmp_path, key, "Answer in one word. [sim:quality=0.1]") as stack:
+        message = await _rolled_back(server, prometheus, stack, key, plan, _questions)
+        assert "shadow" in message and "pref_win_rate FAIL" in message, message
+        assert "win rate 0." in message and "vs floor 0.45" in message and "interval [" in message, message
+        assert "worst: cf1_" in message, message  # request ids of pairs the candidate lost
+        worst = message.split("worst: ")[1].split(" |")[0].split("; ")[0].split(", ")
+        rows = [r for w in worst for r in evaluations.for_request(stack.registry, w.strip().rstrip(";"))]
+        assert rows and all(r.evaluator != "pref" or r.label == "loss" for r in rows), rows
+        assert "error_rate FAIL" not in message
+        # never exposed: no user got the candidate; the judges' calls are their own configs' traffic
+        assert stack.count("canaryflow_requests_total", config=key, variation="candidate") == 0
+        assert stack.count("canaryflow_requests_total", config="pair-judge", outcome="success") > 0
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 1 and state.exposure.candidate_version is None
+
+
+async def test_a_candidate_answering_as_well_passes_its_quality_gates_in_shadow(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = f"quality-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    plan = {"stages": [{"name": "shadow", "kind": "shadow", "shadow_fraction": 1.0, "max_duration": "2m",
+                        "gates": [{"metric": "win_rate", "evaluator": "pref", "floor": 0.35},
+                                  {"metric": "eval_score", "evaluator": "grade", "margin": 0.3}]},
+                       {"name": "full", "kind": "full"}],
+            "analysis_interval": "1s", "on_inconclusive": "rollback"}
+    with _quality_stack(tmp_path, key, "Answer in a single word. [sim:quality=0.95]") as stack:
+        address = stack.url.removeprefix("http://")
+        prometheus.add_target(address)
+        prometheus.wait_scraped(address)
+        stop = threading.Event()
+        sender = threading.Thread(target=_questions, args=(stack, key, stop), daemon=True)
+        sender.start()
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        try:
+            async with build_worker(client, Registry(stack.registry.url), task_queue=queue):
+                inp = RolloutInput.model_validate(
+                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                     task_queue=queue)
+                await asyncio.wait_for(handle.result(), 150)
+        finally:
+            stop.set()
+            sender.join(15)
+        assert stack.registry.serving_state(key).stable_version == 2

@@ -259,6 +259,7 @@ class Gate(BaseModel):
 MAX_QUERY = 300
 MAX_QUERIES = 3
 MAX_NOTE = 200
+MAX_EXAMPLES = 3
 
 
 class Evidence(BaseModel):
@@ -282,6 +283,9 @@ class Evidence(BaseModel):
     alpha: float | None = None
     queries: list[str] = Field(default_factory=list)
     note: str = ""
+    examples: list[str] = Field(
+        default_factory=list, description="eval gates: request ids of the candidate's lowest-scored answers "
+                                          "(a pairwise gate: pairs it lost), to look up in the registry")
 
 
 class Measurement(BaseModel):
@@ -303,9 +307,11 @@ class Measurement(BaseModel):
         if not queries:
             kept = []
         note = e.note if len(e.note) <= MAX_NOTE else e.note[:MAX_NOTE - 1] + "…"
-        if kept == e.queries and note == e.note:
+        examples = e.examples[:MAX_EXAMPLES]
+        if kept == e.queries and note == e.note and examples == e.examples:
             return self
-        return self.model_copy(update={"evidence": e.model_copy(update={"queries": kept, "note": note})})
+        return self.model_copy(update={"evidence": e.model_copy(update={"queries": kept, "note": note,
+                                                                         "examples": examples})})
 
     def summary(self) -> str:
         """One line: ``error_rate FAIL: candidate 0.051 vs stable 0.010 (n=412/7800), ...``."""
@@ -327,6 +333,8 @@ class Measurement(BaseModel):
             parts.append(f"margin {e.margin:g} {e.mode or ''}".rstrip())
         if e.note:
             parts.append(e.note)
+        if e.examples:
+            parts.append(f"worst: {', '.join(e.examples[:MAX_EXAMPLES])}")
         return "; ".join(parts)
 
 
@@ -339,6 +347,7 @@ __all__ = [
     "DEFAULT_FLOORS",
     "EVAL_GATES",
     "GOOD_EVENTS",
+    "MAX_EXAMPLES",
     "MAX_NOTE",
     "MAX_QUERY",
     "PAIRWISE_GATES",
