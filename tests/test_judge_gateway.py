@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from canaryflow.domain.serving import Exposure
+from canaryflow.feedback_report import feedback_report, format_report
 from canaryflow.registry import evaluations
 from canaryflow.sim import QUESTIONS
 from tests.traffic_stack import Stack, running_stack, spec
@@ -102,3 +103,22 @@ def test_a_judge_over_its_budget_drops_samples_and_counts_them(stack: Stack) -> 
     _wait(lambda: stack.count("canaryflow_eval_dropped_total", **labels, reason="budget") == 3, "3 drops")
     assert stack.count("canaryflow_eval_score_count", **labels) == 3
     assert stack.count("canaryflow_requests_total", config="cheap", outcome="success") == 6
+
+
+def test_feedback_ranks_lowest_scores_lost_pairs_and_most_edited_answers(stack: Stack) -> None:
+    ids = ask(stack, "qa", 6)
+    stack.plane.track(ids[0], "edited", 42.0)
+    stack.plane.track(ids[1], "edited", 3.0)
+    _wait(lambda: len(evaluations.for_request(stack.registry, ids[-1])) == 3, "the last request's rows")
+    stack.plane.traffic_log.flush()  # type: ignore[union-attr]
+    reports = {r.version: r for r in feedback_report(stack.registry, "qa", limit=3)}
+    cand, stable = reports[2], reports[1]
+    assert {(q.evaluator, q.variation) for q in cand.quality} == {("grade", "shadow"), ("pref", "shadow")}
+    assert cand.lost and all(i.by == "pref" and i.label == "loss" and i.value == 0.0 for i in cand.lost)
+    assert all("known answer" in i.reason for i in cand.lost)
+    assert cand.lowest and [i.value for i in cand.lowest] == sorted(i.value for i in cand.lowest)
+    assert [(i.request_id, i.value) for i in stable.most_edited][:2] == [(ids[0], 42.0), (ids[1], 3.0)]
+    assert stable.most_edited[0].question  # the sampled request behind it
+    text = format_report(list(reports.values()), "qa")
+    assert "inputs where it lost to stable (pairwise judge):" in text and "most edited answers:" in text
+    assert "edit distance 42" in text and "lowest-scored answers:" in text

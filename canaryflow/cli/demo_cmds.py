@@ -162,7 +162,11 @@ def feedback_cmd(
             out.append({"version": rep.version, "positive": rep.positive, "negative": rep.negative,
                         "logged_requests": rep.logged_requests, "patterns": dict(rep.patterns.most_common()),
                         "implicit": [vars(e) for e in rep.implicit],
-                        "items": [vars(i) for i in rep.items]})
+                        "items": [vars(i) for i in rep.items],
+                        "quality": [vars(q) for q in rep.quality],
+                        "lowest_scored": [vars(i) for i in rep.lowest],
+                        "lost_to_stable": [vars(i) for i in rep.lost],
+                        "most_edited": [vars(i) for i in rep.most_edited]})
         print_json({"config": key, "window": window, "counted": "every feedback in the window",
                     "patterns_from": "the sampled traffic log", "versions": out})
         return
