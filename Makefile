@@ -21,10 +21,11 @@ dev-wait:
 test: deps lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider
 
-# The README's picture of the Temporal UI (the suite itself writes only to temporary folders).
+# The README's picture of the Temporal UI, taken while the README's "Ten lines" run as written and wait for
+# the approval (the suite itself writes only to temporary folders).
 screenshot: deps
 	CANARYFLOW_SCREENSHOT=$(CURDIR)/docs/temporal-ui.png $(BIN)/pytest -q -p no:cacheprovider \
-	  tests/test_browser.py -k test_workflow_page_shows_search_attributes_and_current_details
+	  tests/test_demo.py -k test_the_readme_ten_lines_run_as_written
 
 lint: venv
 	$(BIN)/ruff check canaryflow workflows activities worker.py tests benchmarks

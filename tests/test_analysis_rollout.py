@@ -13,12 +13,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from canaryflow.domain.plan import RolloutInput
+from canaryflow.domain.rollout_status import RolloutStatus
 from canaryflow.registry import Registry, evaluations
 from canaryflow.sim import QUESTIONS
 from canaryflow.temporal import DevServer, start_dev_server, workflow_id
@@ -369,3 +371,87 @@ async def test_a_candidate_answering_as_well_passes_its_quality_gates_in_shadow(
             stop.set()
             sender.join(15)
         assert stack.registry.serving_state(key).stable_version == 2
+
+
+def _steady_traffic(stack: Stack, key: str, stop: threading.Event, seen: dict[str, int]) -> None:
+    """Requests from many users on a few keep-alive connections at once, as fast as the gateway answers;
+    counts the answers of each variation and anything that was not an answer."""
+    body = {"model": key, "messages": [{"role": "user", "content": "What is the capital of France?"}]}
+
+    def one_connection(offset: int) -> None:
+        with httpx.Client(base_url=stack.url, timeout=30,
+                          headers={"Authorization": "Bearer sk-app"}) as client:
+            n = offset
+            while not stop.is_set():
+                n += 4
+                try:
+                    r = client.post("/v1/chat/completions", json=body,
+                                    headers={"X-Canaryflow-User": f"user-{n}"})
+                except httpx.HTTPError as exc:
+                    seen[type(exc).__name__] = seen.get(type(exc).__name__, 0) + 1
+                    continue
+                what = r.headers.get("x-canaryflow-variation", "?") if r.status_code == 200 else str(
+                    r.status_code)
+                seen[what] = seen.get(what, 0) + 1
+
+    connections = [threading.Thread(target=one_connection, args=(i,), daemon=True) for i in range(4)]
+    for t in connections:
+        t.start()
+    for t in connections:
+        t.join()
+
+
+async def test_a_good_candidate_passes_every_default_gate_and_is_promoted(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A candidate as good as stable (another wording of the same prompt, same model) is judged by the
+    default gates at their default margins and floors — error_rate, fallback_rate, latency_p95,
+    cost_per_request — and promoted by them: margins a good candidate can PASS, with no human decision.
+
+    With no errors on either side, error_rate's PASS is the floor's: the always-valid upper bound of the
+    candidate's rate must fall below 0.1 %, which takes ≈ 5,000 candidate requests — so this stage sends
+    80 % of its traffic to the candidate, and it passes only when every gate does (or fails at its cap)."""
+    key = f"good-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    configs = [spec(key, system="You are helpful."), spec(key, system="You are a helpful assistant.")]
+    plan = {
+        "stages": [{"name": "canary-80", "kind": "percent", "percent": 80, "min_duration": "4s",
+                    "max_duration": "4m"},
+                   {"name": "full", "kind": "full"}],
+        "analysis_interval": "2s",
+        "on_inconclusive": "rollback",
+    }
+    seen: dict[str, int] = {}
+    with running_stack(tmp_path, configs=configs, traffic_rate=0.0) as stack:
+        address = stack.url.removeprefix("http://")
+        prometheus.add_target(address)
+        prometheus.wait_scraped(address)
+        stop = threading.Event()
+        sender = threading.Thread(target=_steady_traffic, args=(stack, key, stop, seen), daemon=True)
+        sender.start()
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        try:
+            async with build_worker(client, Registry(stack.registry.url), task_queue=queue):
+                inp = RolloutInput.model_validate(
+                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
+                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
+                                                     task_queue=queue)
+                result = RolloutStatus.model_validate(await asyncio.wait_for(handle.result(), 300))
+        finally:
+            stop.set()
+            sender.join(30)
+        assert result.state == "promoted", result.outcome
+        # the gates decided, nobody approved: every default gate's last measurement passed
+        assert result.outcome == "v2 is stable: canary-80 passed its gates", result.outcome
+        assert "approved" not in result.outcome, result.outcome
+        final = [v for v in result.verdicts if v.stage == "canary-80"][-1]
+        assert final.verdict.value == "PASS", final
+        measured = stack.registry.measurements(key, stage="canary-80", limit=1000)
+        last = {r.measurement.gate: r.measurement.verdict.value for r in measured}  # oldest first
+        assert last == {"error_rate": "PASS", "fallback_rate": "PASS", "latency_p95": "PASS",
+                        "cost_per_request": "PASS"}, last
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 2 and state.exposure.candidate_version is None
+        assert seen.get("candidate", 0) > 0 and seen.get("stable", 0) > 0, seen
+        assert set(seen) == {"candidate", "stable"}, seen  # every request was answered

@@ -3,9 +3,8 @@
 A Temporal dev server (UI on a free port) and a real worker run a rollout of the example config that waits
 for approval at its ``internal`` stage. The workflow list filtered by canaryflow's search attributes shows it
 (and a filter on another state does not); its page shows the search attributes and the current details the
-workflow keeps. The page is saved to a temporary folder; ``make screenshot`` runs the same test with
-``CANARYFLOW_SCREENSHOT=docs/temporal-ui.png`` to refresh the README's picture (the suite never writes into
-the repository).
+workflow keeps. The page is saved to a temporary folder (the README's picture comes from the "Ten lines"
+themselves: ``make screenshot``, see tests/test_demo.py).
 """
 
 from __future__ import annotations
@@ -30,11 +29,9 @@ from canaryflow.domain.segments import SegmentFile
 from canaryflow.registry import Registry
 from canaryflow.temporal.devserver import start_dev_server, temporal_binary
 from tests.servers import Prometheus, free_port
+from tests.temporal_ui import CHROMIUM, CHROMIUM_ARGS, capture_workflow_page
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 KEY = "support-bot"
 WORKFLOW_ID = f"rollout-{KEY}"
 PLAN = {"stages": [
@@ -163,16 +160,10 @@ def test_workflow_page_shows_search_attributes_and_current_details(rollout: Roll
     assert '"CanaryflowState": "awaiting_approval"' in body
     assert f'"CanaryflowConfigKey": "{KEY}"' in body
 
-    page.get_by_role("tab", name="User Metadata").click()
-    # Summary and current details are markdown the UI renders in frames: the summary first, details last.
-    summary = page.frame_locator("iframe").first.locator("body")
-    expect(summary).to_contain_text(f"{KEY} v1 → v2", timeout=15_000)
-    details = page.frame_locator("iframe").last.locator("body")
-    expect(details).to_contain_text("awaiting_approval", timeout=15_000)
-    text = details.inner_text()
-    assert "internal" in text
-    assert "approval of internal" in text
-    shot = Path(os.environ.get("CANARYFLOW_SCREENSHOT") or tmp_path / "temporal-ui.png").resolve()
-    page.screenshot(path=str(shot))
-    assert shot.stat().st_size > 10_000
     page.close()
+    shot = tmp_path / "temporal-ui.png"
+    shown = capture_workflow_page(browser, rollout.ui_url, WORKFLOW_ID, shot, "awaiting_approval")
+    assert f"{KEY} v1 → v2" in shown.summary
+    assert "internal" in shown.details
+    assert "a human approval of stage internal" in shown.details
+    assert shot.stat().st_size > 10_000

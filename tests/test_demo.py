@@ -33,6 +33,7 @@ from canaryflow.devstack import NEXT_STEPS, Ports
 from canaryflow.temporal.devserver import temporal_binary
 from tests.checkout import checkout, clean_env
 from tests.servers import free_port
+from tests.temporal_ui import CHROMIUM, CHROMIUM_ARGS, WorkflowPage, capture_workflow_page
 from tests.test_devstack import readme_ten_lines
 
 pytestmark = [pytest.mark.temporal, pytest.mark.prometheus]
@@ -169,7 +170,22 @@ def _wait_for(what: str, check: Callable[[], bool], timeout: float) -> None:
         time.sleep(1.0)
 
 
+def _the_ui_shows(ui_url: str, tmp_path: Path) -> WorkflowPage:
+    """The rollout's page in the Temporal UI, saved to ``CANARYFLOW_SCREENSHOT`` (``make screenshot``) or a
+    temporary file."""
+    from playwright.sync_api import sync_playwright
+
+    shot = Path(os.environ.get("CANARYFLOW_SCREENSHOT") or tmp_path / "temporal-ui.png").resolve()
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            return capture_workflow_page(browser, ui_url, "rollout-support-bot", shot, "awaiting_approval")
+        finally:
+            browser.close()
+
+
 @pytest.mark.timeout(600)
+@pytest.mark.browser
 def test_the_readme_ten_lines_run_as_written(tmp_path: Path, demo: Demo) -> None:
     """A fresh checkout, a shell without the venv on PATH, the README's block typed in order (the --watch line
     in a second terminal, the approval when the status asks for it); every command exits 0; the stack serves,
@@ -198,8 +214,15 @@ def test_the_readme_ten_lines_run_as_written(tmp_path: Path, demo: Demo) -> None
                 asks = _sourced(repo / ".canaryflow" / "env", env)
                 _wait_for("awaiting_approval", lambda e=asks: (_status(e) or {}).get("state")  # type: ignore[misc]
                           == "awaiting_approval", timeout=300)
+                shown = _the_ui_shows(f"http://127.0.0.1:{ports.ui}", tmp_path)
             codes[command] = term.run(command, timeout=240)
         assert all(code == 0 for code in codes.values()), (codes, term.text()[-4000:])
+
+        # The Temporal UI shows what the README's picture shows: the summary given at the start, the stage
+        # and what it waits for (``make screenshot`` saves this page as docs/temporal-ui.png).
+        summary = re.search(r"--static-summary '([^']+)'", "\n".join(commands))
+        assert summary is not None and summary.group(1) in shown.summary, shown
+        assert "awaiting_approval" in shown.details and "a human approval of stage" in shown.details, shown
 
         printed = term.text()
         assert f"http://127.0.0.1:{ports.ui}" in printed, printed[-3000:]

@@ -206,7 +206,8 @@ async def test_the_ui_shows_current_details_and_signal_descriptions(rig: Rig) ->
     rows = {k.strip(): v.strip() for k, v in rows.items()}
     assert rows["stage"] == "2/4 internal (segments)" and rows["exposure"] == "segments internal"
     assert rows["last verdict"].startswith("PASS n=10000/190000 · error_rate PASS 0.01 vs 0.01")
-    assert rows["waiting for"] == "approval of internal" and rows["state"] == "awaiting_approval"
+    assert rows["waiting for"] == "a human approval of stage internal (stage passed its gates)"
+    assert rows["state"] == "awaiting_approval"
     assert rows["approve with"].startswith(f"`canaryflow rollout approve {rig.key} --by alice")
     assert ": fine (up to " in rows["gate"] and rows["gate"].endswith(" worse than stable allowed)")  # last
     signals = {d.name: d.description for d in meta.definition.signal_definitions}

@@ -262,7 +262,7 @@ CASES = [
         AwaitApproval,
         now=3600,
         verdicts=[INC] * 60,
-        contains="still INCONCLUSIVE with 50/10 samples at its max duration 1h",
+        contains="still INCONCLUSIVE after 50 candidate samples at its max duration 1h",
     ),
     Case(
         "inconclusive at max → rollback",
@@ -294,7 +294,7 @@ CASES = [
         verdicts=[P] * 60,
         samples=2,
         plan={"on_inconclusive": "rollback"},
-        contains="2/10 samples",
+        contains="2/10 candidate samples",
     ),
     Case("a time-only stage does not measure", Wait(300.0, "min duration (4m10s left)"), stage=3, now=50),
     Case("a time-only stage advances on time", Advance(4, "gates"), stage=3, now=300),

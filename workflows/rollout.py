@@ -426,7 +426,7 @@ class RolloutWorkflow:
                     names.SA_STATE.value_set(shown[2]),
                 ]
             )
-        workflow.set_current_details(details_markdown(s))
+        workflow.set_current_details(details_markdown(s, fx.now()))
 
     # --- messages -------------------------------------------------------------------------------
     @workflow.query(name="status", description="The whole state of the rollout (JSON)")

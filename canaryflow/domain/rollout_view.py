@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from canaryflow.domain.plan import Stage
 from canaryflow.domain.rollout_status import RolloutStatus, VerdictRecord
-from canaryflow.domain.rollout_words import approve_commands, gate_lines
+from canaryflow.domain.rollout_words import approve_commands, gate_lines, waiting_words
 from canaryflow.domain.serving import Exposure
 
 
@@ -73,8 +73,9 @@ def verdict_brief(record: VerdictRecord | None) -> str:
     return " · ".join(parts)
 
 
-def details_markdown(status: RolloutStatus) -> str:
-    """The workflow's current details for the Temporal UI: a short markdown table."""
+def details_markdown(status: RolloutStatus, now: float | None = None) -> str:
+    """The workflow's current details for the Temporal UI: a short markdown table (with ``now``, the
+    "waiting for" row in words: what would settle the stage and when its cap is reached)."""
     plan = status.plan
     stage = plan.stages[status.stage_index]
     rows = [
@@ -86,7 +87,7 @@ def details_markdown(status: RolloutStatus) -> str:
         ("last verdict", verdict_brief(status.last_verdict)),
         *(("gate", words) for words, _ in gate_lines(status)),
         ("alpha", plan.alpha_text()),
-        ("waiting for", status.waiting_for or "-"),
+        ("waiting for", status.waiting_for or "-" if now is None else waiting_words(status, now, clock)),
     ]
     if status.logic >= 2 and status.measured:
         rows.append(("evidence", f"{status.measured} analyses of this stage, each in the registry: "

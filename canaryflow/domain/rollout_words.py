@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 
 from canaryflow.domain.analysis import GateStatus
 from canaryflow.domain.gates import Gate, Measurement, Verdict
@@ -126,28 +127,34 @@ def gate_lines(status: RolloutStatus) -> list[tuple[str, str]]:
     return out
 
 
-def cap_words(status: RolloutStatus, now: float) -> str:
-    """When the stage's cap is reached and what happens then (empty without a cap)."""
+def cap_words(status: RolloutStatus, now: float, at: Callable[[float], str] | None = None) -> str:
+    """When the stage's cap is reached and what happens then (empty without a cap); with ``at``, the time
+    of the cap as ``at`` writes it instead of the time left (for a view that is not redrawn every second)."""
     stage = status.plan.stages[status.stage_index]
     if stage.max_duration is None or status.stage_started_at is None:
         return ""
-    left = status.stage_started_at + stage.max_duration.total_seconds() - now
+    end = status.stage_started_at + stage.max_duration.total_seconds()
+    left = end - now
     then = _ON_INCONCLUSIVE[status.plan.on_inconclusive]
     if left <= 0:
         return f"its {format_duration(stage.max_duration)} cap is reached: if still inconclusive, {then}"
+    if at is not None:
+        return (f"its {format_duration(stage.max_duration)} cap is at {at(end)}; if still inconclusive "
+                f"then, {then}")
     return (f"{format_duration_s(left)} until its {format_duration(stage.max_duration)} cap; if still "
             f"inconclusive then, {then}")
 
 
-def waiting_words(status: RolloutStatus, now: float) -> str:
-    """What the rollout waits for, in words, with what would settle it and when the cap is reached."""
+def waiting_words(status: RolloutStatus, now: float, at: Callable[[float], str] | None = None) -> str:
+    """What the rollout waits for, in words, with what would settle it and when the cap is reached
+    (``at``: see :func:`cap_words`)."""
     what = status.waiting_for or ("-" if status.terminal else "the next step")
     if status.approval is not None:
         return f"a human approval of stage {status.approval.stage} ({status.approval.why})"
     if "INCONCLUSIVE" in what or "NODATA" in what:
         lines = [words for words, _ in gate_lines(status) if "not yet enough" in words or "no data" in words]
         settle = "; ".join(lines) or "more data"
-        cap = cap_words(status, now)
+        cap = cap_words(status, now, at)
         return f"enough data to tell: {settle}" + (f"; {cap}" if cap else "")
     return what
 

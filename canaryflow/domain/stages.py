@@ -246,8 +246,10 @@ def decide(plan: Plan, status: RolloutStatus, assessment: Assessment, now: float
         return _next(plan, i, "gates")
     if v2 and assessment.held:
         return _held(plan, stage.name, assessment, deadline, wake)
-    state = (f"{assessment.verdict.value} with {assessment.candidate_samples:g}/{stage.min_samples} "
-             "samples")
+    seen = f"{assessment.candidate_samples:g}"
+    state = (f"{assessment.verdict.value} with {seen}/{stage.min_samples} candidate samples"
+             if assessment.candidate_samples < stage.min_samples
+             else f"{assessment.verdict.value} after {seen} candidate samples")
     if stage.max_duration is not None and elapsed >= stage.max_duration.total_seconds():
         why = f"still {state} at its max duration {format_duration(stage.max_duration)}"
         if plan.on_inconclusive == "rollback":
