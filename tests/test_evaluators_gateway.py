@@ -154,3 +154,22 @@ def test_a_full_queue_drops_and_counts_samples_and_requests_are_unaffected(
         assert s.count("canaryflow_requests_total", config="burst", outcome="success") == 12
         release.set()
         _wait(lambda: s.count("canaryflow_eval_total", **labels, result="pass") == 2, "the 2 kept scored")
+
+
+def test_the_feedback_view_shows_evaluator_results_and_the_lowest_scored_requests(
+        stack: Stack, oai: openai.OpenAI) -> None:
+    from canaryflow.feedback_report import feedback_report, format_report
+
+    rid = oai.chat.completions.with_raw_response.create(model="ev-shadow", messages=Q, user="view").headers[
+        "x-canaryflow-request-id"]
+    _wait(lambda: len(evaluations.for_request(stack.registry, rid)) == 2, "both sides stored")
+    reports = {r.version: r for r in feedback_report(stack.registry, "ev-shadow")}
+    shadow = next(e for e in reports[2].quality if e.variation == "shadow")
+    assert (shadow.evaluator, shadow.pass_rate, shadow.mean_score) == ("schema", 0.0, 0.0)
+    assert reports[1].quality[0].pass_rate == 1.0 and reports[1].lowest == []
+    worst = reports[2].lowest
+    assert worst and all(w.value == 0.0 and w.label == "schema_mismatch" for w in worst)
+    assert rid in {w.request_id for w in worst}  # the latest first among equal scores
+    assert next(w for w in worst if w.request_id == rid).question == "Where is order A-1?"  # traffic log
+    text = format_report(list(reports.values()), "ev-shadow")
+    assert "online evaluators" in text and "lowest-scored answers" in text and rid in text
