@@ -12,8 +12,10 @@ import pytest
 
 from canaryflow.domain.serving import Exposure
 from canaryflow.feedback_report import feedback_report, format_report
+from canaryflow.metrics.compare import Row, compare, format_table
 from canaryflow.registry import evaluations
 from canaryflow.sim import QUESTIONS
+from tests.servers import Prometheus
 from tests.traffic_stack import Stack, running_stack, spec
 
 SCORE = {"type": "object", "required": ["score", "reason"],
@@ -122,3 +124,25 @@ def test_feedback_ranks_lowest_scores_lost_pairs_and_most_edited_answers(stack: 
     text = format_report(list(reports.values()), "qa")
     assert "inputs where it lost to stable (pairwise judge):" in text and "most edited answers:" in text
     assert "edit distance 42" in text and "lowest-scored answers:" in text
+
+
+@pytest.mark.prometheus
+def test_compare_shows_each_evaluators_mean_beside_the_versions(stack: Stack, prometheus: Prometheus) -> None:
+    address = stack.url.removeprefix("http://")
+    prometheus.add_target(address)
+    prometheus.wait_scraped(address)
+    ask(stack, "qa", 8)  # scored after Prometheus's first scrape: increase() sees them
+    scored = 4.0
+
+    def shadow_row() -> Row | None:
+        rows = compare(prometheus.url, "qa", window="10m", by="variation")
+        row = next((r for r in rows if r.group == "shadow v2"), None)
+        # increase() extrapolates over the window: about as many as scored
+        got = row.quality.get("pref", {}).get("scored", 0.0) if row is not None else 0.0
+        return row if got >= scored / 2 else None
+
+    _wait(lambda: shadow_row() is not None, "the scores scraped", timeout=30)
+    row = shadow_row()
+    assert row is not None and row.quality["pref"]["mean"] < 0.3 and row.quality["grade"]["mean"] < 0.4
+    table = format_table(compare(prometheus.url, "qa", window="10m", by="variation"), "variation")
+    assert "online evaluators" in table and "shadow v2: grade 0." in table and "pref 0." in table

@@ -11,7 +11,9 @@ from typing import Any
 
 import openai
 import pytest
+from temporalio.exceptions import ApplicationError
 
+from activities.exposure import ExposureActivities
 from canaryflow.domain.budget import Budget, HourlyMeter
 from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.errors import ValidationFailed
@@ -31,6 +33,7 @@ from canaryflow.domain.plan import Plan, undeclared_evaluator
 from canaryflow.registry import Registry
 from canaryflow.sim import SimServer, Simulator
 from canaryflow.sim.requests import SimRequest
+from canaryflow.temporal.messages import ValidateRollout
 from tests.servers import free_port
 
 SCORE_SCHEMA = {"type": "object", "required": ["score", "label", "reason"],
@@ -278,3 +281,18 @@ def test_judges_without_an_output_schema_are_refused_at_push_naming_the_field(tm
     assert reg.push_config(other).version == 1  # unpinned: the stable v2 judges
     with pytest.raises(ValidationFailed, match="bot2 uses this config as its judge judge"):
         reg.push_config(judge_spec(None, description="plain again"))  # would break bot2's judge
+
+
+def test_a_judge_that_lost_its_schema_since_the_push_is_refused_at_rollout_start(tmp_path: Path) -> None:
+    reg = Registry(f"sqlite:///{tmp_path / 'r.db'}")
+    reg.push_config(judge_spec(SCORE_SCHEMA))
+    reg.push_config(judge_spec(None))  # nobody uses it as a judge yet: an ordinary new version
+    reg.push_config(scored_bot().model_copy(update={"evaluators": None}))
+    assert reg.push_config(scored_bot()).version == 2  # the stable judge v1 has its schema
+    reg.set_stable("answer-judge", 2, by="bob", reason="plain prompt")  # ...and then it no longer has
+    with pytest.raises(ApplicationError) as refused:
+        ExposureActivities(reg)._validate(ValidateRollout(config_key="bot", candidate_version=2,
+                                                          plan="default"))
+    assert refused.value.non_retryable
+    assert "candidate_version: v2 of 'bot'" in str(refused.value)
+    assert "response_format" in str(refused.value) and "evaluators[0].judge (stable v2)" in str(refused.value)

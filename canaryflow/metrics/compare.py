@@ -37,6 +37,9 @@ class Row:
     feedback_negative: float = 0.0
     negative_feedback_rate: float | None = None
     labels: dict[str, str] = field(default_factory=dict)
+    quality: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Online evaluators: ``{evaluator: {"mean": score, "scored": answers}}`` (a pairwise one's mean is the
+    win rate against stable, ties half)."""
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -77,7 +80,14 @@ def queries(key: str, window: str, by: By) -> dict[str, str]:
         "cost_usd": inc("canaryflow_cost_usd_total"),
         "feedback_positive": inc("canaryflow_feedback_total", ', sentiment="positive"'),
         "feedback_negative": inc("canaryflow_feedback_total", ', sentiment="negative"'),
+        "eval_score_sum": _by_evaluator(inc("canaryflow_eval_score_sum")),
+        "eval_score_count": _by_evaluator(inc("canaryflow_eval_score_count")),
     }
+
+
+def _by_evaluator(promql: str) -> str:
+    """``sum by (g) (...)`` → ``sum by (g, evaluator) (...)``."""
+    return promql.replace(") (increase(", ", evaluator) (increase(", 1)
 
 
 def instant(prometheus_url: str, promql: str, *, timeout: float = 10.0) -> list[tuple[dict[str, str], float]]:
@@ -111,7 +121,10 @@ def compare(prometheus_url: str, key: str, *, window: str = "1h", by: By = "vers
             if not math.isfinite(value):
                 continue
             r = row(labels)
-            if figure == "cost_usd":
+            if figure.startswith("eval_score_"):
+                got = r.quality.setdefault(labels.get("evaluator", "?"), {"mean": 0.0, "scored": 0.0})
+                got["mean" if figure == "eval_score_sum" else "scored"] = value
+            elif figure == "cost_usd":
                 r.cost_per_request_usd = value  # divided by requests below
             else:
                 setattr(r, figure, value)
@@ -121,6 +134,11 @@ def compare(prometheus_url: str, key: str, *, window: str = "1h", by: By = "vers
             r.cost_per_request_usd = r.cost_per_request_usd / r.requests if r.requests > 0 else None
         total = r.feedback_positive + r.feedback_negative
         r.negative_feedback_rate = r.feedback_negative / total if total > 0 else None
+        for name, q in list(r.quality.items()):
+            if q["scored"] > 0:
+                q["mean"] = q["mean"] / q["scored"]
+            else:
+                del r.quality[name]
     return sorted(rows.values(), key=lambda r: (-r.requests, r.group))
 
 
@@ -146,6 +164,11 @@ def format_table(rows: list[Row], by: By) -> str:
     out = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths,
                                                                                          strict=True)))
            for line in lines]
+    scored = [r for r in rows if r.quality]
+    if scored:
+        out.append("online evaluators (mean score 0-1, answers scored; pairwise: win rate vs stable):")
+        out += [f"  {r.group}: " + ", ".join(f"{name} {q['mean']:.3f} (n={q['scored']:.0f})"
+                                            for name, q in sorted(r.quality.items())) for r in scored]
     return "\n".join(out)
 
 
