@@ -43,13 +43,13 @@ def add_results(target: Any, results: Sequence[EvaluationResult]) -> int:
     if not results:
         return 0
     engine = _engine(target)
+    now = utcnow()
+    values = [{"request_id": r.request_id, "config_key": r.config_key, "version": r.version,
+               "variation": r.variation, "segment": r.segment or "none", "evaluator": r.evaluator,
+               "source": r.source, "score": r.score, "passed": r.passed, "label": r.label[:63],
+               "reason": r.reason[:160], "created_at": r.at or now} for r in results]
     with translate_errors(str(engine.url)), write_session(engine) as session:
-        now = utcnow()
-        session.add_all([EvaluationRow(
-            request_id=r.request_id, config_key=r.config_key, version=r.version, variation=r.variation,
-            segment=r.segment or "none", evaluator=r.evaluator, source=r.source, score=r.score,
-            passed=r.passed, label=r.label[:63], reason=r.reason[:160], created_at=r.at or now)
-            for r in results])
+        session.execute(sa.insert(EvaluationRow), values)  # one executemany, no ORM objects
     return len(results)
 
 
