@@ -166,3 +166,28 @@ async def test_replay_numbers_judge_the_shadow_gates(registry: Registry) -> None
     broken = judge_replay(gates, await replay_shadow(_input(4), registry), at=3.0)
     assert broken.measurements[1].verdict is Verdict.FAIL, broken.measurements[1].summary()
     assert broken.measurements[0].verdict is Verdict.NODATA
+
+
+async def test_replayed_answers_are_scored_by_the_candidates_evaluators(registry: Registry) -> None:
+    import re
+
+    from canaryflow.registry import evaluations
+
+    right = "|".join(re.escape(q.answer) for q in QUESTIONS)  # stable's logged answers are all right
+    evaluators = [{"name": "right", "kind": "regex", "pattern": f"^\\W*(?:{right})\\W*$"}]
+    for marker in ("[sim:quality=1] Be exact.", "[sim:quality=0]"):
+        registry.push_config(ConfigSpec.model_validate(  # v5: a good candidate, v6: wrong answers
+            {**_spec(marker).model_dump(mode="json", exclude_none=True), "evaluators": evaluators}))
+    gate = Gate.model_validate({"metric": "eval_pass_rate", "evaluator": "right", "margin": 0.2})
+    good = await replay_shadow(_input(5), registry)
+    bad = await replay_shadow(_input(6), registry)
+    assert good.evals["stable/right"][:2] == [20, 20]
+    assert good.evals["candidate/right"][0] == 20 and good.evals["candidate/right"][1] >= 18, good.evals
+    assert bad.evals["candidate/right"][1] <= 5, bad.evals
+    [verdict] = judge_replay([gate], bad, at=1.0).measurements
+    assert verdict.verdict == Verdict.FAIL and verdict.gate == "right_pass_rate", verdict.summary()
+    [verdict] = judge_replay([gate], good, at=1.0).measurements
+    assert verdict.verdict != Verdict.FAIL, verdict.summary()
+    rows = evaluations.summaries(registry, KEY)
+    assert {(r.version, r.variation, r.scored) for r in rows} >= {(5, "shadow", 20), (6, "shadow", 20)}
+    assert all(r.source == "replay" for r in evaluations.lowest(registry, KEY, 6, limit=3))

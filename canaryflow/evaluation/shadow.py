@@ -3,8 +3,10 @@
 Samples recorded requests of the stable version from the traffic log, sends each one's caller messages to
 the candidate version (and to stable when the log holds no stable answer) through the provider adapters,
 with bounded concurrency and rate, and scores each pair with :mod:`canaryflow.domain.agreement` (and
-optionally a judge-model configuration run through the same adapters). Progress — the sampled request
-ids, how many are done and the accumulated numbers — is heartbeated after every batch, so a retried
+optionally a judge-model configuration run through the same adapters). The candidate's deterministic
+online evaluators score each replayed answer and stable's answer to the same request (results stored in the
+registry with ``source="replay"``; their counts feed ``eval_pass_rate`` gates). Progress — the sampled
+request ids, how many are done and the accumulated numbers — is heartbeated after every batch, so a retried
 activity on a restarted worker resumes where the last one stopped. Returns numbers only.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,11 +22,22 @@ from pydantic import BaseModel, ConfigDict, Field
 from canaryflow.domain.analysis import AnalysisReport
 from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.evaluation import CallOutcome, VersionStats
+from canaryflow.domain.evaluators import (
+    CompiledEvaluator,
+    EvaluatorContext,
+    Sample,
+    ScorerRegistry,
+    compile_evaluators,
+)
 from canaryflow.domain.gates import Gate, Measurement
 from canaryflow.domain.judge import judge_floor, judge_rate, judge_ratio
 from canaryflow.evaluation.replay import Pacer, call_version, judge_pair
 from canaryflow.registry import Registry
+from canaryflow.registry import evaluations as eval_rows
 from canaryflow.registry import traffic as tlog
+
+EvalCounts = dict[str, list[float]]
+"""``{"candidate/<evaluator>": [scored, passed, score sum], "stable/<evaluator>": [...]}``."""
 
 
 class ShadowReplayInput(BaseModel):
@@ -53,6 +67,7 @@ class ShadowProgress(BaseModel):
     candidate: VersionStats
     stable: VersionStats
     logged: VersionStats | None = None
+    evals: EvalCounts = Field(default_factory=dict)
 
 
 class ShadowReplayResult(BaseModel):
@@ -64,6 +79,7 @@ class ShadowReplayResult(BaseModel):
     candidate: dict[str, float | int | None]
     stable: dict[str, float | int | None]
     logged: dict[str, float | int | None] = Field(default_factory=dict)
+    evals: EvalCounts = Field(default_factory=dict, description="online evaluators' counts per side")
 
 
 def _reference(record: tlog.TrafficRecord) -> str | None:
@@ -76,8 +92,36 @@ def _has_usage(rec: tlog.TrafficRecord) -> bool:
     return rec.latency_ms is not None and rec.input_tokens is not None and rec.output_tokens is not None
 
 
+@dataclass
+class _Scoring:
+    """The candidate's evaluators and the results of the current batch (stored after it)."""
+
+    evaluators: tuple[CompiledEvaluator, ...]
+    rows: list[eval_rows.EvaluationResult] = field(default_factory=list)
+
+
+async def _score(inp: ShadowReplayInput, scoring: _Scoring, progress: ShadowProgress, request_id: str,
+                 side: str, text: str, finish_reason: str | None) -> None:
+    version = inp.candidate_version if side == "candidate" else inp.stable_version
+    variation = "shadow" if side == "candidate" else "stable"
+    sample = Sample(request_id, inp.config_key, version, variation, "none", text, source="replay",
+                    finish_reason=finish_reason or "stop")
+    for ev in scoring.evaluators:
+        if ev.scorer is None:
+            continue
+        for sc in await ev.scorer.score(sample):
+            counts = progress.evals.setdefault(f"{side}/{sc.evaluator}", [0.0, 0.0, 0.0])
+            counts[0] += 1
+            counts[1] += sc.passed
+            counts[2] += sc.score
+            scoring.rows.append(eval_rows.EvaluationResult(
+                request_id, inp.config_key, version, variation, "none", sc.evaluator, "replay", sc.score,
+                sc.passed, sc.label, sc.reason))
+
+
 async def _one(inp: ShadowReplayInput, rec: tlog.TrafficRecord, cand: ConfigSpec, stable: ConfigSpec,
-               judge: ConfigSpec | None, progress: ShadowProgress, pacer: Pacer) -> None:
+               judge: ConfigSpec | None, progress: ShadowProgress, pacer: Pacer,
+               scoring: _Scoring | None = None) -> None:
     caller: list[dict[str, str]] = list(rec.request.get("messages") or [])
     variables: dict[str, Any] = dict(rec.request.get("variables") or {})
     if not caller:
@@ -96,9 +140,16 @@ async def _one(inp: ShadowReplayInput, rec: tlog.TrafficRecord, cand: ConfigSpec
             progress.skipped += 1
             return
         reference = out_s.text
+        finish = out_s.finish_reason
+    else:
+        finish = rec.response.get("finish_reason")
     out_c = await pacer.run(lambda: call_version(cand, caller, key=inp.config_key, variables=variables,
                                                  timeout=inp.timeout_s))
     progress.candidate.add(out_c, reference=reference)
+    if scoring is not None and scoring.evaluators and out_c.ok:
+        await _score(inp, scoring, progress, rec.request_id, "stable", reference,
+                     finish if isinstance(finish, str) else None)
+        await _score(inp, scoring, progress, rec.request_id, "candidate", out_c.text, out_c.finish_reason)
     if judge is not None and out_c.ok:
         ref = reference
         score = await pacer.run(lambda: judge_pair(judge, caller, ref, out_c.text, key=inp.judge_config or "",
@@ -138,18 +189,25 @@ async def replay_shadow(
                                   logged=VersionStats(version=inp.stable_version))
         heartbeat(progress)
     pacer = Pacer(inp.concurrency, inp.rate_per_s)
+    fmt = cand.response_format
+    scoring = _Scoring(compile_evaluators(cand.evaluators or (), EvaluatorContext(
+        inp.config_key, inp.candidate_version, None if fmt is None else fmt.json_schema), ScorerRegistry()))
     while progress.done < len(progress.ids):
         ids = progress.ids[progress.done : progress.done + inp.batch]
         found = await asyncio.to_thread(_find_all, registry, ids)
         recs = [r for r in found if r is not None]
         progress.skipped += len(ids) - len(recs)
-        await asyncio.gather(*(_one(inp, r, cand, stable, judge, progress, pacer) for r in recs))
+        await asyncio.gather(*(_one(inp, r, cand, stable, judge, progress, pacer, scoring) for r in recs))
+        if scoring.rows:
+            batch, scoring.rows = scoring.rows, []
+            await asyncio.to_thread(eval_rows.add_results, registry, batch)
         progress.done += len(ids)
         heartbeat(progress)
     return ShadowReplayResult(sampled=len(progress.ids), replayed=progress.candidate.calls,
                               skipped=progress.skipped, candidate=progress.candidate.summary(),
                               stable=progress.stable.summary(),
-                              logged=progress.logged.summary() if progress.logged is not None else {})
+                              logged=progress.logged.summary() if progress.logged is not None else {},
+                              evals=progress.evals)
 
 
 _QUANTILE_KEYS = {f"latency_{q}": f"latency_{q}_s" for q in ("p50", "p95", "p99")}
@@ -168,7 +226,9 @@ def judge_replay(gates: Sequence[Gate], result: ShadowReplayResult, at: float) -
     and tokens per request compare the candidate's replayed calls with stable's (its replayed calls, or
     else the logged numbers of the sampled requests); ``error_rate`` compares the candidate's replayed
     calls with stable's replayed calls when stable was called, else with the sampled log entries (which
-    are successful requests, so the comparison leans towards failing the candidate).
+    are successful requests, so the comparison leans towards failing the candidate); ``eval_pass_rate``
+    compares the share of the candidate's replayed answers passing its evaluator with the share of stable's
+    answers to the same requests (logged or replayed) passing it.
     """
     cand = result.candidate
     stable = result.stable if (result.stable.get("calls") or 0) else result.logged
@@ -182,6 +242,11 @@ def judge_replay(gates: Sequence[Gate], result: ShadowReplayResult, at: float) -
         elif gate.metric == "error_rate":
             out.append(judge_rate(gate, cand_events=calls_c - ok_c, cand_total=calls_c,
                                   stable_events=calls_s - ok_s, stable_total=calls_s, at=at))
+        elif gate.metric == "eval_pass_rate":  # the candidate's evaluator on both sides' answers
+            c = result.evals.get(f"candidate/{gate.evaluator}", [0.0, 0.0, 0.0])
+            s = result.evals.get(f"stable/{gate.evaluator}", [0.0, 0.0, 0.0])
+            out.append(judge_rate(gate, cand_events=c[1], cand_total=c[0], stable_events=s[1],
+                                  stable_total=s[0], at=at, higher_is_better=True))
         elif gate.metric in _QUANTILE_KEYS or gate.metric in _MEAN_KEYS:
             key = _QUANTILE_KEYS.get(gate.metric) or _MEAN_KEYS[gate.metric]
             out.append(judge_ratio(gate, cand_value=_num(cand, key), stable_value=_num(stable, key),
