@@ -23,6 +23,9 @@ feature-flag attributes:
   ``canaryflow.fallback.index`` marks a fallback; a stream's attempt ends at its first chunk), per shadow call
   (``canaryflow.variation=shadow``, child of the mirrored request), and an event ``canaryflow.circuit_open``
   for a target skipped by its breaker;
+* a span ``gen_ai.evaluation.result`` per online evaluation (child of the evaluated request, after it ended)
+  carrying the event of that name: ``gen_ai.evaluation.name``, ``.score.value``, ``.score.label``,
+  ``.explanation`` (never the answer's text);
 * the caller's W3C ``traceparent``/``tracestate`` is continued, and injected into every provider request;
 * prompts and completions are left out unless ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``;
   then ``gen_ai.input.messages``/``gen_ai.output.messages`` are set, redacted like the traffic log;

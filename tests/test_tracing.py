@@ -77,7 +77,8 @@ def traced(receiver: Receiver, tmp_path_factory: pytest.TempPathFactory
     with pytest.MonkeyPatch.context() as mp:
         provider = _install(receiver, mp)
         configs = [spec("trace-bot"), spec("trace-fb", model="gpt-4.1-nano", fallback=FALLBACK),
-                   spec("trace-shadow")]
+                   spec("trace-shadow"),
+                   spec("trace-eval", evaluators=[{"name": "short", "kind": "length", "max": 5}])]
         try:
             with running_stack(tmp_path_factory.mktemp("tracing"), configs=configs) as s:
                 s.simulator.update_profile("gpt-4.1-nano", {"status": 503})
@@ -164,6 +165,27 @@ def test_shadow_call_is_a_child_of_the_mirrored_request(traced: tuple[Stack, Tra
     assert shadow.parent_id == req.span_id and shadow.name == "chat gpt-4o" and shadow.kind == "CLIENT"
     assert shadow.attributes["canaryflow.version"] == 2
     assert shadow.attributes["gen_ai.usage.output_tokens"] > 0
+
+
+def test_an_online_evaluation_is_a_span_with_the_genai_evaluation_event(traced: tuple[Stack, TracerProvider],
+                                                                         receiver: Receiver) -> None:
+    stack, provider = traced
+    trace_id, _, headers = _caller()
+    oai = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="x", max_retries=0)
+    raw = oai.chat.completions.with_raw_response.create(model="trace-eval", messages=Q, extra_body=CTX,  # type: ignore[arg-type]
+                                                        extra_headers=headers)
+    spans = _flush(provider, receiver, trace_id, 3)
+    (req,) = [s for s in spans if s.kind == "SERVER"]
+    (ev,) = [s for s in spans if s.name == "gen_ai.evaluation.result"]
+    assert ev.parent_id == req.span_id and ev.events == ["gen_ai.evaluation.result"]
+    a = ev.attributes
+    assert (a["gen_ai.evaluation.name"], a["gen_ai.evaluation.score.value"],
+            a["gen_ai.evaluation.score.label"], a["canaryflow.evaluation.passed"]) == (
+        "short", 0.0, "length", False)
+    assert a["gen_ai.evaluation.explanation"] == "length out of bounds"
+    assert a["canaryflow.request_id"] == raw.headers["x-canaryflow-request-id"]
+    text = repr(a)
+    assert raw.parse().choices[0].message.content not in text  # never the answer
 
 
 def test_an_unsampled_caller_is_not_recorded_but_propagated(traced: tuple[Stack, TracerProvider],
