@@ -239,8 +239,11 @@ def test_the_readme_ten_lines_run_as_written(tmp_path: Path, demo: Demo) -> None
         prom = f"http://127.0.0.1:{ports.prometheus}/api/v1"
         groups = httpx.get(f"{prom}/rules", timeout=10).json()["data"]["groups"]
         assert {g["name"] for g in groups} == {"canaryflow.recording", "canaryflow.alerts"}
-        served = httpx.get(f"{prom}/query", timeout=10, params={
-            "query": 'sum(canaryflow_requests_total{config="support-bot"})'}).json()
+        # a scrape that times out on a loaded machine marks the gateway's series stale until the next one
+        query = {"query": 'sum(canaryflow_requests_total{config="support-bot"})'}
+        _wait_for("a scrape of the gateway's requests", lambda: bool(
+            httpx.get(f"{prom}/query", timeout=10, params=query).json()["data"]["result"]), timeout=60)
+        served = httpx.get(f"{prom}/query", timeout=10, params=query).json()
         logs = repo / ".canaryflow" / "logs"
         why = {name: (logs / name).read_text(errors="replace")[-1500:] for name in ("gateway.log", "sim.log")
                if (logs / name).exists()}

@@ -9,6 +9,7 @@ from canaryflow.domain.analysis import GateStatus
 from canaryflow.domain.gates import Evidence, Measurement, Verdict
 from canaryflow.domain.plan import FAST_PLAN, Plan
 from canaryflow.domain.rollout_status import PendingApproval, RolloutStatus, VerdictRecord
+from canaryflow.domain.rollout_view import details_markdown
 from canaryflow.domain.rollout_words import (
     approve_commands,
     cap_words,
@@ -95,3 +96,16 @@ def test_the_approval_prompt_carries_the_command() -> None:
 ])
 def test_values_read_in_their_unit(metric: str, value: float | None, rate: bool, text: str) -> None:
     assert value_text(metric, value, rate=rate) == text
+
+
+def test_the_ui_details_say_what_would_settle_the_stage_with_the_cap_as_a_time_and_dollars_in_words() -> None:
+    cost = _gs("cost_per_request", Verdict.INCONCLUSIVE, stable_value=0.0004, candidate_value=0.0003,
+               candidate_samples=12.0, margin=0.2, mode="relative",
+               note="waiting for 30 samples per variation")
+    details = details_markdown(_status([cost]), now=1020.0)
+    rows = dict(line.strip("|").split("|", 1) for line in details.splitlines()[2:])
+    waiting = rows[" waiting for "].strip()
+    assert waiting.startswith(
+        "enough data to tell: cost per request 0.0003 USD vs 0.0004 USD on stable"), waiting
+    assert "its 2m cap is at 1970-01-01 00:18:40 UTC" in waiting, waiting  # started at 1000 s, 2 minutes
+    assert "$" not in details  # the UI's markdown would read $…$ as maths

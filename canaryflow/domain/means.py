@@ -8,8 +8,11 @@ cannot confound it. Under "the candidate's mean is at most θ × stable's" the `
 intervals are independent blocks whatever happens inside them (clustered, skewed requests): the test uses
 the self-normalised sum ``Z = Σ z_k`` with variance ``V = Σ z_k²`` — a variance estimated from the data
 at the level of intervals — in a normal-mixture mSPRT (Robbins; Johari et al.), whose confidence sequence
-holds at every interval at once. The mixing scale is :data:`TAU` of stable's mean (effects of ~10 %
-are where it is tightest). No verdict before :data:`MIN_STRATA` intervals carried both variations.
+holds at every interval at once. The mixing scale is the margin (relative: that share of stable's mean),
+and at least :data:`TAU` of stable's mean: a candidate as good as stable sits one margin below what is
+allowed, so the bound is tightest where a good candidate's PASS is decided (a scale of 10 % whatever the
+margin made a good candidate with a 0.5 margin wait twice as many intervals, and one twice as cheap longer
+still). No verdict before :data:`MIN_STRATA` intervals carried both variations.
 
 Arrays: the last axis is the stratum; leading axes are independent problems (the benchmark's trials).
 """
@@ -57,7 +60,9 @@ def mean_test(sc: Any, nc: Any, ss: Any, ns: Any, *, margin: float, relative: bo
     safe_n = np.maximum(n, 1.0)
     excess = z.sum(-1) / safe_n
     var = (z**2).sum(-1) / safe_n**2
-    tau2 = (TAU * np.maximum(stable_mean, 1e-12)) ** 2
+    scale = max(TAU, margin) * np.maximum(stable_mean, 1e-12) if relative else np.maximum(
+        TAU * np.maximum(stable_mean, 1e-12), margin)
+    tau2 = scale ** 2
     hw = halfwidth(var, tau2, alpha)
     strata = live.sum(-1).astype(np.float64)
     enough = strata >= MIN_STRATA

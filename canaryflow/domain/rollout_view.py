@@ -3,6 +3,7 @@ CLI show (current details as a markdown table, one-line summaries)."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from canaryflow.domain.plan import Stage
@@ -73,6 +74,12 @@ def verdict_brief(record: VerdictRecord | None) -> str:
     return " · ".join(parts)
 
 
+def _plain(text: str) -> str:
+    """A table cell the UI's markdown shows as written: no column breaks, and no ``$…$`` read as maths
+    (amounts in dollars are written ``5.6e-06 USD``)."""
+    return re.sub(r"\$(\d[\d.,]*(?:e[+-]?\d+)?)", r"\1 USD", text).replace("$", "USD").replace("|", "/")
+
+
 def details_markdown(status: RolloutStatus, now: float | None = None) -> str:
     """The workflow's current details for the Temporal UI: a short markdown table (with ``now``, the
     "waiting for" row in words: what would settle the stage and when its cap is reached)."""
@@ -105,7 +112,7 @@ def details_markdown(status: RolloutStatus, now: float | None = None) -> str:
         rows.append(("approve with", f"`{approve_commands(status)}`"))
     if status.outcome:
         rows.append(("outcome", status.outcome))
-    cells = [f"| {k} | {v.replace('|', '/')} |" for k, v in rows]
+    cells = [f"| {k} | {_plain(v)} |" for k, v in rows]
     return "\n".join(["| | |", "|---|---|", *cells])
 
 
