@@ -157,9 +157,9 @@ class OnlineEvaluation:
             if evs:
                 labels = Labels(key, ls.version, ls.variation, ls.segment, ls.provider, ls.model)
                 self.series.prepare(labels, (e.name for e in evs))
-        for stale in [k for k in self._versions if k[0] == key]:
-            del self._versions[stale]
-        self._versions.update(((key, v), evs) for v, evs in versions.items() if evs)
+        fresh = {k: evs for k, evs in self._versions.items() if k[0] != key}
+        fresh.update(((key, v), evs) for v, evs in versions.items() if evs)
+        self._versions = fresh  # one swap: the request path (another thread) never sees it half-built
         for old in [k for k in self._compiled if k[0] == key and k[1] not in versions]:
             del self._compiled[old]
         self.series.retain(key, versions)
