@@ -16,15 +16,23 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
-from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from canaryflow.domain.passthrough import Api
 from canaryflow.domain.requests import check_request, plain_messages
 from canaryflow.errors import CanaryflowError
-from canaryflow.gateway.protocol import caller_context, error_response, read_json, serving_headers
+from canaryflow.gateway.protocol import (
+    caller_context,
+    canaryflow_headers,
+    error_response,
+    json_response_head,
+    parse_json,
+    receive_body,
+    serving_headers,
+)
 from canaryflow.providers.base import CallerRequest
-from canaryflow.serving.traffic import Stream, TrafficPlane
+from canaryflow.serving.traffic import Completion, Stream, TrafficPlane
 
 log = logging.getLogger("canaryflow.gateway")
 _SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
@@ -41,29 +49,52 @@ def _dumps(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-async def _serve(plane: TrafficPlane, request: Request, api: Api) -> Response:
-    shape: Literal["openai", "anthropic"] = "anthropic" if api == "messages" else "openai"
-    try:
-        body = await read_json(request)
-        key = check_request(api, body)
-        ctx = caller_context(body, request.headers, fallback_user=_user_of(api, body))
-        res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables)
-        caller = CallerRequest(api, body)
-        text = plain_messages(api, body)
-        if body.get("stream") is True:
-            stream = await plane.astream(res, text, variables=ctx.variables, request=caller)
-            headers = serving_headers(stream.request_id, stream.version, stream.variation,
-                                      stream.fallback_index, stream.fallback_reason)
-            headers.update(_SSE_HEADERS)
-            return StreamingResponse(_sse(stream, api), media_type="text/event-stream", headers=headers)
-        done = await plane.acomplete(res, text, variables=ctx.variables, request=caller)
-    except CanaryflowError as exc:
-        log.info("refused %s request: %s", request.url.path, type(exc).__name__)
-        return error_response(shape, exc)
-    headers = serving_headers(done.request_id, done.version, done.variation, done.fallback_index,
-                              done.fallback_reason, f"{done.provider}/{done.model}")
-    content = done.response_bytes if done.response_bytes is not None else _dumps(done.response)
-    return Response(content, media_type="application/json", headers=headers)
+class Endpoint:
+    """The ASGI app of one API's POST endpoint (``chat``, ``responses`` or ``messages``), called by the
+    router or, for its path, directly by the gateway app (:mod:`canaryflow.gateway.app`): it reads the
+    body and headers from the ASGI messages and sends the answer itself, without a Starlette
+    ``Request``/``Response`` per request."""
+
+    __slots__ = ("api", "plane", "shape")
+
+    def __init__(self, plane: TrafficPlane, api: Api) -> None:
+        self.plane = plane
+        self.api = api
+        self.shape: Literal["openai", "anthropic"] = "anthropic" if api == "messages" else "openai"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plane, api = self.plane, self.api
+        response: Response | None = None  # a stream or an error; None: the completion ``done``
+        done: Completion | None = None
+        try:
+            body = parse_json(await receive_body(scope, receive))
+            key = check_request(api, body)
+            ctx = caller_context(body, canaryflow_headers(scope), fallback_user=_user_of(api, body))
+            res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables)
+            caller = CallerRequest(api, body)
+            text = plain_messages(api, body)
+            if body.get("stream") is True:
+                stream = await plane.astream(res, text, variables=ctx.variables, request=caller)
+                headers = serving_headers(stream.request_id, stream.version, stream.variation,
+                                          stream.fallback_index, stream.fallback_reason)
+                headers.update(_SSE_HEADERS)
+                response = StreamingResponse(_sse(stream, api), media_type="text/event-stream",
+                                             headers=headers)
+            else:
+                done = await plane.acomplete(res, text, variables=ctx.variables, request=caller)
+        except CanaryflowError as exc:
+            log.info("refused %s request: %s", scope.get("root_path", "") + scope["path"], type(exc).__name__)
+            response = error_response(self.shape, exc)
+        if response is not None:
+            await response(scope, receive, send)
+            return
+        assert done is not None  # the try ends with a response or a completion
+        content = done.response_bytes if done.response_bytes is not None else _dumps(done.response)
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": json_response_head(content, done.request_id, done.version, done.variation,
+                                                  done.fallback_index, done.fallback_reason,
+                                                  f"{done.provider}/{done.model}")})
+        await send({"type": "http.response.body", "body": content})
 
 
 async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:
@@ -91,19 +122,4 @@ async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:
         yield b"data: [DONE]\n\n"
 
 
-async def chat_completions(plane: TrafficPlane, request: Request) -> Response:
-    """``POST /v1/chat/completions``."""
-    return await _serve(plane, request, "chat")
-
-
-async def responses(plane: TrafficPlane, request: Request) -> Response:
-    """``POST /v1/responses``."""
-    return await _serve(plane, request, "responses")
-
-
-async def messages(plane: TrafficPlane, request: Request) -> Response:
-    """``POST /v1/messages``."""
-    return await _serve(plane, request, "messages")
-
-
-__all__ = ["chat_completions", "messages", "responses"]
+__all__ = ["Endpoint"]

@@ -23,13 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from canaryflow import tracing
 from canaryflow.errors import CanaryflowError, ValidationFailed
@@ -46,6 +47,38 @@ Health = Callable[[], dict[str, Any]]
 def _plain_error(exc: CanaryflowError) -> Response:
     return JSONResponse({"error": {"message": str(exc), "type": type(exc).__name__,
                                    "param": getattr(exc, "source", None)}}, status_code=status_of(exc))
+
+
+class _Gateway(Starlette):
+    """Starlette, with the POST endpoints of ``direct`` called straight from the app (same path and
+    method as their routes, no root path): what the router, ``ExceptionMiddleware`` and the request
+    wrapper would do for them is nothing, and an unexpected error gets ``ServerErrorMiddleware``'s
+    treatment here (a plain 500 unless the response started, then re-raised for the server to log)."""
+
+    def __init__(self, *, direct: Mapping[str, ASGIApp], **options: Any) -> None:
+        super().__init__(**options)
+        self._direct = direct
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._direct.get(scope["path"]) if scope["type"] == "http" else None
+        if endpoint is None or scope["method"] != "POST" or scope.get("root_path"):
+            await super().__call__(scope, receive, send)
+            return
+        scope["app"] = self
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await endpoint(scope, receive, sending)
+        except Exception:
+            if not started:
+                await PlainTextResponse("Internal Server Error", status_code=500)(scope, receive, send)
+            raise
 
 
 def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_bytes: int | None = None
@@ -142,10 +175,11 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
                 await fresh
             await plane.close()
 
+    served = {"/v1/chat/completions": apis.Endpoint(plane, "chat"),
+              "/v1/responses": apis.Endpoint(plane, "responses"),
+              "/v1/messages": apis.Endpoint(plane, "messages")}
     routes = [
-        Route("/v1/chat/completions", bind(apis.chat_completions), methods=["POST"]),
-        Route("/v1/responses", bind(apis.responses), methods=["POST"]),
-        Route("/v1/messages", bind(apis.messages), methods=["POST"]),
+        *(Route(path, endpoint, methods=["POST"]) for path, endpoint in served.items()),
         Route("/v1/models", bind(proxy.models), methods=["GET"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
         Route("/v1/feedback", feedback, methods=["POST"]),
@@ -156,7 +190,10 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
         Route("/v1/{rest:path}", bind(proxy.unmanaged),
               methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=tracing.asgi_middleware())
+    middleware = tracing.asgi_middleware()
+    # with no middleware around them, the three APIs' POSTs skip the router (and its exception layers)
+    app = _Gateway(routes=routes, lifespan=lifespan, middleware=middleware,
+                   direct={} if middleware else served)
     if max_body_bytes is None:
         max_body_bytes = int(os.environ.get("CANARYFLOW_GATEWAY_MAX_BODY_BYTES") or MAX_BODY_BYTES)
     app.state.max_body_bytes = max_body_bytes

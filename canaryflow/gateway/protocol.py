@@ -23,8 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import Receive
 
 from canaryflow.errors import (
     CanaryflowError,
@@ -65,11 +66,9 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
     default) — by its ``Content-Length`` before reading, or while reading a chunked body."""
     if limit is None:
         limit = int(getattr(request.app.state, "max_body_bytes", MAX_BODY_BYTES))
-    too_large = PayloadTooLarge(f"the body is over the gateway's limit of {limit} bytes (set "
-                                "CANARYFLOW_GATEWAY_MAX_BODY_BYTES to change it)", source="body")
     length = request.headers.get("content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise too_large
+        raise _too_large(limit)
     if length is not None and length.isdigit():
         return await request.body()
     parts: list[bytes] = []
@@ -77,14 +76,54 @@ async def read_body(request: Request, limit: int | None = None) -> bytes:
     async for part in request.stream():
         size += len(part)
         if size > limit:
-            raise too_large
+            raise _too_large(limit)
         parts.append(part)
     return b"".join(parts)
 
 
-async def read_json(request: Request) -> dict[str, Any]:
-    """The request body as a JSON object (ValidationFailed otherwise; PayloadTooLarge past the limit)."""
-    raw = await read_body(request)
+def _too_large(limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(f"the body is over the gateway's limit of {limit} bytes (set "
+                           "CANARYFLOW_GATEWAY_MAX_BODY_BYTES to change it)", source="body")
+
+
+def body_limit(scope: Mapping[str, Any]) -> int:
+    """The app's body limit (``app.state.max_body_bytes``, else :data:`MAX_BODY_BYTES`)."""
+    return int(getattr(getattr(scope.get("app"), "state", None), "max_body_bytes", MAX_BODY_BYTES))
+
+
+async def receive_body(scope: Mapping[str, Any], receive: Receive, limit: int | None = None) -> bytes:
+    """:func:`read_body` for an ASGI endpoint: the raw body from ``receive``, refused with
+    :class:`PayloadTooLarge` past ``limit`` (the app's by default) — by its ``Content-Length`` before reading,
+    or while reading; a client gone before the end raises Starlette's ``ClientDisconnect``, as
+    ``Request.body()`` does."""
+    if limit is None:
+        limit = body_limit(scope)
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            if value.isdigit() and int(value) > limit:
+                raise _too_large(limit)
+            break
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            part = message.get("body", b"")
+            if part:
+                size += len(part)
+                if size > limit:
+                    raise _too_large(limit)
+                parts.append(part)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            raise ClientDisconnect()
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def parse_json(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object (ValidationFailed otherwise)."""
     try:
         body = json.loads(raw)
     except ValueError as exc:
@@ -92,6 +131,17 @@ async def read_json(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", source="body")
     return body
+
+
+async def read_json(request: Request) -> dict[str, Any]:
+    """The request body as a JSON object (ValidationFailed otherwise; PayloadTooLarge past the limit)."""
+    return parse_json(await read_body(request))
+
+
+def canaryflow_headers(scope: Mapping[str, Any]) -> dict[str, str]:
+    """The ``X-Canaryflow-*`` request headers of an ASGI ``scope`` (what :func:`caller_context` reads)."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+            if name[:13].lower() == b"x-canaryflow-"}
 
 
 def caller_context(body: Mapping[str, Any], headers: Mapping[str, str], *, fallback_user: Any = None
@@ -196,6 +246,25 @@ def serving_headers(request_id: str, version: int, variation: str, fallback_inde
     return headers
 
 
-__all__ = ["MAX_BODY_BYTES", "Api", "CallerContext", "caller_context", "config_key", "error_response",
-           "read_body", "read_json",
-           "serving_headers", "status_of"]
+def json_response_head(content: bytes, request_id: str, version: int, variation: str,
+                       fallback_index: int | None, fallback_reason: str | None,
+                       served_by: str | None = None) -> list[tuple[bytes, bytes]]:
+    """The raw headers of a 200 JSON answer: :func:`serving_headers`, then ``content-length`` and
+    ``content-type`` (what ``Response(content, media_type="application/json", headers=...)`` sends)."""
+    head = [(b"x-canaryflow-request-id", request_id.encode("latin-1")),
+            (b"x-canaryflow-version", str(version).encode("latin-1")),
+            (b"x-canaryflow-variation", variation.encode("latin-1")),
+            (b"x-canaryflow-fallback", b"false" if fallback_index is None else b"true")]
+    if fallback_index is not None:
+        head.append((b"x-canaryflow-fallback-index", str(fallback_index).encode("latin-1")))
+        head.append((b"x-canaryflow-fallback-reason", (fallback_reason or "other").encode("latin-1")))
+    if served_by:
+        head.append((b"x-canaryflow-served-by", served_by.encode("latin-1")))
+    head.append((b"content-length", str(len(content)).encode("latin-1")))
+    head.append((b"content-type", b"application/json"))
+    return head
+
+
+__all__ = ["MAX_BODY_BYTES", "Api", "CallerContext", "body_limit", "caller_context", "canaryflow_headers",
+           "config_key", "error_response", "json_response_head", "parse_json", "read_body", "read_json",
+           "receive_body", "serving_headers", "status_of"]

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from prometheus_client import Counter
 
-from canaryflow.metrics.instruments import TOOL_CALLS, Labels, Metrics, default_metrics
+from canaryflow.metrics.instruments import TOOL_CALLS, Labels, Metrics, Series, default_metrics
 
 
 def tool_calls_counter(metrics: Metrics) -> Counter:
@@ -24,15 +24,18 @@ def tool_calls_counter(metrics: Metrics) -> Counter:
 
 def record_answer_details(labels: Labels, *, cached_input_tokens: int = 0, reasoning_tokens: int = 0,
                           tool_call_results: Sequence[str] = (), served_by: str = "primary",
-                          answered_by: tuple[str, str] | None = None, metrics: Metrics | None = None) -> None:
+                          answered_by: tuple[str, str] | None = None, metrics: Metrics | None = None,
+                          series: Series | None = None) -> None:
     """Count what an answer reported beyond text and plain usage.
 
     Args:
         labels: the variation's own labels (as for :func:`~canaryflow.metrics.instruments.record_request`).
         served_by: ``primary`` (the variation's own model answered: what the gates read) or ``fallback``.
         answered_by: the (provider, model) that answered, needed when ``served_by="fallback"``.
+        series: the prepared children of ``labels`` (skips the lookup; must belong to ``metrics``).
     """
-    series = (metrics or default_metrics()).series(labels)
+    if series is None:
+        series = (metrics or default_metrics()).series(labels)
     if served_by == "primary":
         answer = series.primary
     else:

@@ -288,6 +288,8 @@ class Metrics:
             (*COMMON_LABELS, "evaluator", "reason"), registry=r)
         self._series: dict[Labels, Series] = {}
         self._lock = threading.Lock()
+        self.generation = 0
+        """Incremented whenever :meth:`forget` drops series (a cache of :class:`Series` must look again)."""
 
     def series(self, labels: Labels, fallbacks: Sequence[tuple[str, str]] = ()) -> Series:
         """The prepared children of ``labels`` (created at 0 on first use, with these fallbacks')."""
@@ -337,6 +339,7 @@ class Metrics:
                 del self._unserved[(config, v)]
             for lab in [lab for lab in self._series if lab.config == config and lab.version in gone]:
                 del self._series[lab]
+            self.generation += 1
         families = [f for f in vars(self).values()  # every labelled instrument of this Metrics
                     if isinstance(f, Counter | Histogram) and "version" in getattr(f, "_labelnames", ())]
         for version in gone:

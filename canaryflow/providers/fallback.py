@@ -138,7 +138,7 @@ class FallbackRunner:
             ProviderError: the primary failed with a non-retryable error (bad_request, auth, …).
             AllProvidersFailed: every target failed or had its circuit open.
         """
-        messages = [*map(dict, resolution.messages), *map(dict, caller_messages)]
+        messages = _neutral_messages(resolution, caller_messages, request)
         attempts: list[Attempt] = []
         errors: list[ProviderError] = []
         checker = resolution.checker
@@ -164,7 +164,7 @@ class FallbackRunner:
         Raises:
             ProviderError: as :meth:`complete`; later failures are raised while iterating ``chunks``.
         """
-        messages = [*map(dict, resolution.messages), *map(dict, caller_messages)]
+        messages = _neutral_messages(resolution, caller_messages, request)
         attempts: list[Attempt] = []
         errors: list[ProviderError] = []
         for target in targets(resolution):
@@ -184,21 +184,24 @@ class FallbackRunner:
             tracing.event("canaryflow.circuit_open", {"gen_ai.provider.name": target.provider,
                                                       "gen_ai.request.model": target.model})
             return None
-        req = ChatRequest(target.model, messages, target.parameters, stream=stream)
+        req: ChatRequest | None = None
         limit = timeout if timeout is not None else self.timeout
         for try_number in range(self.retries + 1):
             began = time.monotonic()
             try:
                 provider = self.provider_factory(target.provider)
-                if request is not None and resolution is not None and req.body is None:
-                    try:
-                        req = _shaped(req, request, resolution, target, provider)
-                    except ValidationFailed:
-                        if target.fallback_index is None:
-                            raise
-                        attempts.append(Attempt(target.provider, target.model, target.fallback_index,
-                                                "bad_request"))
-                        return None
+                if req is None:
+                    if request is None or resolution is None:
+                        req = ChatRequest(target.model, messages, target.parameters, stream=stream)
+                    else:
+                        try:
+                            req = _shaped(request, resolution, target, provider, messages, stream)
+                        except ValidationFailed:
+                            if target.fallback_index is None:
+                                raise
+                            attempts.append(Attempt(target.provider, target.model, target.fallback_index,
+                                                    "bad_request"))
+                            return None
                 with tracing.attempt(target.provider, target.model, target.fallback_index,
                                      try_number) as span:
                     if stream:
@@ -271,19 +274,26 @@ class FallbackRunner:
                                   model=last.model if last else None)
 
 
+def _neutral_messages(res: Resolution, caller: Sequence[dict[str, str]], request: CallerRequest | None
+                      ) -> list[dict[str, str]]:
+    """The config's then the caller's messages, for a request without a whole body (a pass-through request
+    sends the caller's body with the config applied instead)."""
+    return [] if request is not None else [*map(dict, res.messages), *map(dict, caller)]
+
+
 def check_answer(checker: Checker, result: ChatResult) -> str | None:
     """The output check ``result`` fails (see :meth:`Checker.check`), or ``None``."""
     return checker.check(result.text, finish_reason=result.finish_reason, tool_calls=len(result.tool_calls),
                          refused=provider_refused(result.raw))
 
 
-def _shaped(req: ChatRequest, request: CallerRequest, res: Resolution, target: Target,
-            provider: Provider) -> ChatRequest:
+def _shaped(request: CallerRequest, res: Resolution, target: Target, provider: Provider,
+            messages: list[dict[str, str]], stream: bool) -> ChatRequest:
     api = provider_api(request.api, str(getattr(provider, "api", provider.name)))
     decisions = Decisions(target.model, res.messages, target.parameters, res.tools, res.tool_choice,
                           res.response_format)
     body = shape_request(request.api, request.body, decisions, api, drop=res.drop)
-    return replace(req, body=body, api=api)
+    return ChatRequest(target.model, messages, target.parameters, stream, body, api)
 
 
 async def _reshaped(chunks: AsyncIterator[StreamChunk], request: CallerRequest, api: str

@@ -67,6 +67,7 @@ from canaryflow.settings import get_settings
 PASS_THROUGH = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
                           "frequency_penalty", "response_format"})
 SENTIMENTS = ("positive", "negative")
+_BOUND_MAX = 4096  # resolutions whose label set and series are remembered (cleared when full)
 
 
 class Resolver(Protocol):
@@ -188,6 +189,7 @@ class TrafficPlane:
                                 else feedback_window)
         self.ids = RequestIds(request_id_key or self._signing_key())
         self._names: dict[bytes, str] = {name_hash("none"): "none"}
+        self._bound: dict[int, tuple[Resolution, Labels, Series, int]] = {}
         self._given: OrderedDict[str, str] = OrderedDict()  # feedback per request when there is no registry
         self._tracked: OrderedDict[tuple[str, str], float | None] = OrderedDict()  # implicit, no registry
         on_compile = getattr(resolver, "on_compile", None)
@@ -238,7 +240,22 @@ class TrafficPlane:
 
     def series(self, res: Resolution) -> Series:
         """The prepared children of this resolution's label set (created at 0 on first use)."""
-        return self._m.series(_labels(res), _fallback_targets(res))
+        return self._bound_series(res)[1]
+
+    def _bound_series(self, res: Resolution) -> tuple[Labels, Series]:
+        """``res``'s labels and prepared children, remembered per resolution object (the client reuses
+        them), so a request neither builds nor hashes its label set; looked up again after the metrics
+        forgot series (:attr:`Metrics.generation`)."""
+        found = self._bound.get(id(res))
+        generation = self._m.generation
+        if found is not None and found[0] is res and found[3] == generation:
+            return found[1], found[2]
+        labels = _labels(res)
+        series = self._m.series(labels, _fallback_targets(res))
+        if len(self._bound) >= _BOUND_MAX:
+            self._bound.clear()
+        self._bound[id(res)] = (res, labels, series, generation)  # holds res: its id is not reused
+        return labels, series
 
     # ── serving ────────────────────────────────────────────────────────────────────────────────────
 
@@ -324,7 +341,8 @@ class TrafficPlane:
             return result, len(res.fallback), exc.primary_error_type, None
         result = served.result
         if served.fallback_index is None:
-            result = replace(result, provider=res.provider, model=res.model)
+            if result.provider != res.provider or result.model != res.model:
+                result = replace(result, provider=res.provider, model=res.model)
         else:
             target = res.fallback[served.fallback_index]
             result = replace(result, provider=str(target["provider"]), model=str(target["model"]))
@@ -356,8 +374,8 @@ class TrafficPlane:
         (``primary_error`` when the primary failed before a fallback that then failed too)."""
         duration = time.perf_counter() - started
         error_type = primary_error or primary_error_type(exc)
-        record_request(_labels(res), outcome="error", error_type=error_type, served_by="none",
-                       series=self.series(res))
+        labels, series = self._bound_series(res)
+        record_request(labels, outcome="error", error_type=error_type, served_by="none", series=series)
         tracing.failed(res, caller, exc, request_id)
         self._log(res, caller, variables, request_id, None, duration, error_type)
 
@@ -366,8 +384,7 @@ class TrafficPlane:
                 variables: Mapping[str, object] | None, *, failed_check: str | None = None) -> Completion:
         duration = time.perf_counter() - started
         cost = _cost(result)
-        labels = _labels(res)
-        series = self.series(res)
+        labels, series = self._bound_series(res)
         if index is None and failed_check is not None:  # served, but it failed a check (a kept refusal)
             record_request(labels, outcome="error", error_type=failed_check, served_by="primary",
                            duration_s=duration, ttfc_s=ttfc, input_tokens=result.input_tokens,
@@ -387,7 +404,8 @@ class TrafficPlane:
                                   reasoning_tokens=result.reasoning_tokens,
                                   tool_call_results=result.tool_call_results,
                                   served_by="primary" if index is None else "fallback",
-                                  answered_by=(result.provider, result.model), metrics=self._m)
+                                  answered_by=(result.provider, result.model), metrics=self._m,
+                                  series=series)
         tracing.finished(res, caller, result, request_id, index, reason)
         self._log(res, caller, variables, request_id, result, duration, None, cost)
         if self.evaluation.wanted and index is None:  # the variation's own answer (not a fallback's)
