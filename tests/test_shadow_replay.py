@@ -191,3 +191,28 @@ async def test_replayed_answers_are_scored_by_the_candidates_evaluators(registry
     rows = evaluations.summaries(registry, KEY)
     assert {(r.version, r.variation, r.scored) for r in rows} >= {(5, "shadow", 20), (6, "shadow", 20)}
     assert all(r.source == "replay" for r in evaluations.lowest(registry, KEY, 6, limit=3))
+
+
+async def test_replayed_answers_are_judged_by_judge_configs_absolute_and_pairwise(registry: Registry) -> None:
+    from canaryflow.registry import evaluations
+
+    def judge(key: str, prop: str, schema: dict[str, object]) -> ConfigSpec:
+        return ConfigSpec.model_validate({
+            "key": key, "provider": "openai", "model": "sim-judge",
+            "messages": [{"role": "system", "content": "Judge the answer."}],
+            "response_format": {"type": "json_schema", "name": "verdict", "schema": {
+                "type": "object", "required": [prop], "properties": {prop: schema}}}})
+
+    registry.push_config(judge("grader", "score", {"type": "number", "minimum": 0, "maximum": 1}))
+    registry.push_config(judge("chooser", "winner", {"type": "string", "enum": ["A", "B", "tie"]}))
+    evaluators = [{"name": "grade", "kind": "judge", "judge": "grader"},
+                  {"name": "pref", "kind": "pairwise", "judge": "chooser"}]
+    registry.push_config(ConfigSpec.model_validate(  # v5: wrong answers, judged
+        {**_spec("[sim:quality=0]").model_dump(mode="json", exclude_none=True), "evaluators": evaluators}))
+    bad = await replay_shadow(_input(5), registry)
+    assert bad.evals["stable/grade"][0] == 20 and bad.evals["stable/grade"][2] > 16, bad.evals  # right
+    assert bad.evals["candidate/grade"][0] == 20 and bad.evals["candidate/grade"][2] < 4, bad.evals
+    assert "stable/pref" not in bad.evals  # a pair is judged once, on the candidate's side
+    assert bad.evals["candidate/pref"][0] == 20 and bad.evals["candidate/pref"][1] == 0  # no win
+    lost = [r for r in evaluations.lowest(registry, KEY, 5, evaluator="pref", limit=20) if r.label == "loss"]
+    assert len(lost) >= 18 and all(r.source == "replay" for r in lost)

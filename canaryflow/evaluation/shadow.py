@@ -31,10 +31,14 @@ from canaryflow.domain.evaluators import (
 )
 from canaryflow.domain.gates import Gate, Measurement
 from canaryflow.domain.judge import judge_floor, judge_rate, judge_ratio
+from canaryflow.errors import CanaryflowError
 from canaryflow.evaluation.replay import Pacer, call_version, judge_pair
 from canaryflow.registry import Registry
 from canaryflow.registry import evaluations as eval_rows
 from canaryflow.registry import traffic as tlog
+from canaryflow.serving.client import Client
+from canaryflow.serving.judges import JudgeScorers
+from canaryflow.serving.traffic import TrafficPlane
 
 EvalCounts = dict[str, list[float]]
 """``{"candidate/<evaluator>": [scored, passed, score sum], "stable/<evaluator>": [...]}``."""
@@ -101,15 +105,20 @@ class _Scoring:
 
 
 async def _score(inp: ShadowReplayInput, scoring: _Scoring, progress: ShadowProgress, request_id: str,
-                 side: str, text: str, finish_reason: str | None) -> None:
+                 side: str, text: str, finish_reason: str | None, caller: Sequence[dict[str, str]] = (),
+                 reference: str | None = None) -> None:
     version = inp.candidate_version if side == "candidate" else inp.stable_version
     variation = "shadow" if side == "candidate" else "stable"
     sample = Sample(request_id, inp.config_key, version, variation, "none", text, source="replay",
-                    finish_reason=finish_reason or "stop")
+                    finish_reason=finish_reason or "stop", messages=tuple(caller), reference=reference)
     for ev in scoring.evaluators:
         if ev.scorer is None:
             continue
-        for sc in await ev.scorer.score(sample):
+        try:
+            scores = await ev.scorer.score(sample)
+        except CanaryflowError:  # a judge over its budget, failing or answering off its schema: unscored
+            continue
+        for sc in scores:
             counts = progress.evals.setdefault(f"{side}/{sc.evaluator}", [0.0, 0.0, 0.0])
             counts[0] += 1
             counts[1] += sc.passed
@@ -148,8 +157,9 @@ async def _one(inp: ShadowReplayInput, rec: tlog.TrafficRecord, cand: ConfigSpec
     progress.candidate.add(out_c, reference=reference)
     if scoring is not None and scoring.evaluators and out_c.ok:
         await _score(inp, scoring, progress, rec.request_id, "stable", reference,
-                     finish if isinstance(finish, str) else None)
-        await _score(inp, scoring, progress, rec.request_id, "candidate", out_c.text, out_c.finish_reason)
+                     finish if isinstance(finish, str) else None, caller)
+        await _score(inp, scoring, progress, rec.request_id, "candidate", out_c.text, out_c.finish_reason,
+                     caller, reference)  # a pairwise judge compares the two
     if judge is not None and out_c.ok:
         ref = reference
         score = await pacer.run(lambda: judge_pair(judge, caller, ref, out_c.text, key=inp.judge_config or "",
@@ -190,8 +200,22 @@ async def replay_shadow(
         heartbeat(progress)
     pacer = Pacer(inp.concurrency, inp.rate_per_s)
     fmt = cand.response_format
+    scorers, plane = ScorerRegistry(), None
+    if any(e.is_judge for e in cand.evaluators or ()):  # judges call their configs through a traffic plane
+        plane = TrafficPlane(Client(registry))
+        JudgeScorers(plane).register(scorers)
     scoring = _Scoring(compile_evaluators(cand.evaluators or (), EvaluatorContext(
-        inp.config_key, inp.candidate_version, None if fmt is None else fmt.json_schema), ScorerRegistry()))
+        inp.config_key, inp.candidate_version, None if fmt is None else fmt.json_schema), scorers))
+    try:
+        return await _replay(inp, registry, progress, cand, stable, judge, pacer, scoring, heartbeat)
+    finally:
+        if plane is not None:
+            await plane.close()
+
+
+async def _replay(inp: ShadowReplayInput, registry: Registry, progress: ShadowProgress, cand: ConfigSpec,
+                  stable: ConfigSpec, judge: ConfigSpec | None, pacer: Pacer, scoring: _Scoring,
+                  heartbeat: Callable[[ShadowProgress], None]) -> ShadowReplayResult:
     while progress.done < len(progress.ids):
         ids = progress.ids[progress.done : progress.done + inp.batch]
         found = await asyncio.to_thread(_find_all, registry, ids)
