@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import platform
 import shutil
@@ -43,6 +42,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+
+from canaryflow.sim import http1
 
 ROOT = Path(__file__).resolve().parent.parent
 LITELLM = ROOT / "benchmarks" / ".venv-litellm" / "bin" / "litellm"
@@ -104,55 +105,18 @@ def process(cmd: list[str], env: dict[str, str], log: Path) -> Iterator[subproce
 
 
 class Conn:
-    """A minimal HTTP/1.1 keep-alive client over asyncio streams: the load generator must cost less than
-    what it measures (httpx's pool slows down sharply at high concurrency)."""
+    """One keep-alive connection posting one body (:class:`canaryflow.sim.http1.Conn`): the load generator
+    must cost less than what it measures (httpx's pool slows down sharply at high concurrency)."""
 
     def __init__(self, url: str, body: dict[str, object], headers: dict[str, str]) -> None:
-        parts = httpx.URL(url)
-        self.host, self.port = parts.host, parts.port or 80
-        data = json.dumps(body).encode()
-        head = (f"POST {parts.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n")
-        head += "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        self.raw = head.encode() + b"\r\n" + data
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.conn = http1.Conn(url, headers)
+        self.raw = self.conn.request(body)
 
     async def post(self) -> int:
-        if self.reader is None or self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        reader = self.reader
-        self.writer.write(self.raw)
-        status = int((await reader.readline()).split()[1])
-        length, chunked, close = 0, False, False
-        while True:
-            line = await reader.readline()
-            if line in (b"\r\n", b""):
-                break
-            name, _, value = line.decode("latin-1").partition(":")
-            name = name.strip().lower()
-            if name == "content-length":
-                length = int(value)
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value
-            elif name == "connection":
-                close = "close" in value.lower()
-        if chunked:
-            while True:
-                size = int((await reader.readline()).strip(), 16)
-                await reader.readexactly(size + 2)
-                if size == 0:
-                    break
-        elif length:
-            await reader.readexactly(length)
-        if close:
-            self.close()
-        return status
+        return await self.conn.post(self.raw)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
+        self.conn.close()
 
 
 async def latency(url: str, body: dict[str, object], headers: dict[str, str], n: int) -> list[float]:

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from canaryflow.sim import http1
 from tests.rollout_fixtures import SEGMENTS
 from tests.servers import free_port, wait_port
 from tests.traffic_stack import spec
@@ -79,24 +80,28 @@ async def test_20k_requests_none_lost_or_double_counted_memory_flat(gateway: tup
     statuses: dict[int | str, int] = {}
     retried: list[str] = []  # requests whose connection broke before any response: sent again
     rss: dict[str, float] = {}
-    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
-    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
-        counter = iter(range(TOTAL))
+    counter = iter(range(TOTAL))
 
-        async def worker() -> None:
+    async def worker() -> None:
+        # a lean keep-alive client (httpx's pool would be the bottleneck at this concurrency)
+        conn = http1.Conn(f"{url}/v1/chat/completions")
+        try:
             for n in counter:
                 if n == WARMUP:
                     rss["warm"] = rss_mb(pid)
+                raw = conn.request({**body, "user": f"u-{n % 5000}"})
                 for _attempt in range(3):
                     try:
-                        r = await http.post("/v1/chat/completions", json={**body, "user": f"u-{n % 5000}"})
-                        code: int | str = r.status_code
+                        code: int | str = await conn.post(raw)
                         break
-                    except httpx.TransportError as exc:  # a keep-alive connection closed under us
+                    except ConnectionError as exc:  # a keep-alive connection closed under us
                         code = type(exc).__name__
                         retried.append(f"{code} at {n}")
                 statuses[code] = statuses.get(code, 0) + 1
+        finally:
+            conn.close()
 
+    async with httpx.AsyncClient(base_url=url, timeout=60) as http:
         before = requests_total((await http.get("/metrics")).text)
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         rss["end"] = rss_mb(pid)
