@@ -52,7 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                                     evaluators=[GRADE]))
         s.registry.push_config(spec("qa", system="Answer in one word. [sim:quality=0.1]",
                                     evaluators=[GRADE, PREF]))  # worse answers, same errors and latency
-        budget = {**GRADE, "budget_per_hour": {"calls": 3}}
+        s.registry.push_config(judge("answer-judge", SCORE, "Grade strictly: 1 if right, 0 if wrong."))
+        budget = {**GRADE, "budget_per_hour": {"calls": 3}, "version": 2}  # pins the judge's v2
         s.registry.push_config(spec("cheap", system="Answer in one word.", evaluators=[budget]))
         shadow = Exposure(candidate_version=2, stage="shadow", stage_kind="shadow", shadow_fraction=1.0)
         s.registry.apply_exposure("qa", shadow, by="test", reason="t", source="cli")
@@ -105,6 +106,9 @@ def test_a_judge_over_its_budget_drops_samples_and_counts_them(stack: Stack) -> 
     _wait(lambda: stack.count("canaryflow_eval_dropped_total", **labels, reason="budget") == 3, "3 drops")
     assert stack.count("canaryflow_eval_score_count", **labels) == 3
     assert stack.count("canaryflow_requests_total", config="cheap", outcome="success") == 6
+    # the pinned judge version serves as variation "pinned", metered under the judge's config
+    assert stack.count("canaryflow_requests_total", config="answer-judge", version="2", variation="pinned",
+                       outcome="success") == 3
 
 
 def test_feedback_ranks_lowest_scores_lost_pairs_and_most_edited_answers(stack: Stack) -> None:
@@ -131,8 +135,8 @@ def test_compare_shows_each_evaluators_mean_beside_the_versions(stack: Stack, pr
     address = stack.url.removeprefix("http://")
     prometheus.add_target(address)
     prometheus.wait_scraped(address)
-    ask(stack, "qa", 8)  # scored after Prometheus's first scrape: increase() sees them
-    scored = 4.0
+    ask(stack, "qa", 16)  # scored after Prometheus's first scrape: increase() sees them
+    scored = 8.0
 
     def shadow_row() -> Row | None:
         rows = compare(prometheus.url, "qa", window="10m", by="variation")
@@ -143,6 +147,9 @@ def test_compare_shows_each_evaluators_mean_beside_the_versions(stack: Stack, pr
 
     _wait(lambda: shadow_row() is not None, "the scores scraped", timeout=30)
     row = shadow_row()
-    assert row is not None and row.quality["pref"]["mean"] < 0.3 and row.quality["grade"]["mean"] < 0.4
+    stable = next(r for r in compare(prometheus.url, "qa", window="10m", by="variation")
+                  if r.group == "stable v1")
+    assert row is not None and row.quality["pref"]["mean"] < 0.5  # loses to stable more than it wins
+    assert row.quality["grade"]["mean"] < stable.quality["grade"]["mean"] - 0.3
     table = format_table(compare(prometheus.url, "qa", window="10m", by="variation"), "variation")
     assert "online evaluators" in table and "shadow v2: grade 0." in table and "pref 0." in table
