@@ -265,6 +265,10 @@ def test_judges_without_an_output_schema_are_refused_at_push_naming_the_field(tm
         reg.push_config(scored_bot())
     assert unknown.value.source == "evaluators[0].judge"
     reg.push_config(judge_spec(None))  # a plain config, not a judge yet
+    selfish = scored_bot().model_copy(update={"key": "answer-judge"})
+    with pytest.raises(ValidationFailed, match="itself as its judge") as itself:
+        reg.push_config(selfish)
+    assert itself.value.source == "evaluators[0].judge"
     with pytest.raises(ValidationFailed) as no_schema:
         reg.push_config(scored_bot())
     assert no_schema.value.source == "response_format"

@@ -28,8 +28,12 @@ def check_named_judges(session: Session, spec: ConfigSpec) -> None:
         ValidationFailed: naming the evaluator and the judge config's missing field.
     """
     for i, ev in enumerate(spec.evaluators or ()):
-        if not ev.is_judge or ev.judge is None or ev.judge == spec.key:
+        if not ev.is_judge or ev.judge is None:
             continue
+        if ev.judge == spec.key:  # its answers would be judged by itself, each verdict judged again
+            raise ValidationFailed(f"{ev.name!r} names {spec.key!r} itself as its judge: a judge is another "
+                                   "config (push a judge config and name its key)",
+                                   source=f"evaluators[{i}].judge")
         version = ev.version
         if version is None:
             state = session.get(ServingStateRow, ev.judge)
