@@ -9,11 +9,11 @@ tokens where reported) and tool calls, and checks tool calls against the request
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from canaryflow.domain import fastjson
 from canaryflow.domain.crossapi import TO_OPENAI_FINISH
 
 TOOL_CALL_RESULTS = ("valid", "invalid_json", "schema_mismatch", "unknown_tool")
@@ -281,7 +281,7 @@ def check_tool_call(call: ToolCall, tools: Mapping[str, Any]) -> str:
     args = call.arguments
     if isinstance(args, str):
         try:
-            args = json.loads(args or "{}")
+            args = fastjson.loads(args or "{}")
         except ValueError:
             return "invalid_json"
     if not isinstance(args, dict):

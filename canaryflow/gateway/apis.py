@@ -11,7 +11,6 @@ served) and ``-Served-By`` headers.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
@@ -19,6 +18,7 @@ from typing import Any, Literal
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from canaryflow.domain import fastjson
 from canaryflow.domain.passthrough import Api
 from canaryflow.domain.requests import check_request, plain_messages
 from canaryflow.errors import CanaryflowError
@@ -46,7 +46,7 @@ def _user_of(api: str, body: dict[str, Any]) -> Any:
 
 
 def _dumps(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+    return fastjson.dumps(data)
 
 
 class Endpoint:

@@ -18,7 +18,6 @@ unreachable. Bodies follow the API called: OpenAI ``{"error": {...}}``, Anthropi
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -27,6 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive
 
+from canaryflow.domain import fastjson
 from canaryflow.errors import (
     CanaryflowError,
     Conflict,
@@ -125,7 +125,7 @@ async def receive_body(scope: Mapping[str, Any], receive: Receive, limit: int | 
 def parse_json(raw: bytes) -> dict[str, Any]:
     """A request body as a JSON object (ValidationFailed otherwise)."""
     try:
-        body = json.loads(raw)
+        body = fastjson.loads(raw)
     except ValueError as exc:
         raise ValidationFailed(f"the body is not valid JSON ({exc})", source="body") from exc
     if not isinstance(body, dict):

@@ -137,6 +137,19 @@ def observer(child: Any) -> Callable[[float], None]:
     return observe
 
 
+class _Observed:
+    """A histogram child whose ``observe`` is :func:`observer`'s (the child's other methods unchanged)."""
+
+    __slots__ = ("_child", "observe")
+
+    def __init__(self, child: Any) -> None:
+        self._child = child
+        self.observe = observer(child)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._child, name)
+
+
 class _Answer:
     """The children observed when a request is answered by one provider/model with one ``served_by``."""
 
@@ -146,8 +159,8 @@ class _Answer:
         self.duration = observer(m.duration.labels(*values, served_by))
         self.ttfc = m.ttfc.labels(*values, served_by)
         self._tokens = {t: m.tokens.labels(*values, t, served_by) for t in TOKEN_TYPES}
-        self.input_tokens = self._tokens["input"]
-        self.output_tokens = self._tokens["output"]
+        self.input_tokens = _Observed(self._tokens["input"])
+        self.output_tokens = _Observed(self._tokens["output"])
         self.cost = m.cost.labels(*values, served_by)
         self._tools = {r: m.tool_calls.labels(*values, r, served_by) for r in TOOL_CALL_RESULTS}
 

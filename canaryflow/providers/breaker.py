@@ -70,6 +70,9 @@ class CircuitBreaker:
     def allow(self, provider: str, model: str, scope: Scope = UNSCOPED) -> bool:
         """Whether a call for ``scope`` may go to ``provider``/``model`` now (claims the probe when
         half-open)."""
+        circuit = self._circuits.get((scope[0], scope[1], provider, model))
+        if circuit is not None and circuit.state == "closed":  # the common case: no lock, no clock
+            return True
         with self._lock:
             circuit = self._get(provider, model, scope)
             now = self.clock()

@@ -17,6 +17,7 @@ from typing import Any
 import httpx2
 import openai
 
+from canaryflow.domain import fastjson
 from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
 from canaryflow.providers.errors import map_error
 from canaryflow.providers.raw import metered_stream, result_of
@@ -123,7 +124,7 @@ class OpenAIProvider:
         client's, ``Host``, ``Content-Length``, its cookies, the timeout), sent with its ``send`` — so
         event hooks (tracing), redirects and the transport stay the client's."""
         url, head = direct.route(path)
-        payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        payload = fastjson.dumps(body)
         headers = httpx2.Headers(head)
         headers[_CONTENT_LENGTH] = str(len(payload))
         request = httpx2.Request("POST", url, headers=headers, stream=httpx2.ByteStream(payload),
@@ -145,7 +146,7 @@ class OpenAIProvider:
                     raw = await self._post_direct(direct, _path(req.api), req.body, timeout)
                     if raw.status_code >= 400:
                         raise self.client._make_status_error_from_response(raw)
-                data = json.loads(raw.content)
+                data = fastjson.loads(raw.content)
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc
             return result_of(self.name, req, data, raw.content)
