@@ -19,7 +19,7 @@ dev-wait:
 	@$(BIN)/canaryflow dev --wait >/dev/null
 
 test: deps lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 # The README's picture of the Temporal UI, taken while the README's "Ten lines" run as written and wait for
 # the approval (the suite itself writes only to temporary folders).

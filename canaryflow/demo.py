@@ -36,6 +36,17 @@ KEY = "support-bot"
 WORKFLOW_ID = f"rollout-{KEY}"
 
 
+#: The quality rollout: every request mirrored to the candidate, whose answers the pairwise judge compares
+#: with stable's; it must win (ties count half) at least 40 % of the pairs. Nobody sees a candidate answer.
+QUALITY_PLAN: dict[str, Any] = {
+    "stages": [{"name": "shadow", "kind": "shadow", "shadow_fraction": 1.0, "min_duration": "10s",
+                "max_duration": "90s",
+                "gates": [{"metric": "win_rate", "evaluator": "pref", "floor": 0.4},
+                          {"metric": "error_rate", "margin": 0.5, "floor": 0.1}]},
+               {"name": "full", "kind": "full"}],
+    "analysis_interval": "2s", "on_inconclusive": "rollback"}
+
+
 def demo_plan(quick: bool = False) -> dict[str, Any]:
     """The ``fast`` preset with stages capped at 20 s (30 s in shadow): with the demo's little traffic the
     sequential judge stays INCONCLUSIVE on the small stages, which then wait for a human approval.
@@ -106,15 +117,17 @@ class Story:
         self.background.clear()
 
     # ------------------------------------------------------------------------------------ rollouts
-    def start_rollout(self, version: int, reason: str) -> None:
-        """``temporal workflow start`` with the rollout input written to a file the user can read."""
-        payload = {"config_key": KEY, "candidate_version": version, "plan": demo_plan(self.quick),
+    def start_rollout(self, version: int, reason: str, plan: dict[str, Any] | None = None) -> None:
+        """``temporal workflow start`` with the rollout input written to a file the user can read (the
+        demo's fast plan unless ``plan``)."""
+        payload = {"config_key": KEY, "candidate_version": version, "plan": plan or demo_plan(self.quick),
                    "requested_by": "demo", "reason": reason}
         path = self.stack.root / f"rollout-v{version}.json"
         text = json.dumps(payload, separators=(",", ":"))
         path.write_text(text + "\n")
         cap = "10 s (--quick)" if self.quick else "20 s"
-        self.say(f"$ cat {path}   # the fast plan, stages capped at {cap}\n  {text}")
+        what = "a shadow stage judged on answer quality" if plan else f"the fast plan, stages capped at {cap}"
+        self.say(f"$ cat {path}   # {what}\n  {text}")
         self.run(["temporal", "workflow", "start", "--task-queue", "canaryflow", "--type", "RolloutWorkflow",
                   "--workflow-id", WORKFLOW_ID, "--input-file", str(path),
                   "--static-summary", f"{KEY} v{version}: {reason}"])
@@ -169,8 +182,10 @@ class Story:
                     self.say(f"    [{state}] {st.get('waiting_for') or ''}".rstrip())
                     last_line = time.monotonic()
                 state_seen = state
-                waiting = str((st.get("approval") or {}).get("stage"))
-                if approve and state == "awaiting_approval" and waiting not in approved:
+                # the approval itself, not the state: a status read while the last stage opens can still
+                # say awaiting_approval after its approval was taken
+                waiting = str((st.get("approval") or {}).get("stage") or "")
+                if approve and state == "awaiting_approval" and waiting and waiting not in approved:
                     approved.add(waiting)
                     why = (st.get("approval") or {}).get("why", "")
                     self.say(f"    {waiting} waits for approval ({why}); the numbers a human reads first:")

@@ -45,8 +45,8 @@ def _shown(path: Path) -> Path:
 
 
 def tell(story: Story) -> None:
-    """Steps 1–4 of the story; raises CanaryflowError when something does not go as told."""
-    from canaryflow.demo import EXAMPLES, KEY, SEGMENTS, WORKFLOW_ID, verdict_lines
+    """Steps 1–5 of the story; raises CanaryflowError when something does not go as told."""
+    from canaryflow.demo import EXAMPLES, KEY, QUALITY_PLAN, SEGMENTS, WORKFLOW_ID, verdict_lines
 
     started = time.monotonic()
     ex, segments = _shown(EXAMPLES), _shown(SEGMENTS)
@@ -103,7 +103,26 @@ def tell(story: Story) -> None:
     story.say("  The audit trail: every serving change, who made it, from where (cli or the rollout) and why")
     story.run(["canaryflow", "audit", KEY], check=False)
 
-    story.step("4. Compare the versions side by side (from Prometheus) and read the feedback")
+    story.step("4. Roll out v4: errors and latency as good as stable, answers worse — caught in shadow by "
+               "its judge, before any user sees it")
+    story.run(["canaryflow", "config", "push", str(ex / "pair-judge.v1.yaml"), str(ex / f"{KEY}.v4.yaml")])
+    story.say("  pair-judge: a versioned config (rubric, model, output schema); v4 names it in a pairwise "
+              "evaluator")
+    story.start_rollout(4, "terser answers", QUALITY_PLAN)
+    outcome, status = story.follow(approve=False, deadline_s=150)
+    if outcome != "FAILED":
+        raise CanaryflowError(f"the worse-answering candidate should have rolled back, but the workflow "
+                              f"ended {outcome}")
+    story.say("  ✔ rolled back in shadow on its win rate; the workflow's failure message:")
+    described = story.run(["temporal", "workflow", "describe", "--workflow-id", WORKFLOW_ID], check=False,
+                          show=False)
+    for line in described.splitlines():
+        if "Message:" in line:
+            story.say("  " + line.strip())
+    story.say("  The pairs it lost, with the judge's reasons:")
+    story.run(["canaryflow", "feedback", KEY, "--version", "4", "--limit", "3"], check=False)
+
+    story.step("5. Compare the versions side by side (from Prometheus) and read the feedback")
     story.run(["canaryflow", "compare", KEY, "--window", "15m", "--by", "variation"], check=False)
     story.run(["canaryflow", "feedback", KEY, "--negative", "--limit", "2"], check=False)
 

@@ -27,6 +27,18 @@ _CORE_LOGS = LoggingConfig(filter=TelemetryFilter(core_level="WARN", other_level
 Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=_CORE_LOGS)), error_if_already_set=False)
 
 
+#: The longest files, collected first: ``make test`` runs two workers (``-n 2 --dist loadfile``: a file's
+#: tests stay on one worker with its module fixtures), and starting the long ones first keeps one worker
+#: from running a long tail alone at the end.
+LONGEST_FIRST = ("test_demo.py", "test_faults_temporal.py", "test_analysis_rollout.py", "test_rollout_long.py",
+                 "test_rollout_devserver.py", "test_faults_load.py", "test_compare.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order within a file kept
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_unconfigure(config: pytest.Config) -> None:
     """temporalio's Rust core can crash the interpreter at exit after everything passed (sdk-python#300).

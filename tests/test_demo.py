@@ -286,12 +286,16 @@ def test_quick_demo_tells_the_story_and_cleans_up(demo: Demo) -> None:
              "$ temporal workflow signal --workflow-id rollout-support-bot --name approve",
              "v2 reached full and is now the stable version",
              "rolled back by itself; the failed gate's evidence:",
+             "pair-judge.v1.yaml",
+             "rolled back in shadow on its win rate; the workflow's failure message:",
              "$ canaryflow compare support-bot", "Temporal UI", "Stopped everything the demo started."]
     positions = [out.find(s) for s in steps]
     assert all(p >= 0 for p in positions), [s for s, p in zip(steps, positions, strict=True) if p < 0]
     assert positions == sorted(positions)
     evidence = out[out.index("the failed gate's evidence:"):]
     assert "verdict FAIL" in evidence and " FAIL: candidate " in evidence, evidence[:2000]
+    quality = out[out.index("rolled back in shadow on its win rate"):out.index("5. Compare the versions")]
+    assert "pref_win_rate FAIL" in quality and "worst: cf1_" in quality, quality[:2000]
     assert "stable v2" in out  # the comparison shows v2 serving as stable after the promotion
     assert demo.at_exit == []  # nothing of the demo's folder ran the moment it returned
     assert _processes_mentioning(str(tmp_path)) == []

@@ -297,7 +297,8 @@ async def test_worker_sigkilled_during_compensation_restores_stable_once(
         proc = rig.start_worker()
         await asyncio.to_thread(rig.wait_ready, proc, 0)
         deadline = time.monotonic() + 60
-        while rig.registry.serving_state(rig.key).exposure.stage_kind != "percent":
+        while rig.registry.serving_state(rig.key).exposure.stage_kind != "percent" or not any(
+                body["event"] == "stage_started" for _, body in rec.deliveries):  # the stage fully open
             assert time.monotonic() < deadline, "the canary was never exposed"
             await asyncio.sleep(0.1)
         refusal.on()

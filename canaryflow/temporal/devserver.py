@@ -113,11 +113,23 @@ def start_dev_server(
                 f"the Temporal dev server exited with code {proc.returncode}"
                 + (f"; see {log_file}" if log_file else "")
             )
-        if _listening(port):
+        if _listening(port) and _serving(port, deadline):
             return DevServer(proc, f"127.0.0.1:{port}", f"http://127.0.0.1:{ui_port}" if ui_port else None)
         time.sleep(0.1)
     proc.kill()
-    raise CanaryflowError(f"the Temporal dev server did not listen on port {port} within {timeout:g}s")
+    raise CanaryflowError(f"the Temporal dev server did not serve on port {port} within {timeout:g}s")
+
+
+def _serving(port: int, deadline: float) -> bool:
+    """Whether the server on ``port`` answers its health check (it listens a moment before its frontend
+    is healthy; a client connecting in between is refused with "Frontend is not healthy yet")."""
+    try:
+        out = subprocess.run([temporal_binary(), "operator", "cluster", "health", "--address",
+                              f"127.0.0.1:{port}"], capture_output=True, text=True, check=False,
+                             timeout=max(1.0, min(10.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        return False
+    return out.returncode == 0 and "SERVING" in out.stdout.upper()
 
 
 def _listening(port: int) -> bool:
