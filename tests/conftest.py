@@ -30,8 +30,9 @@ Runtime.set_default(Runtime(telemetry=TelemetryConfig(logging=_CORE_LOGS)), erro
 #: The longest files, collected first: ``make test`` runs two workers (``-n 2 --dist loadfile``: a file's
 #: tests stay on one worker with its module fixtures), and starting the long ones first keeps one worker
 #: from running a long tail alone at the end.
-LONGEST_FIRST = ("test_demo.py", "test_faults_temporal.py", "test_analysis_rollout.py", "test_rollout_long.py",
-                 "test_rollout_devserver.py", "test_faults_load.py", "test_compare.py")
+LONGEST_FIRST = ("test_demo.py", "test_faults_temporal.py", "test_analysis_rollout.py",
+                 "test_rollout_long.py", "test_rollout_devserver.py", "test_faults_load.py",
+                 "test_compare.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
