@@ -33,10 +33,14 @@ def write(tmp_path: Path, text: str, name: str = "c.yaml") -> Path:
 
 def test_the_examples_load() -> None:
     specs = load_configs(sorted(EXAMPLES.glob("support-bot.v*.yaml")))
-    assert [s.key for s in specs] == ["support-bot"] * 3
-    assert len({s.content_hash() for s in specs}) == 3
+    assert [s.key for s in specs] == ["support-bot"] * 4
+    assert len({s.content_hash() for s in specs}) == 4
     assert all(s.placeholders() == ["product"] for s in specs)
     assert "[sim:error_rate=0.25]" in specs[2].messages[0].content
+    assert "[sim:quality=0.1]" in specs[3].messages[0].content  # worse answers, judged pairwise
+    assert [(e.name, e.kind, e.judge) for e in specs[3].evaluators] == [("pref", "pairwise", "pair-judge")]
+    judge = load_config(EXAMPLES / "pair-judge.v1.yaml")
+    assert judge.response_format is not None and judge.placeholders() == []
     assert [s.name for s in load_segments(EXAMPLES / "segments.yaml").segments] == ["internal", "beta"]
 
 
