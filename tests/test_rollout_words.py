@@ -50,7 +50,8 @@ RATE = {"stable_value": 0.005, "candidate_value": 0.004, "stable_samples": 2000.
     (_gs("latency_p95", Verdict.FAIL, stable_value=0.8, candidate_value=1.25, margin=0.2, mode="relative"),
      "p95 latency 1.25 s vs 800 ms on stable: worse than allowed (up to 20 % worse than stable allowed)"),
     (_gs("cost_per_request", Verdict.INCONCLUSIVE, stable_value=0.0004, candidate_value=0.0003,
-         candidate_samples=12.0, margin=0.2, mode="relative", note="waiting for 30 samples per variation"),
+         candidate_samples=12.0, stable_samples=900.0, margin=0.2, mode="relative",
+         note="waiting for 30 samples per variation"),
      "cost per request $0.0003 vs $0.0004 on stable: not yet enough data to tell — about 18 more candidate "
      "requests"),
     (_gs("error_rate", Verdict.NODATA, note="no candidate requests in the window yet"),
@@ -100,7 +101,7 @@ def test_values_read_in_their_unit(metric: str, value: float | None, rate: bool,
 
 def test_the_ui_details_say_what_would_settle_the_stage_with_the_cap_as_a_time_and_dollars_in_words() -> None:
     cost = _gs("cost_per_request", Verdict.INCONCLUSIVE, stable_value=0.0004, candidate_value=0.0003,
-               candidate_samples=12.0, margin=0.2, mode="relative",
+               candidate_samples=12.0, stable_samples=900.0, margin=0.2, mode="relative",
                note="waiting for 30 samples per variation")
     details = details_markdown(_status([cost]), now=1020.0)
     rows = dict(line.strip("|").split("|", 1) for line in details.splitlines()[2:])
@@ -109,3 +110,12 @@ def test_the_ui_details_say_what_would_settle_the_stage_with_the_cap_as_a_time_a
         "enough data to tell: cost per request 0.0003 USD vs 0.0004 USD on stable"), waiting
     assert "its 2m cap is at 1970-01-01 00:18:40 UTC" in waiting, waiting  # started at 1000 s, 2 minutes
     assert "$" not in details  # the UI's markdown would read $…$ as maths
+
+
+def test_a_segments_stage_without_stable_traffic_in_its_segments_says_a_human_decides() -> None:
+    status = _status([_gs("error_rate", Verdict.INCONCLUSIVE, **{**RATE, "stable_samples": 1.0})])
+    assert status.plan.stages[status.stage_index].kind == "segments"
+    words = gate_words(status, status.last_verdict.gates[0])  # type: ignore[union-attr]
+    assert words == ("error rate 0.4 % vs 0.5 % on stable: cannot be compared here — stable served 1 "
+                     "requests of internal (every one of its users is on the candidate); a human decides "
+                     "this stage, and the percent stages compare")

@@ -86,6 +86,11 @@ def more_requests(m: Measurement, gate: Gate | None) -> int | None:
     return max(math.ceil(more), 1) if more > 0 else None
 
 
+#: Fewer stable requests than this in a segments stage's segments: nothing to compare the candidate with
+#: (the stage puts all of the segments' users on the candidate; stable sees only stragglers).
+SEGMENT_STABLE_FEW = 30.0
+
+
 def gate_words(status: RolloutStatus, gs: GateStatus) -> str:
     """One gate in plain words: what the numbers are and what they mean."""
     gate = _gate_of(status, gs.gate)
@@ -110,6 +115,12 @@ def gate_words(status: RolloutStatus, gs: GateStatus) -> str:
     if gs.verdict is Verdict.FAIL:
         return f"{numbers}: worse than allowed" + (f" ({allowed})" if allowed else "") + \
             (f" — {gs.reason}" if gs.reason else "")
+    stage = status.plan.stages[status.stage_index]
+    if stage.kind == "segments" and e.stable_samples is not None and e.stable_samples < SEGMENT_STABLE_FEW:
+        segments = ", ".join(stage.segments or [])
+        return (f"{numbers}: cannot be compared here — stable served {e.stable_samples:g} requests "
+                f"of {segments} (every one of its users is on the candidate); a human decides this stage, "
+                f"and the percent stages compare")
     more = more_requests(m, gate)
     tail = f" — about {more:,} more candidate requests" if more else ""
     return f"{numbers}: not yet enough data to tell{tail}"
