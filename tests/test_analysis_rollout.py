@@ -52,10 +52,10 @@ def _traffic(stack: Stack, key: str, stop: threading.Event) -> None:
                 extra_headers={"X-Canaryflow-User": f"user-{n}"})
 
 
-async def _rolled_back(server: DevServer, prometheus: Prometheus, stack: Stack, key: str,
-                       plan: dict[str, Any], traffic: Callable[..., None], *args: Any) -> str:
-    """Roll out v2 of ``key`` with ``plan`` while ``traffic(stack, key, stop, *args)`` sends requests; the
-    rollout must be rolled back: returns its failure message."""
+async def _rollout(server: DevServer, prometheus: Prometheus, stack: Stack, key: str, plan: dict[str, Any],
+                   traffic: Callable[..., None], *args: Any, timeout: float = 120.0) -> RolloutStatus:
+    """Roll out v2 of ``key`` with ``plan`` while ``traffic(stack, key, stop, *args)`` sends requests;
+    returns the promoted rollout's status (a rolled-back one raises ``WorkflowFailureError``)."""
     address = stack.url.removeprefix("http://")
     prometheus.add_target(address)
     prometheus.wait_scraped(address)
@@ -64,18 +64,23 @@ async def _rolled_back(server: DevServer, prometheus: Prometheus, stack: Stack, 
     sender.start()
     client = await Client.connect(server.address, data_converter=pydantic_data_converter)
     queue = f"e2e-{uuid.uuid4().hex[:8]}"
-    registry = Registry(stack.registry.url)
     try:
-        async with build_worker(client, registry, task_queue=queue):
+        async with build_worker(client, Registry(stack.registry.url), task_queue=queue):
             inp = RolloutInput.model_validate(
                 {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
             handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
                                                  task_queue=queue)
-            with pytest.raises(WorkflowFailureError) as info:
-                await asyncio.wait_for(handle.result(), 120)
+            return RolloutStatus.model_validate(await asyncio.wait_for(handle.result(), timeout))
     finally:
         stop.set()
-        sender.join(15)
+        sender.join(30)
+
+
+async def _rolled_back(server: DevServer, prometheus: Prometheus, stack: Stack, key: str,
+                       plan: dict[str, Any], traffic: Callable[..., None], *args: Any) -> str:
+    """:func:`_rollout`, which must roll back: returns its failure message."""
+    with pytest.raises(WorkflowFailureError) as info:
+        await _rollout(server, prometheus, stack, key, plan, traffic, *args)
     return str(info.value.cause)
 
 
@@ -351,24 +356,7 @@ async def test_a_candidate_answering_as_well_passes_its_quality_gates_in_shadow(
                        {"name": "full", "kind": "full"}],
             "analysis_interval": "1s", "on_inconclusive": "rollback"}
     with _quality_stack(tmp_path, key, "Answer in a single word. [sim:quality=0.95]") as stack:
-        address = stack.url.removeprefix("http://")
-        prometheus.add_target(address)
-        prometheus.wait_scraped(address)
-        stop = threading.Event()
-        sender = threading.Thread(target=_questions, args=(stack, key, stop), daemon=True)
-        sender.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        try:
-            async with build_worker(client, Registry(stack.registry.url), task_queue=queue):
-                inp = RolloutInput.model_validate(
-                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
-                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
-                                                     task_queue=queue)
-                await asyncio.wait_for(handle.result(), 150)
-        finally:
-            stop.set()
-            sender.join(15)
+        await _rollout(server, prometheus, stack, key, plan, _questions, timeout=150)
         assert stack.registry.serving_state(key).stable_version == 2
         wins = stack.count("canaryflow_eval_score_sum", config=key, version="2", variation="shadow",
                            evaluator="pref")
@@ -408,7 +396,7 @@ def _steady_traffic(stack: Stack, key: str, stop: threading.Event, seen: dict[st
 async def test_a_good_candidate_passes_every_default_gate_and_is_promoted(
     server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A candidate as good as stable (another wording of the same prompt, same model) is judged by the
+    """A candidate as good as stable (the same prompt and model at another temperature) is judged by the
     default gates at their default margins and floors — error_rate, fallback_rate, latency_p95,
     cost_per_request — and promoted by them: margins a good candidate can PASS, with no human decision.
 
@@ -417,7 +405,10 @@ async def test_a_good_candidate_passes_every_default_gate_and_is_promoted(
     80 % of its traffic to the candidate, and it passes only when every gate does (or fails at its cap)."""
     key = f"good-{uuid.uuid4().hex[:8]}"
     monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
-    configs = [spec(key, system="You are helpful."), spec(key, system="You are a helpful assistant.")]
+    # as good as stable in every way a gate reads: the same prompt and tokens, only the temperature differs
+    # (a longer prompt would cost more and answer a little slower: not "as good", and the gates see it)
+    configs = [spec(key, system="You are helpful."),
+               spec(key, system="You are helpful.", parameters={"temperature": 0.3, "max_tokens": 200})]
     plan = {
         "stages": [{"name": "canary-80", "kind": "percent", "percent": 80, "min_duration": "4s",
                     "max_duration": "4m"},
@@ -427,24 +418,7 @@ async def test_a_good_candidate_passes_every_default_gate_and_is_promoted(
     }
     seen: dict[str, int] = {}
     with running_stack(tmp_path, configs=configs, traffic_rate=0.0) as stack:
-        address = stack.url.removeprefix("http://")
-        prometheus.add_target(address)
-        prometheus.wait_scraped(address)
-        stop = threading.Event()
-        sender = threading.Thread(target=_steady_traffic, args=(stack, key, stop, seen), daemon=True)
-        sender.start()
-        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        queue = f"e2e-{uuid.uuid4().hex[:8]}"
-        try:
-            async with build_worker(client, Registry(stack.registry.url), task_queue=queue):
-                inp = RolloutInput.model_validate(
-                    {"config_key": key, "candidate_version": 2, "plan": plan, "requested_by": "alice"})
-                handle = await client.start_workflow("RolloutWorkflow", inp, id=workflow_id(key),
-                                                     task_queue=queue)
-                result = RolloutStatus.model_validate(await asyncio.wait_for(handle.result(), 300))
-        finally:
-            stop.set()
-            sender.join(30)
+        result = await _rollout(server, prometheus, stack, key, plan, _steady_traffic, seen, timeout=300)
         assert result.state == "promoted", result.outcome
         # the gates decided, nobody approved: every default gate's last measurement passed
         assert result.outcome == "v2 is stable: canary-80 passed its gates", result.outcome
