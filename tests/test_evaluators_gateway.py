@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import openai
 import pytest
@@ -20,6 +19,7 @@ from canaryflow.domain.evaluators import (
 )
 from canaryflow.domain.serving import Exposure
 from canaryflow.registry import evaluations
+from tests.servers import wait_until
 from tests.traffic_stack import Stack, running_stack, spec
 
 SCHEMA = {"type": "object", "properties": {"status": {"type": "string"}}, "required": ["status"],
@@ -29,13 +29,6 @@ Q = [{"role": "user", "content": "Where is order A-1?"}]
 EVALS = [{"name": "schema", "kind": "match_schema"}, {"name": "half", "kind": "valid_json", "sample": 0.5},
          {"name": "short", "kind": "length", "max": 5}]
 
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +72,15 @@ def test_answers_are_scored_by_a_sample_of_the_request_id_exported_and_stored(st
             pass
     half = sum(sample_point(i) < 0.5 for i in ids)
     base = {"config": "ev-bot", "version": "1", "variation": "stable"}
-    _wait(lambda: stack.count("canaryflow_eval_score_count", **base, evaluator="schema") == 17, "17 scores")
+    wait_until(lambda: stack.count("canaryflow_eval_score_count", **base, evaluator="schema") == 17,
+               "17 scores")
     assert stack.count("canaryflow_eval_total", **base, evaluator="schema", result="pass") == 17
     assert stack.count("canaryflow_eval_total", **base, evaluator="short", result="fail") == 17
     assert stack.count("canaryflow_eval_score_sum", **base, evaluator="short") == 0
     # sampling: exactly the requests whose id hashes below 0.5 (the stream's id is not in `ids`)
-    _wait(lambda: stack.count("canaryflow_eval_score_count", **base, evaluator="half") >= half, "half")
+    wait_until(lambda: stack.count("canaryflow_eval_score_count", **base, evaluator="half") >= half, "half")
     assert stack.count("canaryflow_eval_score_count", **base, evaluator="half") in (half, half + 1)
-    _wait(lambda: len(evaluations.for_request(stack.registry, ids[0])) >= 2, "stored rows")
+    wait_until(lambda: len(evaluations.for_request(stack.registry, ids[0])) >= 2, "stored rows")
     rows = evaluations.for_request(stack.registry, ids[0])
     sampled = {"half"} if sample_point(ids[0]) < 0.5 else set()
     assert {r.evaluator for r in rows} == {"schema", "short"} | sampled
@@ -98,7 +92,7 @@ def test_answers_are_scored_by_a_sample_of_the_request_id_exported_and_stored(st
     def summary() -> dict[tuple[str, str], evaluations.EvaluatorSummary]:
         return {(s.evaluator, s.variation): s for s in evaluations.summaries(stack.registry, "ev-bot")}
 
-    _wait(lambda: all(summary()[(e, "stable")].scored == 17 for e in ("schema", "short")), "all stored")
+    wait_until(lambda: all(summary()[(e, "stable")].scored == 17 for e in ("schema", "short")), "all stored")
     summary = summary()
     assert summary[("schema", "stable")].pass_rate == 1.0
     assert summary[("short", "stable")].mean_score == 0.0
@@ -110,11 +104,11 @@ def test_in_shadow_both_sides_are_scored_by_the_candidates_evaluators(stack: Sta
            .headers["x-canaryflow-request-id"] for n in range(5)]
     stable = {"config": "ev-shadow", "version": "1", "variation": "stable", "evaluator": "schema"}
     shadow = {**stable, "version": "2", "variation": "shadow"}
-    _wait(lambda: stack.count("canaryflow_eval_total", **shadow) == 5, "5 shadow scores")
-    _wait(lambda: stack.count("canaryflow_eval_total", **stable) == 5, "5 stable scores")
+    wait_until(lambda: stack.count("canaryflow_eval_total", **shadow) == 5, "5 shadow scores")
+    wait_until(lambda: stack.count("canaryflow_eval_total", **stable) == 5, "5 stable scores")
     assert stack.count("canaryflow_eval_total", **stable, result="pass") == 5
     assert stack.count("canaryflow_eval_total", **shadow, result="fail") == 5
-    _wait(lambda: len(evaluations.for_request(stack.registry, ids[-1])) == 2, "both rows of one request")
+    wait_until(lambda: len(evaluations.for_request(stack.registry, ids[-1])) == 2, "both rows of one request")
     rows = {(r.variation, r.source, r.label) for r in evaluations.for_request(stack.registry, ids[-1])}
     assert rows == {("stable", "live", "pass"), ("shadow", "shadow", "schema_mismatch")}
     worst = evaluations.lowest(stack.registry, "ev-shadow", 2, limit=3)
@@ -149,11 +143,12 @@ def test_a_full_queue_drops_and_counts_samples_and_requests_are_unaffected(
             raw = oai.chat.completions.with_raw_response.create(model="burst", messages=Q, user=f"b-{n}")
             assert raw.status_code == 200 and raw.parse().choices[0].message.content
         labels = {"config": "burst", "evaluator": "held"}
-        _wait(lambda: s.plane.evaluation.stats.dropped == 10, "10 drops")
+        wait_until(lambda: s.plane.evaluation.stats.dropped == 10, "10 drops")
         assert s.count("canaryflow_eval_dropped_total", **labels, reason="queue_full") == 10
         assert s.count("canaryflow_requests_total", config="burst", outcome="success") == 12
         release.set()
-        _wait(lambda: s.count("canaryflow_eval_total", **labels, result="pass") == 2, "the 2 kept scored")
+        wait_until(lambda: s.count("canaryflow_eval_total", **labels, result="pass") == 2,
+                   "the 2 kept scored")
 
 
 def test_the_feedback_view_shows_evaluator_results_and_the_lowest_scored_requests(
@@ -162,7 +157,7 @@ def test_the_feedback_view_shows_evaluator_results_and_the_lowest_scored_request
 
     rid = oai.chat.completions.with_raw_response.create(model="ev-shadow", messages=Q, user="view").headers[
         "x-canaryflow-request-id"]
-    _wait(lambda: len(evaluations.for_request(stack.registry, rid)) == 2, "both sides stored")
+    wait_until(lambda: len(evaluations.for_request(stack.registry, rid)) == 2, "both sides stored")
     reports = {r.version: r for r in feedback_report(stack.registry, "ev-shadow")}
     shadow = next(e for e in reports[2].quality if e.variation == "shadow")
     assert (shadow.evaluator, shadow.pass_rate, shadow.mean_score) == ("schema", 0.0, 0.0)

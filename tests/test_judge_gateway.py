@@ -3,8 +3,7 @@ the judge's own metrics and cost, and its budget per hour (gateway + simulator o
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import openai
@@ -15,7 +14,7 @@ from canaryflow.feedback_report import feedback_report, format_report
 from canaryflow.metrics.compare import Row, compare, format_table
 from canaryflow.registry import evaluations
 from canaryflow.sim import QUESTIONS
-from tests.servers import Prometheus
+from tests.servers import Prometheus, wait_until
 from tests.traffic_stack import Stack, running_stack, spec
 
 SCORE = {"type": "object", "required": ["score", "reason"],
@@ -34,13 +33,6 @@ def judge(key: str, schema: dict[str, Any], rubric: str) -> Any:
 GRADE = {"name": "grade", "kind": "judge", "judge": "answer-judge"}
 PREF = {"name": "pref", "kind": "pairwise", "judge": "pair-judge"}
 
-
-def _wait(check: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +69,7 @@ def test_judges_score_live_and_shadow_answers_through_the_traffic_plane(stack: S
     stable = {"config": "qa", "version": "1", "variation": "stable"}
     shadow = {"config": "qa", "version": "2", "variation": "shadow"}
     for side, name in ((stable, "grade"), (shadow, "grade"), (shadow, "pref")):
-        _wait(lambda side=side, name=name: stack.count(  # type: ignore[misc]
+        wait_until(lambda side=side, name=name: stack.count(  # type: ignore[misc]
             "canaryflow_eval_score_count", **side, evaluator=name) == 20, name)
     stable_mean = stack.count("canaryflow_eval_score_sum", **stable, evaluator="grade") / 20
     shadow_mean = stack.count("canaryflow_eval_score_sum", **shadow, evaluator="grade") / 20
@@ -92,7 +84,7 @@ def test_judges_score_live_and_shadow_answers_through_the_traffic_plane(stack: S
                        gen_ai_token_type="input") == 20
     assert stack.count("canaryflow_eval_dropped_total", config="qa") == 0
     # stored with the judge's reason; the pairwise label is the candidate's result
-    _wait(lambda: len(evaluations.for_request(stack.registry, ids[0])) == 3, "rows of one request")
+    wait_until(lambda: len(evaluations.for_request(stack.registry, ids[0])) == 3, "rows of one request")
     rows = {(r.evaluator, r.variation): r for r in evaluations.for_request(stack.registry, ids[0])}
     pair = rows[("pref", "shadow")]
     assert pair.label in ("win", "tie", "loss")
@@ -103,7 +95,8 @@ def test_judges_score_live_and_shadow_answers_through_the_traffic_plane(stack: S
 def test_a_judge_over_its_budget_drops_samples_and_counts_them(stack: Stack) -> None:
     ask(stack, "cheap", 6)
     labels = {"config": "cheap", "evaluator": "grade"}
-    _wait(lambda: stack.count("canaryflow_eval_dropped_total", **labels, reason="budget") == 3, "3 drops")
+    wait_until(lambda: stack.count("canaryflow_eval_dropped_total", **labels, reason="budget") == 3,
+               "3 drops")
     assert stack.count("canaryflow_eval_score_count", **labels) == 3
     assert stack.count("canaryflow_requests_total", config="cheap", outcome="success") == 6
     # the pinned judge version serves as variation "pinned", metered under the judge's config
@@ -115,7 +108,7 @@ def test_feedback_ranks_lowest_scores_lost_pairs_and_most_edited_answers(stack: 
     ids = ask(stack, "qa", 6)
     stack.plane.track(ids[0], "edited", 42.0)
     stack.plane.track(ids[1], "edited", 3.0)
-    _wait(lambda: len(evaluations.for_request(stack.registry, ids[-1])) == 3, "the last request's rows")
+    wait_until(lambda: len(evaluations.for_request(stack.registry, ids[-1])) == 3, "the last request's rows")
     stack.plane.traffic_log.flush()  # type: ignore[union-attr]
     reports = {r.version: r for r in feedback_report(stack.registry, "qa", limit=3)}
     cand, stable = reports[2], reports[1]
@@ -145,7 +138,7 @@ def test_compare_shows_each_evaluators_mean_beside_the_versions(stack: Stack, pr
         got = row.quality.get("pref", {}).get("scored", 0.0) if row is not None else 0.0
         return row if got >= scored / 2 else None
 
-    _wait(lambda: shadow_row() is not None, "the scores scraped", timeout=30)
+    wait_until(lambda: shadow_row() is not None, "the scores scraped", timeout=30)
     row = shadow_row()
     stable = next(r for r in compare(prometheus.url, "qa", window="10m", by="variation")
                   if r.group == "stable v1")

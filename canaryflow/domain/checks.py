@@ -42,6 +42,18 @@ REFUSAL = re.compile(
 """A refusal written as text at the start of an answer (English; the provider's own signals come first)."""
 
 
+def compiling(field: str, value: str | None) -> str | None:
+    """``value`` if it is a Python regular expression that compiles (or None); else a ValueError naming
+    ``field`` and the fix (for pydantic validators)."""
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{field} {value!r} does not compile ({exc}): write a Python regular "
+                             "expression (escape backslashes in YAML double quotes)") from None
+    return value
+
+
 def provider_refused(answer: Mapping[str, Any] | None) -> bool:
     """Whether a whole answer (any API) carries the provider's own refusal: Chat Completions'
     ``message.refusal``, a Responses ``refusal`` content part, or Anthropic's ``stop_reason: refusal``."""
@@ -80,13 +92,7 @@ class OutputChecks(BaseModel):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"regex {value!r} does not compile ({exc}): write a Python regular "
-                                 "expression (escape backslashes in YAML double quotes)") from None
-        return value
+        return compiling("regex", value)
 
     @model_validator(mode="after")
     def _bounds(self) -> OutputChecks:
@@ -148,4 +154,4 @@ class Checker:
         return reason != "refusal" or self.checks.route_refusals
 
 
-__all__ = ["CHECK_FAILURES", "REFUSAL", "Checker", "OutputChecks", "provider_refused"]
+__all__ = ["CHECK_FAILURES", "REFUSAL", "Checker", "OutputChecks", "compiling", "provider_refused"]

@@ -43,7 +43,7 @@ from pydantic import (
 )
 
 from canaryflow.domain.budget import Budget
-from canaryflow.domain.checks import Checker, OutputChecks
+from canaryflow.domain.checks import Checker, OutputChecks, compiling
 
 CHECK_KINDS = ("valid_json", "match_schema", "regex", "contains", "not_contains", "length", "refusal",
                "non_empty", "tool_calls")
@@ -98,13 +98,7 @@ class EvaluatorSpec(BaseModel):
     @field_validator("pattern")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"pattern {value!r} does not compile ({exc}): write a Python regular "
-                                 "expression (escape backslashes in YAML double quotes)") from None
-        return value
+        return compiling("pattern", value)
 
     @field_validator("judge")
     @classmethod

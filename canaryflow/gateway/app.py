@@ -44,6 +44,15 @@ Health = Callable[[], dict[str, Any]]
 """Returns ``{"ok": bool, ...details}``; called in a worker thread by ``GET /healthz``."""
 
 
+def _request_id(body: dict[str, Any]) -> str:
+    """The ``request_id`` a feedback or track body names (the ``X-Canaryflow-Request-Id`` of a response)."""
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise ValidationFailed("'request_id' must be the X-Canaryflow-Request-Id of a response",
+                               source="request_id")
+    return request_id
+
+
 def _plain_error(exc: CanaryflowError) -> Response:
     return JSONResponse({"error": {"message": str(exc), "type": type(exc).__name__,
                                    "param": getattr(exc, "source", None)}}, status_code=status_of(exc))
@@ -115,10 +124,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
     async def feedback(request: Request) -> Response:
         try:
             body = await read_json(request)
-            request_id = body.get("request_id")
-            if not isinstance(request_id, str) or not request_id:
-                raise ValidationFailed("'request_id' must be the X-Canaryflow-Request-Id of a response",
-                                       source="request_id")
+            request_id = _request_id(body)
             sentiment = body.get("sentiment")
             comment = body.get("comment")
             if comment is not None and not isinstance(comment, str):
@@ -132,10 +138,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
     async def track(request: Request) -> Response:
         try:
             body = await read_json(request)
-            request_id = body.get("request_id")
-            if not isinstance(request_id, str) or not request_id:
-                raise ValidationFailed("'request_id' must be the X-Canaryflow-Request-Id of a response",
-                                       source="request_id")
+            request_id = _request_id(body)
             extra = sorted(set(body) - {"request_id", "event", "value"})
             if extra:
                 raise ValidationFailed(f"unknown field {extra[0]!r}: /v1/track takes request_id, event and "
