@@ -5,7 +5,6 @@ server — rolled back, with the evidence in the workflow's failure message."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import uuid
@@ -25,7 +24,7 @@ from canaryflow.registry import Registry, evaluations
 from canaryflow.sim import QUESTIONS
 from canaryflow.temporal import DevServer, start_dev_server, workflow_id
 from tests.servers import Prometheus, free_port
-from tests.traffic_stack import Stack, running_stack, spec
+from tests.traffic_stack import Stack, asking, running_stack, spec
 from worker import build_worker
 
 pytestmark = [pytest.mark.temporal, pytest.mark.prometheus]
@@ -40,16 +39,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     srv.stop()
 
 
-def _traffic(stack: Stack, key: str, stop: threading.Event) -> None:
-    """Requests from many users, as fast as the gateway answers, until ``stop``."""
-    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
-    n = 0
-    while not stop.is_set():
-        n += 1
-        with contextlib.suppress(openai.APIError):  # the candidate's injected errors
-            client.chat.completions.create(
-                model=key, messages=[{"role": "user", "content": "What is the capital of France?"}],
-                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+_traffic = asking(lambda n: "What is the capital of France?")  # many users asking one question
 
 
 async def _rollout(server: DevServer, prometheus: Prometheus, stack: Stack, key: str, plan: dict[str, Any],
@@ -111,16 +101,8 @@ LOOKUP = {"type": "object", "properties": {"order_id": {"type": "string"}}, "req
           "additionalProperties": False}
 
 
-def _agent_traffic(stack: Stack, key: str, stop: threading.Event) -> None:
-    """An app sending no tools of its own: the config's tools reach the provider; every answer is a call."""
-    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
-    n = 0
-    while not stop.is_set():
-        n += 1
-        with contextlib.suppress(openai.APIError):
-            client.chat.completions.create(
-                model=key, messages=[{"role": "user", "content": f"Where is order A-{n}?"}],
-                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+#: an app sending no tools of its own: the config's tools reach the provider
+_agent_traffic = asking(lambda n: f"Where is order A-{n}?")
 
 
 async def test_a_tool_description_and_schema_change_that_breaks_tool_calls_is_rolled_back(
@@ -300,16 +282,7 @@ def _judges() -> list[Any]:
             judge("pair-judge", PREFERRED, "Which answer is right? [sim:judge_bias=0.3]")]
 
 
-def _questions(stack: Stack, key: str, stop: threading.Event) -> None:
-    """Users asking the simulator's known questions until ``stop``."""
-    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
-    n = 0
-    while not stop.is_set():
-        n += 1
-        with contextlib.suppress(openai.APIError):
-            client.chat.completions.create(
-                model=key, messages=[{"role": "user", "content": QUESTIONS[n % len(QUESTIONS)].prompt}],
-                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+_questions = asking(lambda n: QUESTIONS[n % len(QUESTIONS)].prompt)  # the simulator's known questions
 
 
 def _quality_stack(tmp_path: Path, key: str, candidate_system: str) -> Any:

@@ -5,14 +5,12 @@ passes and is promoted. Gateway and simulator over HTTP, a real Prometheus, the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import openai
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.contrib.pydantic import pydantic_data_converter
@@ -22,7 +20,7 @@ from canaryflow.domain.rollout_status import RolloutStatus
 from canaryflow.registry import Registry
 from canaryflow.temporal import DevServer, start_dev_server, workflow_id
 from tests.servers import Prometheus, free_port
-from tests.traffic_stack import Stack, running_stack, spec
+from tests.traffic_stack import Stack, asking, running_stack, spec
 from worker import build_worker
 
 pytestmark = [pytest.mark.temporal, pytest.mark.prometheus]
@@ -50,15 +48,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     srv.stop()
 
 
-def _traffic(stack: Stack, key: str, stop: threading.Event) -> None:
-    client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
-    n = 0
-    while not stop.is_set():
-        n += 1
-        with contextlib.suppress(openai.APIError):
-            client.chat.completions.create(
-                model=key, messages=[{"role": "user", "content": f"Where is order A-{n}?"}],
-                extra_headers={"X-Canaryflow-User": f"user-{n}"})
+_traffic = asking(lambda n: f"Where is order A-{n}?")
 
 
 async def _rollouts(server: DevServer, prometheus: Prometheus, stack: Stack, keys: list[str]) -> list[Any]:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import openai
 
 from canaryflow.domain.config import ConfigSpec
 from canaryflow.domain.segments import SegmentFile
@@ -116,3 +119,20 @@ def running_stack(tmp: Path, *, configs: list[ConfigSpec] | None = None, seed: i
 
 
 __all__ = ["SEGMENTS", "Stack", "running_stack", "sim_env", "spec"]
+
+
+def asking(prompt: Callable[[int], str]) -> Callable[[Stack, str, threading.Event], None]:
+    """Traffic for a rollout test: users ``user-1``, ``user-2``, … each sending ``prompt(n)`` through the
+    gateway with the official client, one after another as fast as it answers, until ``stop``; error
+    answers (a candidate's injected failures) are part of the traffic, not a stop."""
+    def traffic(stack: Stack, key: str, stop: threading.Event) -> None:
+        client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
+        n = 0
+        while not stop.is_set():
+            n += 1
+            with contextlib.suppress(openai.APIError):
+                client.chat.completions.create(
+                    model=key, messages=[{"role": "user", "content": prompt(n)}],
+                    extra_headers={"X-Canaryflow-User": f"user-{n}"})
+    return traffic
+
