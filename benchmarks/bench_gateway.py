@@ -215,6 +215,21 @@ def ratios(results: dict[str, dict[str, float]]) -> list[str]:
     return out
 
 
+def bench_registry(tmp: Path, sim: str) -> dict[str, str]:
+    """A registry in ``tmp`` holding the ``bench`` config; the gateway's environment for it and ``sim``."""
+    from canaryflow.domain.config import ConfigSpec
+    from canaryflow.registry import Registry
+
+    db = f"sqlite:///{tmp / 'registry.db'}"
+    registry = Registry(db)
+    registry.push_config(ConfigSpec.model_validate({
+        "key": "bench", "provider": "openai", "model": "gpt-4o-mini",
+        "messages": [{"role": "system", "content": "You are a benchmark assistant."}],
+        "parameters": {"max_tokens": 100}}))
+    registry.close()
+    return {"OPENAI_BASE_URL": f"{sim}/v1", "OPENAI_API_KEY": "sk-bench", "CANARYFLOW_DB_URL": db}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=500, help="sequential requests per target (latency)")
@@ -232,17 +247,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cf-bench-"))
     sim_port, gw_port, ll_port, floor_port = free_port(), free_port(), free_port(), free_port()
     sim = f"http://127.0.0.1:{sim_port}"
-    db = f"sqlite:///{tmp / 'registry.db'}"
-    from canaryflow.domain.config import ConfigSpec
-    from canaryflow.registry import Registry
-
-    registry = Registry(db)
-    registry.push_config(ConfigSpec.model_validate({
-        "key": "bench", "provider": "openai", "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": "You are a benchmark assistant."}],
-        "parameters": {"max_tokens": 100}}))
-    registry.close()
-    env = {"OPENAI_BASE_URL": f"{sim}/v1", "OPENAI_API_KEY": "sk-bench", "CANARYFLOW_DB_URL": db}
+    env = bench_registry(tmp, sim)
     # name -> (url, body, headers, command, env, readiness URL); each proxy runs only while it is measured
     Target = tuple[str, dict[str, object], dict[str, str], list[str] | None, dict[str, str], str]
     targets: dict[str, Target] = {

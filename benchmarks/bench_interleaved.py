@@ -20,9 +20,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_gateway as bench
 
-from canaryflow.domain.config import ConfigSpec
-from canaryflow.registry import Registry
-
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -32,14 +29,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="cf-interleaved-"))
     sim_port, floor_port = bench.free_port(), bench.free_port()
     sim = f"http://127.0.0.1:{sim_port}"
-    db = f"sqlite:///{tmp / 'registry.db'}"
-    registry = Registry(db)
-    registry.push_config(ConfigSpec.model_validate({
-        "key": "bench", "provider": "openai", "model": "gpt-4o-mini",
-        "messages": [{"role": "system", "content": "You are a benchmark assistant."}],
-        "parameters": {"max_tokens": 100}}))
-    registry.close()
-    env = {"OPENAI_BASE_URL": f"{sim}/v1", "OPENAI_API_KEY": "sk-bench", "CANARYFLOW_DB_URL": db}
+    env = bench.bench_registry(tmp, sim)
     direct_body = {**bench.BODY, "model": "gpt-4o-mini"}
     key = {"authorization": "Bearer sk-bench"}
     targets = [("direct", f"{sim}/v1/chat/completions", direct_body, key),
