@@ -513,13 +513,7 @@ class TrafficPlane:
         if sentiment not in SENTIMENTS:
             raise ValidationFailed(f"sentiment must be 'positive' or 'negative', got {sentiment!r}",
                                    source="sentiment")
-        labels, served_at = self._attribution(request_id, CLIENT_KEY.get() if client_key is None
-                                              else client_key)
-        age = time.time() - served_at
-        if age > self.feedback_window:
-            raise Conflict(f"feedback on request {request_id!r} is refused: it was served {age:.0f} s ago, "
-                           f"longer than the feedback window of {self.feedback_window:g} s "
-                           "(CANARYFLOW_FEEDBACK_WINDOW_S)")
+        labels, served_at = self._attribution(request_id, client_key, "feedback")
         if self.registry is not None:
             replaced = fb.put_feedback(
                 self.registry, request_id=request_id, config_key=labels.config, version=labels.version,
@@ -547,13 +541,7 @@ class TrafficPlane:
             NotFound, Unauthorized, Conflict: as :meth:`feedback`.
         """
         event, stored = check_event(event, value)
-        labels, served_at = self._attribution(request_id, CLIENT_KEY.get() if client_key is None
-                                              else client_key)
-        age = time.time() - served_at
-        if age > self.feedback_window:
-            raise Conflict(f"event {event!r} on request {request_id!r} is refused: it was served {age:.0f} s "
-                           f"ago, longer than the feedback window of {self.feedback_window:g} s "
-                           "(CANARYFLOW_FEEDBACK_WINDOW_S)")
+        labels, served_at = self._attribution(request_id, client_key, f"event {event!r}")
         if self.registry is not None:
             replaced, old = implicit_rows.put_event(
                 self.registry, request_id=request_id, event=event, value=stored, config_key=labels.config,
@@ -568,7 +556,19 @@ class TrafficPlane:
         record_implicit(labels, event, stored, replaced=replaced, old_value=old, metrics=self._m)
         return labels
 
-    def _attribution(self, request_id: str, client_key: str) -> tuple[Labels, float]:
+    def _attribution(self, request_id: str, client_key: str | None, what: str) -> tuple[Labels, float]:
+        """The labels and serving time of a request that ``what`` (feedback, an event) is about, checked:
+        a request this registry served, the same client key (``None``: the current one), within the
+        feedback window."""
+        labels, served_at = self._served(request_id, CLIENT_KEY.get() if client_key is None else client_key)
+        age = time.time() - served_at
+        if age > self.feedback_window:
+            raise Conflict(f"{what} on request {request_id!r} is refused: it was served {age:.0f} s ago, "
+                           f"longer than the feedback window of {self.feedback_window:g} s "
+                           "(CANARYFLOW_FEEDBACK_WINDOW_S)")
+        return labels, served_at
+
+    def _served(self, request_id: str, client_key: str) -> tuple[Labels, float]:
         att = self.ids.verify(request_id)
         if att is None:
             recent = self._recent.get(request_id)
