@@ -97,6 +97,37 @@ async def test_raised_error_rate_is_rolled_back_with_evidence(
         assert state.stable_version == 1 and state.exposure.candidate_version is None
 
 
+#: employees (the ``internal`` segment) asking one question
+_employee_traffic = asking(lambda n: "What is the capital of France?", lambda n: {"email": f"e{n}@acme.com"})
+
+
+async def test_a_segments_stage_with_a_holdback_is_decided_by_its_gates_within_the_segment(
+    server: DevServer, prometheus: Prometheus, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a holdback every employee is on the candidate and stable serves none of them, so no gate can
+    compare; with 30 % of them held back on stable, error_rate compares like with like and rolls back."""
+    key = f"seg-{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("CANARYFLOW_PROMETHEUS_URL", prometheus.url)
+    configs = [spec(key, system="You are helpful."),
+               spec(key, system="You are helpful. [sim:error_rate=0.3]")]
+    plan = {
+        "stages": [{"name": "internal", "kind": "segments", "segments": ["internal"], "holdback": 0.3,
+                    "min_duration": "10m"},
+                   {"name": "full", "kind": "full"}],
+        "gates": [{"metric": "error_rate", "margin": 0.5}],
+        "analysis_interval": "2s",
+    }
+    with running_stack(tmp_path, configs=configs) as stack:
+        message = await _rolled_back(server, prometheus, stack, key, plan, _employee_traffic)
+        assert "internal" in message and "error_rate FAIL" in message, message
+        held = stack.count("canaryflow_requests_total", config=key, variation="stable", segment="internal")
+        exposed = stack.count("canaryflow_requests_total", config=key, variation="candidate",
+                              segment="internal")
+        assert 0.15 < held / (held + exposed) < 0.45, (held, exposed)
+        state = stack.registry.serving_state(key)
+        assert state.stable_version == 1 and state.exposure.candidate_version is None
+
+
 LOOKUP = {"type": "object", "properties": {"order_id": {"type": "string"}}, "required": ["order_id"],
           "additionalProperties": False}
 

@@ -257,7 +257,7 @@ def test_migration_upgrade_keeps_existing_data(url: str) -> None:
                 "VALUES ('r-1', 'old', 1, 'stable', :s, :ts)"), {"s": sentiment, "ts": ts})
     engine.dispose()
     reg = Registry(url)
-    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0008"
+    assert registry_db.current_revision(reg.engine) == registry_db.head_revision() == "0009"
     kept = [(f.request_id, f.sentiment) for f in traffic.feedback(reg, "old")]
     assert kept == [("r-1", "positive")]  # one row per request: the latest
     assert reg.get_version("old", 1).author == "carol"

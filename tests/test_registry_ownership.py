@@ -102,3 +102,12 @@ def test_the_migration_gives_existing_exposures_to_the_rollout_that_applied_them
         assert [reg.serving_state(k).owner for k in "abc"] == ["rollout-a", None, None]
     finally:
         reg.close()
+
+
+def test_a_segments_holdback_is_stored_and_served(reg: Registry) -> None:
+    held = Exposure(candidate_version=2, stage="internal", stage_kind="segments", segments=["internal"],
+                    holdback=0.25, salt="s")
+    reg.claim(KEY, "rollout-a", by="alice", reason="rollout of v2")
+    reg.apply_exposure(KEY, held, by="alice", reason="stage", source="rollout-a", owner="rollout-a")
+    assert reg.serving_state(KEY).exposure == held
+    assert reg.audit(KEY)[-1].after["exposure"]["holdback"] == 0.25

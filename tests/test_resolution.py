@@ -191,3 +191,49 @@ def test_no_stable_version_and_unknown_versions() -> None:
     assert compiled.has_version(3) and not compiled.has_version(4)
     with pytest.raises(NotFound):
         compiled.spec(4)
+
+
+def _held(holdback: float) -> CompiledConfig:
+    return CompiledConfig(state(Exposure(candidate_version=2, stage="internal", stage_kind="segments",
+                                         segments=["internal"], holdback=holdback, salt="rollout-9")),
+                          VERSIONS, SEGMENTS, draw=random.Random(11).random)
+
+
+def test_a_segments_holdback_keeps_the_top_share_of_its_users_on_stable_labelled_with_their_segment() -> None:
+    compiled = _held(0.2)
+    served = {f"u{i}": compiled.resolve(ctx(f"u{i}", email=f"u{i}@acme.com"), VARS) for i in range(5000)}
+    held = {u for u, r in served.items() if r.variation == "stable"}
+    assert 850 < len(held) < 1150  # 20 % of 5000 = 1000, ±4.7 σ
+    assert {r.segment for r in served.values()} == {"internal"}  # held users stay in their segment's series
+    assert all(bucket("support-bot", "rollout-9", u) >= 0.8 for u in held)
+    assert all(r.version == 2 for u, r in served.items() if u not in held)
+    assert "held back on stable v1 (20 % of its users)" in served[next(iter(held))].reason
+    # the same user is held back every time, and users outside the exposed segments are untouched
+    again = _held(0.2)
+    assert all(again.resolve(ctx(u, email=f"{u}@acme.com"), VARS).variation == "stable" for u in held)
+    assert {again.resolve(ctx(f"u{i}", beta=True), VARS).version for i in range(200)} == {1}
+
+
+def test_held_back_users_are_the_last_a_later_percent_stage_moves() -> None:
+    held = {f"u{i}" for i in range(3000)
+            if _held(0.1).resolve(ctx(f"u{i}", email="x@acme.com"), VARS).variation == "stable"}
+    canary = CompiledConfig(state(Exposure(candidate_version=2, stage_kind="percent", percent=50,
+                                           salt="rollout-9")), VERSIONS, SEGMENTS)
+    assert held and all(canary.resolve(ctx(u), VARS).variation == "stable" for u in held)
+
+
+def test_anonymous_requests_in_a_held_segment_are_drawn_per_request() -> None:
+    compiled = _held(0.25)
+    served = [compiled.resolve({"attributes": {"email": "x@acme.com"}}, VARS).variation for _ in range(4000)]
+    assert 880 < served.count("stable") < 1120  # 25 % of 4000 = 1000, ±4.4 σ
+
+
+def test_no_holdback_exposes_every_user_of_the_segment() -> None:
+    compiled = _held(0.0)
+    assert {compiled.resolve(ctx(f"u{i}", email="x@acme.com"), VARS).variation for i in range(500)} \
+        == {"candidate"}
+
+
+def test_holdback_belongs_to_segments_exposures() -> None:
+    with pytest.raises(ValueError, match="holdback belongs to segments stages"):
+        Exposure(candidate_version=2, stage_kind="percent", percent=5, holdback=0.1)

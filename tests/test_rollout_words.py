@@ -118,4 +118,14 @@ def test_a_segments_stage_without_stable_traffic_in_its_segments_says_a_human_de
     words = gate_words(status, status.last_verdict.gates[0])  # type: ignore[union-attr]
     assert words == ("error rate 0.4 % vs 0.5 % on stable: cannot be compared here — stable served 1 "
                      "requests of internal (every one of its users is on the candidate); a human decides "
-                     "this stage, and the percent stages compare")
+                     "this stage, and the percent stages compare (a 'holdback' on the stage keeps a share "
+                     "of its users on stable so its gates can decide)")
+
+
+def test_a_segments_stage_with_a_holdback_says_how_much_stable_traffic_it_waits_for() -> None:
+    stages = [s.model_copy(update={"holdback": 0.2}) if s.kind == "segments" else s for s in PLAN.stages]
+    status = _status([_gs("error_rate", Verdict.INCONCLUSIVE, **{**RATE, "stable_samples": 3.0})])
+    status = status.model_copy(update={"plan": PLAN.model_copy(update={"stages": stages})})
+    words = gate_words(status, status.last_verdict.gates[0])  # type: ignore[union-attr]
+    assert words == ("error rate 0.4 % vs 0.5 % on stable: not yet comparable — stable served 3 requests of "
+                     "internal so far (20 % of its users are held back on stable)")

@@ -121,18 +121,22 @@ def running_stack(tmp: Path, *, configs: list[ConfigSpec] | None = None, seed: i
 __all__ = ["SEGMENTS", "Stack", "running_stack", "sim_env", "spec"]
 
 
-def asking(prompt: Callable[[int], str]) -> Callable[[Stack, str, threading.Event], None]:
-    """Traffic for a rollout test: users ``user-1``, ``user-2``, … each sending ``prompt(n)`` through the
-    gateway with the official client, one after another as fast as it answers, until ``stop``; error
-    answers (a candidate's injected failures) are part of the traffic, not a stop."""
+def asking(prompt: Callable[[int], str], attributes: Callable[[int], dict[str, str]] | None = None
+           ) -> Callable[[Stack, str, threading.Event], None]:
+    """Traffic for a rollout test: users ``user-1``, ``user-2``, … each sending ``prompt(n)`` (with the
+    context ``attributes(n)``, if given) through the gateway with the official client, one after another as
+    fast as it answers, until ``stop``; error answers (a candidate's injected failures) are part of the
+    traffic, not a stop."""
     def traffic(stack: Stack, key: str, stop: threading.Event) -> None:
         client = openai.OpenAI(base_url=f"{stack.url}/v1", api_key="sk-app", max_retries=0, timeout=10)
         n = 0
         while not stop.is_set():
             n += 1
+            headers = {"X-Canaryflow-User": f"user-{n}"}
+            if attributes is not None:
+                headers.update({f"X-Canaryflow-Attr-{k}": v for k, v in attributes(n).items()})
             with contextlib.suppress(openai.APIError):
                 client.chat.completions.create(
-                    model=key, messages=[{"role": "user", "content": prompt(n)}],
-                    extra_headers={"X-Canaryflow-User": f"user-{n}"})
+                    model=key, messages=[{"role": "user", "content": prompt(n)}], extra_headers=headers)
     return traffic
 

@@ -53,6 +53,10 @@ class Stage(BaseModel):
     shadow_fraction: float | None = Field(default=None, gt=0.0, le=1.0, description="shadow stages only")
     segments: list[str] | None = Field(default=None, description="segments stages only")
     percent: float | None = Field(default=None, gt=0.0, le=100.0, description="percent stages only")
+    holdback: float | None = Field(
+        default=None, ge=0.0, le=0.5,
+        description="segments stages only: the share of the segments' users kept on stable (by user key), "
+                    "so the stage's gates compare candidate and stable within those segments")
     replay_sample: int | None = Field(
         default=None, ge=1, le=10_000,
         description="shadow stages only: replay this many logged requests against the candidate when the "
@@ -69,7 +73,7 @@ class Stage(BaseModel):
                 raise ValueError(f"max_duration {format_duration(self.max_duration)} is shorter than "
                                  f"min_duration {format_duration(self.min_duration)}")
         allowed = {"shadow_fraction": "shadow", "replay_sample": "shadow", "segments": "segments",
-                   "percent": "percent"}
+                   "holdback": "segments", "percent": "percent"}
         for field, kind in allowed.items():
             if self.kind != kind and getattr(self, field) is not None:
                 raise ValueError(f"{field!r} belongs to {kind} stages, not to a {self.kind} stage")

@@ -4,7 +4,9 @@ Order: a segment *pin* → the rollout's *candidate exposure* → *stable*. Buck
 ``sha1(f"{config_key}.{salt}.{user_key}")``, first 15 hex digits / 0xFFFFFFFFFFFFFFF, candidate if
 bucket < percent / 100 — so raising 5 % to 10 % only adds users. A request without a user key (anonymous) is
 bucketed per request by a uniform draw: at a 5 % stage about 5 % of anonymous requests reach the candidate
-(not all or none of them); the same anonymous caller may see both versions.
+(not all or none of them); the same anonymous caller may see both versions. A segments stage with a
+``holdback`` keeps the users of its segments whose bucket is ≥ 1 − holdback on stable (labelled with their
+segment), so the stage's gates can compare candidate and stable within the same segments.
 """
 
 from __future__ import annotations
@@ -207,6 +209,15 @@ class CompiledConfig:
                 self._stable_outcome = _Outcome(self._prepared[self._stable], self._stable, "stable",
                                                 f"stable v{self._stable}")
         self._all_matches = bool(self._pins or self._exposed)
+        # A segments stage's holdback: users whose bucket is in the top ``holdback`` share stay on stable,
+        # labelled with their segment, so the stage's gates have stable traffic of the same segments.
+        self._holdback = exp.holdback if self._exposed and self._stable is not None else 0.0
+        self._held: dict[str, _Outcome] = {}
+        if self._holdback and self._stable is not None:
+            self._held = {name: _Outcome(self._prepared[self._stable], self._stable, "stable",
+                                         f"segment {name!r}: held back on stable v{self._stable} "
+                                         f"({self._holdback * 100:g} % of its users)")
+                          for name in exp.segments}
 
     def _decide(self, context: Mapping[str, Any]) -> tuple[_Outcome, str]:
         """Pin → candidate exposure → stable, and the first matching segment's name."""
@@ -225,6 +236,8 @@ class CompiledConfig:
                     exposed = self._exposed
                     for name in matched:
                         if name in exposed:
+                            if self._holdback and self._held_back(context):
+                                return self._held[name], segment
                             return exposed[name], segment
             else:
                 for name, match in matchers:
@@ -239,11 +252,23 @@ class CompiledConfig:
                 if self._draw() < self._threshold:
                     return self._percent, segment
                 return self._stable_or_raise(), segment
-            h = self._prefix.copy()
-            h.update((user_key if type(user_key) is str else str(user_key)).encode())
-            if (int.from_bytes(h.digest()[:8], "big") >> 4) / _SCALE < self._threshold:
+            if self._bucket(user_key) < self._threshold:
                 return self._percent, segment
         return self._stable_or_raise(), segment
+
+    def _bucket(self, user_key: object) -> float:
+        """The user's place in [0, 1), fixed per (config, rollout salt, user key)."""
+        h = self._prefix.copy()
+        h.update((user_key if type(user_key) is str else str(user_key)).encode())
+        return (int.from_bytes(h.digest()[:8], "big") >> 4) / _SCALE
+
+    def _held_back(self, context: Mapping[str, Any]) -> bool:
+        """Whether a user of an exposed segment stays on stable: the top ``holdback`` share of buckets, so
+        they are also the last users a later percent stage moves (anonymous requests: drawn per request)."""
+        user_key = context.get("key", "")
+        if not user_key:
+            return self._draw() < self._holdback
+        return self._bucket(user_key) >= 1.0 - self._holdback
 
     def _stable_or_raise(self) -> _Outcome:
         if self._stable_outcome is None:

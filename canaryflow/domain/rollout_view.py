@@ -22,6 +22,7 @@ def exposure_for(status: RolloutStatus, index: int) -> Exposure:
         segments=list(stage.segments or []),
         percent=stage.percent if stage.percent is not None else (100.0 if stage.kind == "full" else 0.0),
         shadow_fraction=stage.fraction if stage.kind == "shadow" else 0.0,
+        holdback=stage.holdback or 0.0,
         salt=status.salt,
     )
 
@@ -31,7 +32,8 @@ def describe_exposure(stage: Stage) -> str:
     if stage.kind == "shadow":
         return f"shadow {stage.fraction * 100:g} % of traffic"
     if stage.kind == "segments":
-        return "segments " + ", ".join(stage.segments or [])
+        held = f" ({stage.holdback * 100:g} % of their users held back on stable)" if stage.holdback else ""
+        return "segments " + ", ".join(stage.segments or []) + held
     if stage.kind == "percent":
         return f"{stage.percent:g} % of users"
     return "everyone"

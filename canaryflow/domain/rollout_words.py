@@ -118,9 +118,13 @@ def gate_words(status: RolloutStatus, gs: GateStatus) -> str:
     stage = status.plan.stages[status.stage_index]
     if stage.kind == "segments" and e.stable_samples is not None and e.stable_samples < SEGMENT_STABLE_FEW:
         segments = ", ".join(stage.segments or [])
+        if stage.holdback:
+            return (f"{numbers}: not yet comparable — stable served {e.stable_samples:g} requests of "
+                    f"{segments} so far ({stage.holdback * 100:g} % of its users are held back on stable)")
         return (f"{numbers}: cannot be compared here — stable served {e.stable_samples:g} requests "
                 f"of {segments} (every one of its users is on the candidate); a human decides this stage, "
-                f"and the percent stages compare")
+                f"and the percent stages compare (a 'holdback' on the stage keeps a share of its users "
+                f"on stable so its gates can decide)")
     more = more_requests(m, gate)
     tail = f" — about {more:,} more candidate requests" if more else ""
     return f"{numbers}: not yet enough data to tell{tail}"

@@ -22,12 +22,16 @@ class Exposure(BaseModel):
     segments: list[str] = Field(default_factory=list)
     percent: float = Field(default=0.0, ge=0.0, le=100.0)
     shadow_fraction: float = Field(default=0.0, ge=0.0, le=1.0)
+    holdback: float = Field(default=0.0, ge=0.0, lt=1.0,
+                            description="segments stages: share of the segments' users kept on stable")
     salt: str = ""
 
     @model_validator(mode="after")
     def _consistent(self) -> Exposure:
         if self.stage_kind != "none" and self.candidate_version is None:
             raise ValueError(f"stage kind {self.stage_kind!r} needs a candidate_version")
+        if self.holdback and self.stage_kind != "segments":
+            raise ValueError(f"holdback belongs to segments stages, not to stage kind {self.stage_kind!r}")
         return self
 
     @classmethod

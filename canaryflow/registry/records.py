@@ -81,7 +81,7 @@ def serving_state(row: ServingStateRow) -> ServingState:
     exposure = Exposure(candidate_version=row.candidate_version, stage=row.stage,
                         stage_kind=row.stage_kind,  # validated by pydantic
                         segments=list(row.exposed_segments), percent=row.percent,
-                        shadow_fraction=row.shadow_fraction, salt=row.salt)
+                        shadow_fraction=row.shadow_fraction, holdback=row.holdback, salt=row.salt)
     return ServingState(config_key=row.config_key, stable_version=row.stable_version, exposure=exposure,
                         pins={str(k): int(v) for k, v in row.pins.items()}, owner=row.owner,
                         revision=row.revision,
@@ -106,6 +106,7 @@ def apply_to_row(row: ServingStateRow, stable: int | None, exposure: Exposure, p
     row.exposed_segments = list(exposure.segments)
     row.percent = exposure.percent
     row.shadow_fraction = exposure.shadow_fraction
+    row.holdback = exposure.holdback
     row.salt = exposure.salt
     row.pins = dict(pins)
 

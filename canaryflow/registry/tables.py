@@ -108,6 +108,7 @@ class ServingStateRow(SQLModel, table=True):
     exposed_segments: list[str] = _json(list)
     percent: float = 0.0
     shadow_fraction: float = 0.0
+    holdback: float = 0.0
     salt: str = ""
     pins: dict[str, int] = _json(dict)
     owner: str | None = Field(default=None, max_length=255)

@@ -61,7 +61,7 @@ def push(session: Session, spec: ConfigSpec, *, author: str | None, rationale: s
                            created_at=now))
 
     insert_ignore(session, ServingStateRow, config_key=key, stage_kind="none", exposed_segments=[],
-                  percent=0.0, shadow_fraction=0.0, salt="", pins={}, revision=0, updated_by="",
+                  percent=0.0, shadow_fraction=0.0, holdback=0.0, salt="", pins={}, revision=0, updated_by="",
                   updated_reason="", updated_source="", updated_at=now)
     state = locked(session, ServingStateRow, ServingStateRow.config_key == key)
     assert state is not None
