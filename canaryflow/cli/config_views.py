@@ -119,7 +119,7 @@ def state_view(state: ServingState) -> Table:
     if exp.stage_kind == "segments":
         rows.append(("exposed segments", ", ".join(exp.segments)))
         if exp.holdback:
-            rows.append(("held back on stable", f"{exp.holdback * 100:g} % of their users (salt {exp.salt!r})"))
+            rows.append(("held back on stable", f"{exp.holdback * 100:g} % of their users"))
     if exp.stage_kind == "percent":
         rows.append(("percent", f"{exp.percent:g} % (salt {exp.salt!r})"))
     if exp.stage_kind == "shadow":
