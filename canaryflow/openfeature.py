@@ -18,8 +18,8 @@ reserved attribute ``canaryflow.variables`` (a mapping), which fills the prompt'
 Variables given to the provider's constructor are defaults under it.
 
 Reasons: ``TARGETING_MATCH`` (a pin or an exposed segment decided), ``SPLIT`` (a percent stage's bucket
-decided, whichever side the user fell on), ``STATIC`` (no rollout, or only a shadow one: stable for
-everyone; or a rollout at full), ``DEFAULT`` (a rollout or pin exists but did not target this context:
+decided, whichever side the user fell on, or an exposed segment's holdback did), ``STATIC`` (no rollout,
+or only a shadow one: stable for everyone; or a rollout at full), ``DEFAULT`` (a rollout or pin exists but did not target this context:
 stable), ``ERROR``.
 Error codes: ``FLAG_NOT_FOUND`` (unknown config or field), ``TYPE_MISMATCH`` (the field has another type:
 booleans are never numbers, an integer serves a float evaluation, a float never an integer one),
@@ -382,8 +382,11 @@ def _int(attrs: Mapping[str, Any], name: str) -> int:
 def _reason(compiled: CompiledConfig, res: Resolution) -> Reason:
     exposure = compiled.state.exposure
     kind = exposure.stage_kind if exposure.candidate_version is not None else None
-    if res.variation == "pinned" or (res.variation == "candidate" and kind == "segments"):
+    if res.variation == "pinned":
         return Reason.TARGETING_MATCH
+    if kind == "segments" and (res.variation == "candidate" or res.reason.startswith("segment ")):
+        # an exposed segment decided; with a holdback its users were then split by bucket
+        return Reason.SPLIT if exposure.holdback else Reason.TARGETING_MATCH
     if kind == "percent":
         return Reason.SPLIT
     if kind == "full" or (kind in (None, "shadow") and not compiled.state.pins):

@@ -51,6 +51,11 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     reg.apply_exposure("of-split", Exposure(candidate_version=2, stage="c50", stage_kind="percent",
                                             percent=50.0, salt="s"), by="t", reason="t", source="test")
     reg.apply_exposure("of-bot", BETA, by="t", reason="t", source="test")
+    reg.push_config(spec("of-held"))
+    reg.push_config(spec("of-held", model="gpt-4o"))
+    reg.apply_exposure("of-held", Exposure(candidate_version=2, stage="beta", stage_kind="segments",
+                                           segments=["beta"], holdback=0.5, salt="s"),
+                       by="t", reason="t", source="test")
     yield reg
     reg.close()
 
@@ -97,6 +102,16 @@ def test_percent_split_reason_on_both_sides(provider: CanaryflowProvider) -> Non
     seen = {d.variant: d.reason for d in (_client().get_string_details("of-split.model", "x", _ctx(f"u-{i}"))
                                           for i in range(40))}
     assert seen == {"stable": Reason.SPLIT, "candidate": Reason.SPLIT}
+
+
+def test_a_segments_holdback_is_a_split_inside_the_segment_and_default_outside(
+        provider: CanaryflowProvider) -> None:
+    seen = {d.variant: d.reason for d in (_client().get_string_details("of-held.model", "x",
+                                                                       _ctx(f"u-{i}", beta=True))
+                                          for i in range(40))}
+    assert seen == {"stable": Reason.SPLIT, "candidate": Reason.SPLIT}
+    d = _client().get_string_details("of-held.model", "x", _ctx("u-1"))
+    assert (d.variant, d.reason) == ("stable", Reason.DEFAULT)
 
 
 def test_static_when_no_rollout(provider: CanaryflowProvider) -> None:
