@@ -19,8 +19,8 @@ Variables given to the provider's constructor are defaults under it.
 
 Reasons: ``TARGETING_MATCH`` (a pin or an exposed segment decided), ``SPLIT`` (a percent stage's bucket
 decided, whichever side the user fell on, or an exposed segment's holdback did), ``STATIC`` (no rollout,
-or only a shadow one: stable for everyone; or a rollout at full), ``DEFAULT`` (a rollout or pin exists but did not target this context:
-stable), ``ERROR``.
+or only a shadow one: stable for everyone; or a rollout at full), ``DEFAULT`` (a rollout or pin exists but
+did not target this context: stable), ``ERROR``.
 Error codes: ``FLAG_NOT_FOUND`` (unknown config or field), ``TYPE_MISMATCH`` (the field has another type:
 booleans are never numbers, an integer serves a float evaluation, a float never an integer one),
 ``PARSE_ERROR`` (a prompt variable is missing), ``INVALID_CONTEXT`` (``canaryflow.variables`` is not a
