@@ -23,9 +23,14 @@ assistant ``tool_calls``                     ``tool_use`` blocks (arguments pars
 ``cache_control`` on content parts           ``cache_control`` on blocks
 ===========================================  ===========================================================
 
-Answers and stream events map back: text, tool calls, thinking (as ``reasoning_content``), stop reasons
-(``stop ⇄ end_turn``, ``length ⇄ max_tokens``, ``content_filter ⇄ refusal``, ``tool_calls ⇄ tool_use``)
-and usage (cached input tokens included).
+Refused from Anthropic (no Chat counterpart): a ``tool_result`` with ``is_error: true`` (a tool message
+cannot say the tool failed) and a non-empty last assistant message (a prefill Claude would continue; Chat
+Completions answers after it). An empty last assistant message asks for nothing and is not sent.
+
+Answers and stream events map back: text, tool calls, thinking (as ``reasoning_content``), refusals (as
+text with ``stop_reason: refusal``, plain and streamed), stop reasons (``stop ⇄ end_turn``,
+``length ⇄ max_tokens``, ``content_filter ⇄ refusal``, ``tool_calls ⇄ tool_use``) and usage (cached input
+tokens included).
 """
 
 from __future__ import annotations
@@ -376,6 +381,9 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
                 }
             )
         elif kind == "tool_result" and role == "user":
+            if block.get("is_error"):
+                _refuse(f"{at}.is_error", "a failed tool result has no OpenAI counterpart (a tool message "
+                        "cannot say that the tool failed)", drop)
             result = block.get("content")
             if isinstance(result, list) and any(
                 isinstance(b, dict) and b.get("type") != "text" for b in result
@@ -419,6 +427,11 @@ def anthropic_to_openai(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
     for i, m in enumerate(turns):
         if not isinstance(m, dict):
             raise ValidationFailed("each message must be an object", source=f"messages[{i}]")
+        if i == len(turns) - 1 and i > 0 and m.get("role") == "assistant":
+            if not m.get("content"):
+                continue  # an empty prefill asks for nothing
+            _refuse(f"messages[{i}]", "a last assistant message is a prefill Claude continues; Chat "
+                    "Completions has no counterpart (it would answer after it)", drop)
         messages.extend(_anthropic_turn(m, f"messages[{i}]", drop))
     out: dict[str, Any] = {"model": body.get("model"), "messages": messages}
     if body.get("max_tokens") is not None:
@@ -699,6 +712,7 @@ class OpenAIChunksToAnthropic:
         self._finish: str | None = None
         self._done = False
         self._open: tuple[str, int] | None = None  # ("text" | "tool" | "thinking", OpenAI tool index)
+        self._refused = False
         self._index = -1
 
     def _start(self, chunk: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -747,13 +761,16 @@ class OpenAIChunksToAnthropic:
                         "delta": {"type": "thinking_delta", "thinking": delta["reasoning_content"]},
                     }
                 )
-            if delta.get("content"):
+            for key in ("content", "refusal"):  # a refusal is text with stop_reason refusal, as answers
+                if not delta.get(key):
+                    continue
+                self._refused = self._refused or key == "refusal"
                 events += self._switch("text", -1, {"type": "text", "text": ""})
                 events.append(
                     {
                         "type": "content_block_delta",
                         "index": self._index,
-                        "delta": {"type": "text_delta", "text": delta["content"]},
+                        "delta": {"type": "text_delta", "text": delta[key]},
                     }
                 )
             for call in delta.get("tool_calls") or []:
@@ -786,7 +803,9 @@ class OpenAIChunksToAnthropic:
             {
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": TO_ANTHROPIC_STOP.get(self._finish or "stop", "end_turn"),
+                    "stop_reason": TO_ANTHROPIC_STOP.get(
+                        "content_filter" if self._refused else self._finish or "stop", "end_turn"
+                    ),
                     "stop_sequence": None,
                 },
                 "usage": {

@@ -1,0 +1,99 @@
+"""The official ``anthropic`` client against the gateway, the way its users call it: stream helpers, tool
+results, prefills, headers, errors — same API (an Anthropic config) and across APIs (an OpenAI config).
+
+Reuses the recording upstream of :mod:`tests.test_passthrough_gateway` (its ``gw`` fixture), so each test
+sees what the provider received and what the client got back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests import test_passthrough_gateway as base
+from tests.test_passthrough_gateway import ANT_TOOL, CTX, Gateway, _chunk
+
+gw = base.gw  # the recording upstream and gateway (module-scoped fixture)
+
+USAGE_CHUNK: dict[str, Any] = {
+    "id": "chatcmpl-s1",
+    "object": "chat.completion.chunk",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [],
+    "usage": {"prompt_tokens": 50, "completion_tokens": 9, "total_tokens": 59},
+}
+TEXT_ANSWER: dict[str, Any] = {
+    "id": "chatcmpl-t",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "gpt-4o-mini",
+    "choices": [
+        {"index": 0, "finish_reason": "stop",
+         "message": {"role": "assistant", "content": "ok", "refusal": None}}
+    ],
+    "usage": {"prompt_tokens": 5, "completion_tokens": 2, "total_tokens": 7},
+}
+ASKED = [{"role": "user", "content": "Weather in Rome?"}]
+CALLED = {"role": "assistant", "content": [{"type": "tool_use", "id": "t0", "name": "get_weather",
+                                            "input": {"city": "Rome"}}]}
+
+
+def _messages(gw: Gateway, **body: Any) -> httpx.Response:
+    return httpx.post(f"{gw.url}/v1/messages", json={"max_tokens": 100, **CTX, **body},
+                      headers={"anthropic-version": "2023-06-01"})
+
+
+def test_a_streamed_refusal_across_apis_is_a_refusal(gw: Gateway) -> None:
+    """An OpenAI model refusing mid-stream: the stream helper's message holds the refusal text and
+    ``stop_reason: refusal``, as the plain answer does."""
+    gw.rec.reset(events=[_chunk({"role": "assistant", "content": None, "refusal": ""}),
+                         _chunk({"refusal": "I can't "}), _chunk({"refusal": "help."}), _chunk({}, "stop"),
+                         USAGE_CHUNK])
+    with gw.ant.messages.stream(model="oa", max_tokens=100, messages=ASKED, extra_body=CTX) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "refusal"
+    assert [(b.type, getattr(b, "text", None)) for b in final.content] == [("text", "I can't help.")]
+    gw.rec.reset({**TEXT_ANSWER, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "refusal": "I can't help."}}]})
+    plain = gw.ant.messages.create(model="oa", max_tokens=100, messages=ASKED, extra_body=CTX)
+    assert plain.stop_reason == "refusal" and plain.content[0].text == "I can't help."  # type: ignore[union-attr]
+
+
+def test_a_failed_tool_result_across_apis_is_refused_by_name(gw: Gateway) -> None:
+    """``is_error: true`` tells Claude the tool failed; Chat Completions' tool messages cannot say so, so
+    it is refused naming the field rather than sent as if the tool had succeeded."""
+    gw.rec.reset(TEXT_ANSWER)
+    failed = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t0", "content": "timeout",
+                                           "is_error": True}]}
+    r = _messages(gw, model="oa", tools=[ANT_TOOL], messages=[*ASKED, CALLED, failed])
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("messages[2].content[0].is_error: ")
+    assert not gw.rec.received
+    ok = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t0", "content": "sunny",
+                                       "is_error": False}]}
+    r = _messages(gw, model="oa", tools=[ANT_TOOL], messages=[*ASKED, CALLED, ok])
+    assert r.status_code == 200, r.text
+    assert gw.rec.last.body["messages"][-1] == {"role": "tool", "tool_call_id": "t0", "content": "sunny"}
+
+
+def test_an_assistant_prefill_across_apis(gw: Gateway) -> None:
+    """A last assistant message is a prefill: Claude continues it. Chat Completions would answer after it
+    instead, so a non-empty prefill is refused by name; an empty one means nothing and is not sent."""
+    gw.rec.reset(TEXT_ANSWER)
+    r = _messages(gw, model="oa", messages=[*ASKED, {"role": "assistant", "content": "{\"city\":"}])
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("messages[1]: ")
+    assert not gw.rec.received
+    r = _messages(gw, model="oa", messages=[*ASKED, {"role": "assistant", "content": ""}])
+    assert r.status_code == 200, r.text
+    assert [m["role"] for m in gw.rec.last.body["messages"]] == ["system", "user"]
+    # same API: the prefill reaches Claude as sent
+    gw.rec.reset({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-haiku-4-5",
+                  "content": [{"type": "text", "text": "\"Rome\"}"}], "stop_reason": "end_turn",
+                  "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 3}})
+    prefill = {"role": "assistant", "content": "{\"city\":"}
+    msg = gw.ant.messages.create(model="an", max_tokens=100, messages=[*ASKED, prefill],  # type: ignore[list-item]
+                                 extra_body=CTX)
+    assert gw.rec.last.body["messages"] == [*ASKED, prefill] and msg.content[0].text == "\"Rome\"}"  # type: ignore[union-attr]
