@@ -97,3 +97,41 @@ def test_an_assistant_prefill_across_apis(gw: Gateway) -> None:
     msg = gw.ant.messages.create(model="an", max_tokens=100, messages=[*ASKED, prefill],  # type: ignore[list-item]
                                  extra_body=CTX)
     assert gw.rec.last.body["messages"] == [*ASKED, prefill] and msg.content[0].text == "\"Rome\"}"  # type: ignore[union-attr]
+
+
+ANT_TEXT: dict[str, Any] = {"id": "msg_1", "type": "message", "role": "assistant",
+                            "model": "claude-haiku-4-5", "content": [{"type": "text", "text": "ok"}],
+                            "stop_reason": "end_turn",
+                            "stop_sequence": None, "usage": {"input_tokens": 5, "output_tokens": 2}}
+
+
+def test_anthropic_beta_and_version_headers_reach_claude(gw: Gateway) -> None:
+    """The caller's ``anthropic-beta`` (``betas=`` of the beta client, or a header) and ``anthropic-version``
+    change what Claude does and how it answers: same API they travel with the body, plain and streamed."""
+    gw.rec.reset(ANT_TEXT)
+    gw.ant.messages.create(model="an", max_tokens=50, messages=ASKED, extra_body=CTX,
+                           extra_headers={"anthropic-beta": "output-128k-2025-02-19",
+                                          "anthropic-version": "2023-06-01"})
+    assert gw.rec.last.headers["anthropic-beta"] == "output-128k-2025-02-19"
+    assert gw.rec.last.headers["anthropic-version"] == "2023-06-01"
+    gw.rec.reset(ANT_TEXT)
+    msg = gw.ant.beta.messages.create(model="an", max_tokens=50, messages=ASKED, extra_body=CTX,
+                                      betas=["context-management-2025-06-27", "files-api-2025-04-14"])
+    assert msg.content[0].text == "ok"  # type: ignore[union-attr]
+    assert gw.rec.last.headers["anthropic-beta"] == "context-management-2025-06-27,files-api-2025-04-14"
+    gw.rec.reset(events=[{"type": "message_start", "message": {**ANT_TEXT, "content": []}},
+                         {"type": "message_stop"}])
+    with gw.ant.beta.messages.stream(model="an", max_tokens=50, messages=ASKED, extra_body=CTX,
+                                     betas=["interleaved-thinking-2025-05-14"]) as stream:
+        stream.until_done()
+    assert gw.rec.last.headers["anthropic-beta"] == "interleaved-thinking-2025-05-14"
+
+
+def test_an_anthropic_beta_across_apis_is_refused_by_name(gw: Gateway) -> None:
+    gw.rec.reset(TEXT_ANSWER)
+    r = httpx.post(f"{gw.url}/v1/messages", json={"model": "oa", "max_tokens": 50, "messages": ASKED, **CTX},
+                   headers={"anthropic-version": "2023-06-01", "anthropic-beta": "output-128k-2025-02-19"})
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    assert r.json()["error"]["message"].startswith("anthropic-beta: ") and not gw.rec.received
+    r = _messages(gw, model="oa", messages=ASKED)  # anthropic-version alone is the gateway's to honour
+    assert r.status_code == 200 and "anthropic-version" not in gw.rec.last.headers

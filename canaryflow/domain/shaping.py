@@ -37,6 +37,31 @@ def provider_api(caller_api: str, provider_kind: str) -> str:
     return api
 
 
+API_HEADERS: dict[str, tuple[str, ...]] = {"messages": ("anthropic-beta", "anthropic-version")}
+"""Request headers of each API that change what the provider does, sent on with the body (same API)."""
+
+
+def shape_headers(caller_api: str, headers: Mapping[str, str], api: str, *, drop: Collection[str] = ()
+                  ) -> dict[str, str]:
+    """The caller's API headers (:data:`API_HEADERS`) to send to a provider speaking ``api``.
+
+    Same API: all of them. Across APIs ``anthropic-version`` is the gateway's to honour (it answers in the
+    caller's API) and is not sent; a beta (``anthropic-beta``) has no counterpart and is refused by name,
+    unless the config lists it in ``drop``.
+
+    Raises:
+        Untranslatable: a beta header across APIs.
+    """
+    if caller_api == api:
+        return dict(headers)
+    if headers.get("anthropic-beta") and "anthropic-beta" not in drop:
+        raise crossapi.Untranslatable(
+            f"the anthropic-beta header ({headers['anthropic-beta']}) asks for Anthropic beta features, "
+            "which the config's provider does not have; it is refused rather than ignored (a config may list "
+            "anthropic-beta in its drop fields)", source="anthropic-beta")
+    return {}
+
+
 def _stream_usage(caller_api: str, body: dict[str, Any]) -> dict[str, Any]:
     if caller_api == "chat" and body.get("stream") is True:
         opts = body.get("stream_options")
@@ -117,4 +142,5 @@ class EventShaper:
         return self._o2a.close() if self._o2a is not None else []
 
 
-__all__ = ["EventShaper", "provider_api", "shape_answer", "shape_request", "wants_usage"]
+__all__ = ["API_HEADERS", "EventShaper", "provider_api", "shape_answer", "shape_headers", "shape_request",
+           "wants_usage"]

@@ -21,6 +21,7 @@ from starlette.types import Receive, Scope, Send
 from canaryflow.domain import fastjson
 from canaryflow.domain.passthrough import Api
 from canaryflow.domain.requests import check_request, plain_messages
+from canaryflow.domain.shaping import API_HEADERS
 from canaryflow.errors import CanaryflowError
 from canaryflow.gateway.protocol import (
     caller_context,
@@ -43,6 +44,15 @@ def _user_of(api: str, body: dict[str, Any]) -> Any:
         meta = body.get("metadata")
         return meta.get("user_id") if isinstance(meta, dict) else None
     return body.get("user") or body.get("safety_identifier")
+
+
+def _api_headers(scope: Scope, names: tuple[str, ...] | None) -> dict[str, str]:
+    """The request headers of ``scope`` among ``names`` (the API's own, :data:`API_HEADERS`)."""
+    if not names:
+        return {}
+    wanted = {n.encode("latin-1") for n in names}
+    return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
+            if name.lower() in wanted}
 
 
 def _dumps(data: Any) -> bytes:
@@ -71,7 +81,7 @@ class Endpoint:
             key = check_request(api, body)
             ctx = caller_context(body, canaryflow_headers(scope), fallback_user=_user_of(api, body))
             res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables)
-            caller = CallerRequest(api, body)
+            caller = CallerRequest(api, body, _api_headers(scope, API_HEADERS.get(api)))
             text = plain_messages(api, body)
             if body.get("stream") is True:
                 stream = await plane.astream(res, text, variables=ctx.variables, request=caller)

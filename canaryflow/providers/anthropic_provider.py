@@ -37,6 +37,11 @@ def _request_kwargs(req: ChatRequest) -> dict[str, Any]:
     return kwargs
 
 
+def _options(req: ChatRequest, timeout: float) -> Any:
+    """The client's request options: the timeout, and the caller's API headers (``anthropic-beta``, ...)."""
+    return {"timeout": timeout, "headers": req.headers} if req.headers else {"timeout": timeout}
+
+
 def _usage(usage: Any) -> tuple[int, int, int]:
     """(input incl. cache, output, cache reads) from an Anthropic usage object."""
     if usage is None:
@@ -72,7 +77,7 @@ class AnthropicProvider:
         if req.body is not None:
             try:
                 raw = await self.client.post("/v1/messages", body=req.body, cast_to=httpx2.Response,
-                                             options={"timeout": timeout})
+                                             options=_options(req, timeout))
                 data = json.loads(raw.content)
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc
@@ -101,7 +106,7 @@ class AnthropicProvider:
             try:
                 events = await self.client.post("/v1/messages", body=req.body, cast_to=object, stream=True,
                                                 stream_cls=anthropic.AsyncStream[object],
-                                                options={"timeout": timeout})
+                                                options=_options(req, timeout))
                 async for chunk in metered_stream(self.name, req, events.__aiter__()):
                     yield chunk
             except Exception as exc:

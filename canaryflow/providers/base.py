@@ -32,6 +32,8 @@ class ChatRequest:
     endpoint of ``api`` and ignore ``messages``/``parameters``."""
     api: str = "chat"
     """``chat``, ``responses`` (OpenAI) or ``messages`` (Anthropic): the endpoint ``body`` is for."""
+    headers: dict[str, str] = field(default_factory=dict)
+    """API headers to send with ``body`` (the caller's ``anthropic-beta``/``anthropic-version``, same API)."""
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class CallerRequest:
 
     api: str
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+    """The caller's headers of its API that the provider's API reads (see
+    :func:`canaryflow.domain.shaping.api_headers`)."""
 
 
 @dataclass

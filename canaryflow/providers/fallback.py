@@ -30,7 +30,14 @@ from canaryflow import tracing
 from canaryflow.domain.checks import Checker, provider_refused
 from canaryflow.domain.passthrough import Decisions
 from canaryflow.domain.resolution import Resolution
-from canaryflow.domain.shaping import EventShaper, provider_api, shape_answer, shape_request, wants_usage
+from canaryflow.domain.shaping import (
+    EventShaper,
+    provider_api,
+    shape_answer,
+    shape_headers,
+    shape_request,
+    wants_usage,
+)
 from canaryflow.errors import AllProvidersFailed, ProviderError, ValidationFailed
 from canaryflow.providers.base import CallerRequest, ChatRequest, ChatResult, Provider, StreamChunk
 from canaryflow.providers.breaker import CircuitBreaker
@@ -293,7 +300,8 @@ def _shaped(request: CallerRequest, res: Resolution, target: Target, provider: P
     decisions = Decisions(target.model, res.messages, target.parameters, res.tools, res.tool_choice,
                           res.response_format)
     body = shape_request(request.api, request.body, decisions, api, drop=res.drop)
-    return ChatRequest(target.model, messages, target.parameters, stream, body, api)
+    headers = shape_headers(request.api, request.headers, api, drop=res.drop) if request.headers else {}
+    return ChatRequest(target.model, messages, target.parameters, stream, body, api, headers)
 
 
 async def _reshaped(chunks: AsyncIterator[StreamChunk], request: CallerRequest, api: str
