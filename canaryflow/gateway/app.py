@@ -6,6 +6,7 @@ Routes::
     POST /v1/responses          OpenAI Responses, plain and streaming (model = config key)
     POST /v1/messages           Anthropic Messages, plain and streaming (model = config key)
     GET  /v1/models             the config keys that can be served (OpenAI or Anthropic shape)
+    GET  /v1/models/{key}       one of them (``client.models.retrieve(key)``), or 404
     *    /v1/...                anything else: proxied to CANARYFLOW_GATEWAY_DEFAULT_PROVIDER, or 404
     POST /v1/resolve            {"config", "user", "attributes", "variables"} → the resolution
     POST /v1/feedback           {"request_id", "sentiment": "positive"|"negative", "comment"?}
@@ -184,6 +185,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in served.items()),
         Route("/v1/models", bind(proxy.models), methods=["GET"]),
+        Route("/v1/models/{key}", bind(proxy.model), methods=["GET"]),
         Route("/v1/resolve", resolve, methods=["POST"]),
         Route("/v1/feedback", feedback, methods=["POST"]),
         Route("/v1/track", track, methods=["POST"]),

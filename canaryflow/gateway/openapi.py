@@ -76,6 +76,7 @@ def openapi_spec(config_example: str = "support-bot") -> dict[str, Any]:
                 "OpenAI Responses (model = config key)", RESPONSES,
                 {"model": config_example, "input": "What is the capital of France?", "canaryflow": ctx})},
             "/v1/models": {"get": _op("The config keys that can be served", None, None, ())},
+            "/v1/models/{key}": {"get": _op("One config key that can be served", None, None, ())},
             "/v1/messages": {"post": _op(
                 "Anthropic Messages (model = config key)", MESSAGES,
                 {"model": config_example, "max_tokens": 100, "messages": msgs, "canaryflow": ctx})},

@@ -1,4 +1,5 @@
-"""Endpoints canaryflow does not manage (``/v1/embeddings``, ``/v1/audio/...``, ...) and ``GET /v1/models``.
+"""Endpoints canaryflow does not manage (``/v1/embeddings``, ``/v1/audio/...``, ...), ``GET /v1/models`` and
+``GET /v1/models/{key}``.
 
 With ``CANARYFLOW_GATEWAY_DEFAULT_PROVIDER`` naming a provider endpoint (``openai``, ``anthropic`` or a named
 endpoint), such a request is proxied unchanged — method, path, query, body, content type — to that
@@ -42,33 +43,45 @@ def _shape(request: Request) -> Any:
     return "anthropic" if "anthropic-version" in request.headers else "openai"
 
 
+def _model(shape: str, key: str) -> dict[str, Any]:
+    if shape == "anthropic":
+        return {"type": "model", "id": key, "display_name": key, "created_at": "1970-01-01T00:00:00Z"}
+    return {"id": key, "object": "model", "created": 0, "owned_by": "canaryflow"}
+
+
+async def _served_keys(plane: TrafficPlane) -> list[str]:
+    """The config keys that can be served (they have a stable version), sorted."""
+    registry = getattr(plane.resolver, "registry", None) or plane.registry
+    summaries = await asyncio.to_thread(registry.configs) if registry is not None else []
+    return sorted(s.key for s in summaries if s.stable_version is not None)
+
+
 async def models(plane: TrafficPlane, request: Request) -> Response:
     """``GET /v1/models``: the config keys that can be served (they have a stable version), in the OpenAI
     shape, or the Anthropic one when the request carries ``anthropic-version``."""
-    registry = getattr(plane.resolver, "registry", None) or plane.registry
+    shape = _shape(request)
     try:
-        summaries = await asyncio.to_thread(registry.configs) if registry is not None else []
+        keys = await _served_keys(plane)
     except CanaryflowError as exc:
-        return error_response(_shape(request), exc)
-    keys = sorted(s.key for s in summaries if s.stable_version is not None)
-    if _shape(request) == "anthropic":
-        data = [
-            {"type": "model", "id": k, "display_name": k, "created_at": "1970-01-01T00:00:00Z"} for k in keys
-        ]
-        return JSONResponse(
-            {
-                "data": data,
-                "has_more": False,
-                "first_id": keys[0] if keys else None,
-                "last_id": keys[-1] if keys else None,
-            }
-        )
-    return JSONResponse(
-        {
-            "object": "list",
-            "data": [{"id": k, "object": "model", "created": 0, "owned_by": "canaryflow"} for k in keys],
-        }
-    )
+        return error_response(shape, exc)
+    data = [_model(shape, k) for k in keys]
+    if shape == "anthropic":
+        return JSONResponse({"data": data, "has_more": False, "first_id": keys[0] if keys else None,
+                             "last_id": keys[-1] if keys else None})
+    return JSONResponse({"object": "list", "data": data})
+
+
+async def model(plane: TrafficPlane, request: Request) -> Response:
+    """``GET /v1/models/{key}`` (``client.models.retrieve(key)``): one servable config key as a model, in
+    the shape of :func:`models`; an unknown key is a 404 naming it."""
+    shape = _shape(request)
+    key = request.path_params["key"]
+    try:
+        if key not in await _served_keys(plane):
+            raise NotFound(f"unknown config {key!r}: GET /v1/models lists the config keys that can be served")
+    except CanaryflowError as exc:
+        return error_response(shape, exc)
+    return JSONResponse(_model(shape, key))
 
 
 async def unmanaged(plane: TrafficPlane, request: Request) -> Response:
@@ -112,4 +125,4 @@ async def unmanaged(plane: TrafficPlane, request: Request) -> Response:
     return Response(answer.content, status_code=answer.status_code, headers=keep)
 
 
-__all__ = ["DEFAULT_PROVIDER_ENV", "models", "unmanaged"]
+__all__ = ["DEFAULT_PROVIDER_ENV", "model", "models", "unmanaged"]

@@ -1,0 +1,47 @@
+"""The official ``openai`` client against the gateway and the provider simulator, in the ways real callers
+use it that the pass-through tests do not cover: ``models.retrieve``, provider rate limits, reasoning
+across APIs, neutral fields across APIs, the response headers of streams."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+
+from canaryflow.providers.breaker import CircuitBreaker
+from tests.traffic_stack import Stack, running_stack, spec
+
+H = {"X-Canaryflow-Var-product": "Acme"}
+Q = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    tmp: Path = tmp_path_factory.mktemp("probe")
+    configs = [spec("oa"), spec("an", provider="anthropic", model="claude-haiku-4-5"),
+               spec("an-roomy", provider="anthropic", model="claude-haiku-4-5",
+                    parameters={"temperature": 0.2, "max_tokens": 8000})]
+    with running_stack(tmp, configs=configs, traffic_rate=0.0) as st:
+        st.plane.runner.breaker = CircuitBreaker(min_calls=10**9)  # injected failures must not open it
+        yield st
+
+
+@pytest.fixture(scope="module")
+def oai(stack: Stack) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{stack.url}/v1", api_key="k", max_retries=0)
+
+
+def test_models_retrieve_names_a_config(stack: Stack, oai: openai.OpenAI) -> None:
+    model = oai.models.retrieve("oa")
+    assert (model.id, model.object, model.owned_by) == ("oa", "model", "canaryflow")
+    with pytest.raises(openai.NotFoundError) as err:
+        oai.models.retrieve("nope")
+    assert "unknown config 'nope'" in err.value.message
+    ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    info = ant.models.retrieve("an")
+    assert (info.id, info.type) == ("an", "model")
+    with pytest.raises(anthropic.NotFoundError):
+        ant.models.retrieve("nope")
