@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import httpx
+import pytest
 
 from tests import test_passthrough_gateway as base
 from tests.test_passthrough_gateway import ANT_TOOL, CTX, Gateway, _chunk
@@ -135,3 +137,26 @@ def test_an_anthropic_beta_across_apis_is_refused_by_name(gw: Gateway) -> None:
     assert r.json()["error"]["message"].startswith("anthropic-beta: ") and not gw.rec.received
     r = _messages(gw, model="oa", messages=ASKED)  # anthropic-version alone is the gateway's to honour
     assert r.status_code == 200 and "anthropic-version" not in gw.rec.last.headers
+
+
+@pytest.mark.parametrize(
+    ("model", "answer"),
+    [
+        ("an", {"type": "error", "error": {"type": "invalid_request_error",
+                                           "message": "messages.1.content.0: unexpected `tool_use_id`"}}),
+        ("oa", {"error": {"message": "Invalid 'messages[1].tool_call_id'", "type": "invalid_request_error",
+                          "param": "messages[1].tool_call_id", "code": None}}),
+    ],
+)
+def test_a_provider_400_reaches_the_client_in_the_provider_s_words(gw: Gateway, model: str,
+                                                                   answer: dict[str, Any]) -> None:
+    """Same API and across: a 400 in Anthropic's error shape whose message is the provider's own (not the
+    provider client's "Error code: 400 - {...}" with the body as a Python dict)."""
+    gw.rec.reset(answer, status=400)
+    with pytest.raises(anthropic.BadRequestError) as err:
+        gw.ant.messages.create(model=model, max_tokens=50, messages=ASKED, extra_body=CTX)
+    body = err.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["type"] == "invalid_request_error"
+    provider_words = str(answer["error"]["message"])
+    assert body["error"]["message"].endswith(f"bad request (400): {provider_words}"), body

@@ -115,6 +115,15 @@ def _body_text(body: object) -> str:
     return str(body or "").lower()
 
 
+def _provider_message(exc: BaseException, body: object) -> str:
+    """The provider's own words: its error body's ``message`` (both APIs nest it under ``error``), else the
+    client's message (which starts "Error code: N - " and shows the body as a Python dict)."""
+    inner = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(inner, dict) and isinstance(inner.get("message"), str) and inner["message"]:
+        return str(inner["message"])
+    return getattr(exc, "message", "") or ""
+
+
 def map_error(exc: BaseException, *, provider: str, model: str) -> ProviderError:
     """The :class:`ProviderError` for an exception raised while calling ``provider``/``model``.
 
@@ -141,7 +150,7 @@ def map_error(exc: BaseException, *, provider: str, model: str) -> ProviderError
         summary = {"rate_limit": "rate limited", "timeout": "timed out", "server_error": "server error",
                    "auth": "authentication failed", "content_filter": "blocked by the content filter",
                    "bad_request": "bad request"}.get(error_type, "request failed")
-        detail = getattr(exc, "message", "") or ""
+        detail = _provider_message(exc, body)
     elif isinstance(exc, openai.APIError | anthropic.APIError):
         error_type = _body_type(_body_text(exc.body))
         summary = "failed mid-stream"
