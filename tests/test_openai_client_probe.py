@@ -45,3 +45,28 @@ def test_models_retrieve_names_a_config(stack: Stack, oai: openai.OpenAI) -> Non
     assert (info.id, info.type) == ("an", "model")
     with pytest.raises(anthropic.NotFoundError):
         ant.models.retrieve("nope")
+
+
+def test_reasoning_effort_across_apis_gets_a_thinking_budget_with_room_to_answer(oai: openai.OpenAI) -> None:
+    """Anthropic needs max_tokens above the thinking budget: with room for it the answer comes back (the
+    simulator refuses a budget at or over max_tokens, as Anthropic does)."""
+    done = oai.chat.completions.create(model="an-roomy", messages=Q, reasoning_effort="medium",
+                                       extra_headers=H)  # type: ignore[arg-type]
+    assert done.choices[0].finish_reason == "stop" and done.choices[0].message.content
+
+
+@pytest.mark.parametrize(("model", "limit", "why"), [
+    ("an", None, "200"),  # the config's max_tokens leaves no room for a 1024-token budget
+    ("an-roomy", 100, "100"),  # nor does the caller's own limit (it is not raised behind its back)
+])
+def test_reasoning_effort_without_room_for_its_budget_is_refused_by_name(
+        stack: Stack, oai: openai.OpenAI, model: str, limit: int | None, why: str) -> None:
+    before = stack.simulator.stats["requests"]
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model=model, messages=Q, reasoning_effort="low",
+                                    extra_headers=H,  # type: ignore[arg-type]
+                                    **({} if limit is None else {"max_completion_tokens": limit}))
+    body = err.value.body
+    assert isinstance(body, dict) and body["param"] == "reasoning_effort", body
+    assert "1024" in body["message"] and why in body["message"]
+    assert stack.simulator.stats["requests"] == before  # refused before any provider call

@@ -15,7 +15,8 @@ assistant ``tool_calls``                     ``tool_use`` blocks (arguments pars
 ``tool_choice`` auto/none/required/named     ``{"type": auto/none/any/tool}``
 ``parallel_tool_calls: false``               ``tool_choice.disable_parallel_tool_use``
 ``response_format`` json_schema/json_object  ``output_format`` json_schema
-``reasoning_effort`` low/medium/high         ``thinking`` budget 1024/2048/4096 (LiteLLM's mapping)
+``reasoning_effort`` low/medium/high         ``thinking`` budget 1024/2048/4096 (LiteLLM's mapping);
+                                             refused if the token limit leaves no room past it
 ``max_tokens``/``max_completion_tokens``     ``max_tokens``
 ``stop``, ``temperature``, ``top_p``         ``stop_sequences``, ``temperature``, ``top_p``
 ``user``                                     ``metadata.user_id``
@@ -299,8 +300,31 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
             )
         budget = THINKING_BUDGET[effort]
         out["thinking"] = {"type": "enabled", "budget_tokens": budget}
-        out["max_tokens"] = max(int(out.get("max_tokens") or DEFAULT_MAX_TOKENS), budget + 1)
+        if limit is None:  # room for the answer past the thinking; a caller's own limit stays as given
+            out["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     return out
+
+
+def check_thinking_room(body: Mapping[str, Any]) -> None:
+    """Refuse an Anthropic body (translated from OpenAI chat, the config applied) whose ``max_tokens`` does
+    not exceed its thinking budget, as Anthropic would — naming ``reasoning_effort``, the caller's field,
+    and the limit that left no room (the config's ``max_tokens`` caps it; a caller can only lower it).
+
+    Raises:
+        ValidationFailed: the budget is at or over ``max_tokens``.
+    """
+    thinking = body.get("thinking")
+    if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
+        return
+    budget, limit = thinking.get("budget_tokens"), body.get("max_tokens")
+    if isinstance(budget, int) and isinstance(limit, int) and budget >= limit:
+        raise ValidationFailed(
+            f"this reasoning_effort is a thinking budget of {budget} tokens on the config's Anthropic "
+            f"model, which needs max_tokens above it, but the token limit is {limit} (the config's "
+            "max_tokens caps it and a caller's max_completion_tokens can only lower it): omit "
+            "reasoning_effort or allow more tokens",
+            source="reasoning_effort",
+        )
 
 
 # ── Anthropic messages → OpenAI chat ───────────────────────────────────────────────────────────────
@@ -834,6 +858,7 @@ __all__ = [
     "Untranslatable",
     "anthropic_answer_to_openai",
     "anthropic_to_openai",
+    "check_thinking_room",
     "openai_answer_to_anthropic",
     "openai_to_anthropic",
 ]

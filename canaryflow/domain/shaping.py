@@ -87,7 +87,10 @@ def shape_request(
         else:
             raise crossapi.Untranslatable(f"no translation from the {caller_api} API to the {api} API",
                                           source="model")
-        return _stream_usage(api, apply_config(api, source, decisions))  # type: ignore[arg-type]
+        out = apply_config(api, source, decisions)  # type: ignore[arg-type]
+        if caller_api == "chat" and api == "messages":
+            crossapi.check_thinking_room(out)
+        return _stream_usage(api, out)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise ValidationFailed(f"a field has the wrong type for the {api} API ({type(exc).__name__}: {exc}); "
                                "check the body against the API reference", source="body") from exc
