@@ -160,3 +160,19 @@ def test_a_provider_400_reaches_the_client_in_the_provider_s_words(gw: Gateway, 
     assert body["error"]["type"] == "invalid_request_error"
     provider_words = str(answer["error"]["message"])
     assert body["error"]["message"].endswith(f"bad request (400): {provider_words}"), body
+
+
+@pytest.mark.parametrize("thinking", [{"type": "adaptive"}, {"type": "between_tools"}])
+def test_thinking_without_a_budget_across_apis_is_refused_by_name(gw: Gateway, thinking: dict[str, Any]
+                                                                  ) -> None:
+    """``enabled`` with a budget becomes ``reasoning_effort``; a thinking mode with no OpenAI counterpart is
+    refused naming ``thinking.type`` instead of being sent as no thinking at all."""
+    gw.rec.reset(TEXT_ANSWER)
+    r = _messages(gw, model="oa", messages=ASKED, thinking=thinking)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith("thinking.type: ") and not gw.rec.received
+    r = _messages(gw, model="oa", messages=ASKED, thinking={"type": "disabled"})
+    assert r.status_code == 200 and "reasoning_effort" not in gw.rec.last.body
+    r = _messages(gw, model="oa", max_tokens=4000, messages=ASKED,
+                  thinking={"type": "enabled", "budget_tokens": 3000})
+    assert r.status_code == 200 and gw.rec.last.body["reasoning_effort"] == "high"

@@ -24,7 +24,8 @@ assistant ``tool_calls``                     ``tool_use`` blocks (arguments pars
 ``cache_control`` on content parts           ``cache_control`` on blocks
 ===========================================  ===========================================================
 
-Refused from Anthropic (no Chat counterpart): a ``tool_result`` with ``is_error: true`` (a tool message
+Refused from Anthropic (no Chat counterpart): ``thinking`` other than ``enabled`` (with a budget) or
+``disabled`` (``adaptive``, ``between_tools``), a ``tool_result`` with ``is_error: true`` (a tool message
 cannot say the tool failed) and a non-empty last assistant message (a prefill Claude would continue; Chat
 Completions answers after it). An empty last assistant message asks for nothing and is not sent.
 
@@ -496,9 +497,13 @@ def anthropic_to_openai(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
         if choice.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
     thinking = body.get("thinking")
-    if isinstance(thinking, dict) and thinking.get("type") == "enabled":
-        budget = int(thinking.get("budget_tokens") or 0)
+    kind = thinking.get("type") if isinstance(thinking, dict) else thinking
+    if kind == "enabled":
+        budget = int(thinking.get("budget_tokens") or 0)  # type: ignore[union-attr]
         out["reasoning_effort"] = "low" if budget <= 1024 else "medium" if budget <= 2048 else "high"
+    elif thinking is not None and kind != "disabled":
+        _refuse("thinking.type", f"thinking of type {kind!r} has no OpenAI counterpart (enabled with a "
+                "budget_tokens becomes reasoning_effort; disabled is no reasoning)", drop)
     fmt = body.get("output_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         out["response_format"] = {
