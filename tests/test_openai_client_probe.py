@@ -70,3 +70,24 @@ def test_reasoning_effort_without_room_for_its_budget_is_refused_by_name(
     assert isinstance(body, dict) and body["param"] == "reasoning_effort", body
     assert "1024" in body["message"] and why in body["message"]
     assert stack.simulator.stats["requests"] == before  # refused before any provider call
+
+
+@pytest.mark.parametrize("model", ["oa", "an"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_rate_limited_provider_is_a_429_with_its_retry_after(stack: Stack, oai: openai.OpenAI, model: str,
+                                                               stream: bool) -> None:
+    """The client's own retry honours Retry-After (a 502 would be retried on its backoff, sooner)."""
+    ask = [{"role": "user", "content": f"hi {stream} [sim:rate_limit=1] [sim:retry_after=7]"}]
+    with pytest.raises(openai.RateLimitError) as err:
+        oai.chat.completions.create(model=model, messages=ask, stream=stream,  # type: ignore[call-overload]
+                                    extra_headers=H)
+    assert err.value.status_code == 429
+    assert err.value.response.headers["retry-after"] == "7"
+    assert err.value.response.headers["retry-after-ms"] == "7000"
+    body = err.value.body
+    assert isinstance(body, dict) and body["code"] == "rate_limit" and "429" in body["message"]
+    ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.RateLimitError) as aerr:
+        ant.messages.create(model=model, max_tokens=50, messages=ask, extra_headers=H)  # type: ignore[arg-type]
+    assert aerr.value.response.headers["retry-after"] == "7"
+    assert aerr.value.response.json()["error"]["type"] == "rate_limit_error"

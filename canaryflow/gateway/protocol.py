@@ -11,13 +11,14 @@ the clients send with ``extra_body={"canaryflow": {...}}`` — or from headers; 
 Without a user key, OpenAI's ``user`` field or Anthropic's ``metadata.user_id`` is used.
 
 Errors (status → when): 400 a bad body or a prompt variable missing (the field is named), 404 an unknown
-config, 502 the provider failed after every fallback (429 included), 504 it timed out, 503 the registry is
-unreachable. Bodies follow the API called: OpenAI ``{"error": {...}}``, Anthropic
-``{"type": "error", "error": {...}}``.
+config, 429 the provider rate limited the last attempt (with its ``Retry-After``), 502 the provider failed
+after every fallback, 504 it timed out, 503 the registry is unreachable. Bodies follow the API called:
+OpenAI ``{"error": {...}}``, Anthropic ``{"type": "error", "error": {...}}``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -205,20 +206,29 @@ def status_of(exc: CanaryflowError) -> int:
             return 504
         if exc.error_type in ("bad_request", "content_filter"):
             return 400
+        if exc.error_type == "rate_limit":
+            return 429
         return 502
     return 500
 
 
 _OPENAI_TYPES = {413: "invalid_request_error", 400: "invalid_request_error", 404: "not_found_error",
-                 403: "permission_error", 409: "conflict_error",
+                 403: "permission_error", 409: "conflict_error", 429: "rate_limit_error",
                  502: "upstream_error", 503: "service_unavailable", 504: "timeout", 500: "server_error"}
 _ANTHROPIC_TYPES = {413: "request_too_large", 400: "invalid_request_error", 404: "not_found_error",
+                    429: "rate_limit_error",
                     502: "api_error", 503: "overloaded_error", 504: "timeout_error", 500: "api_error"}
 
 
 def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | None = None) -> Response:
-    """The error in the shape of the API that was called."""
+    """The error in the shape of the API that was called (a rate limit with the provider's
+    ``Retry-After``, in seconds and in ``retry-after-ms`` as OpenAI sends it)."""
     status = status_of(exc)
+    headers = dict(headers or {})
+    retry_after = getattr(exc, "retry_after", None)
+    if status == 429 and retry_after is not None:
+        headers.setdefault("retry-after", str(math.ceil(retry_after)))
+        headers.setdefault("retry-after-ms", str(int(retry_after * 1000)))
     message = str(exc)
     param = getattr(exc, "source", None) or getattr(exc, "param", None)
     code = exc.error_type if isinstance(exc, ProviderError) else None
@@ -229,7 +239,7 @@ def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | 
     else:
         body = {"error": {"message": message, "type": _OPENAI_TYPES.get(status, "server_error"),
                           "param": param, "code": code}}
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def serving_headers(request_id: str, version: int, variation: str, fallback_index: int | None,

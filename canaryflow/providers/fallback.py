@@ -162,7 +162,7 @@ class FallbackRunner:
                                                                  "gen_ai.request.model": target.model})
                 if checker is not None and not checker.reroutes(failed):
                     return Served(result, target.fallback_index, attempts)  # kept: see failed_check
-        raise self._all_failed(attempts) from (errors[-1] if errors else None)
+        raise self._all_failed(attempts, errors) from (errors[-1] if errors else None)
 
     async def stream(self, resolution: Resolution, caller_messages: Sequence[dict[str, str]], *,
                      timeout: float | None = None, request: CallerRequest | None = None) -> StreamServed:
@@ -179,7 +179,7 @@ class FallbackRunner:
                                              request=request, resolution=resolution)
             if isinstance(started, _Started):
                 return StreamServed(self._rest(target, started), target.fallback_index, attempts)
-        raise self._all_failed(attempts) from (errors[-1] if errors else None)
+        raise self._all_failed(attempts, errors) from (errors[-1] if errors else None)
 
     async def _run_target(self, target: Target, messages: list[dict[str, str]], attempts: list[Attempt],
                           errors: list[ProviderError], timeout: float | None, *,
@@ -267,18 +267,21 @@ class FallbackRunner:
                 await close()
 
     @staticmethod
-    def _all_failed(attempts: list[Attempt]) -> AllProvidersFailed:
+    def _all_failed(attempts: list[Attempt], errors: Sequence[ProviderError] = ()) -> AllProvidersFailed:
         tried = [a for a in attempts if a.error_type]
         last = tried[-1] if tried else None
         summary = "; ".join(f"{a.provider} {a.model}: {a.error_type}"
                             + (f" ({a.status_code})" if a.status_code else "") for a in tried)
         error_type = last.error_type if last and last.error_type != CIRCUIT_OPEN else "server_error"
         primary = next((a.error_type for a in attempts if a.fallback_index is None and a.error_type), None)
+        ending = errors[-1] if errors and last is not None and last.error_type == errors[-1].error_type \
+            else None  # the last attempt's own error (its Retry-After, when it was rate limited)
         return AllProvidersFailed(f"all providers failed: {summary}", error_type=error_type or "other",
                                   primary_error_type=primary,
                                   status_code=last.status_code if last else None,
                                   provider=last.provider if last else None,
-                                  model=last.model if last else None)
+                                  model=last.model if last else None,
+                                  retry_after=ending.retry_after if ending is not None else None)
 
 
 def _neutral_messages(res: Resolution, caller: Sequence[dict[str, str]], request: CallerRequest | None
