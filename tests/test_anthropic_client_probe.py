@@ -176,3 +176,34 @@ def test_thinking_without_a_budget_across_apis_is_refused_by_name(gw: Gateway, t
     r = _messages(gw, model="oa", max_tokens=4000, messages=ASKED,
                   thinking={"type": "enabled", "budget_tokens": 3000})
     assert r.status_code == 200 and gw.rec.last.body["reasoning_effort"] == "high"
+
+
+def test_a_tool_loop_with_thinking_across_apis_sends_the_assistant_turn_back(gw: Gateway) -> None:
+    """The stream helper's message (thinking from ``reasoning_content``, then a tool call) goes back as the
+    next request's assistant turn, as Claude's users do. Chat Completions takes no reasoning back (nor does
+    Claude from earlier turns' thinking but the current tool loop's), so its thinking blocks are left out of
+    the OpenAI history and the rest is carried."""
+    gw.rec.reset(events=[
+        _chunk({"role": "assistant", "content": None, "reasoning_content": "Rome, so call the tool."}),
+        _chunk({"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}]}),
+        _chunk({}, "tool_calls"), USAGE_CHUNK])
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    with gw.ant.messages.stream(model="oa", max_tokens=2000, thinking=thinking,  # type: ignore[arg-type]
+                                tools=[ANT_TOOL], messages=ASKED, extra_body=CTX) as stream:  # type: ignore[list-item]
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "tool_use"]
+    gw.rec.reset(TEXT_ANSWER)
+    turn = {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in final.content]}
+    result = {"type": "tool_result", "tool_use_id": "call_1", "content": "sunny"}
+    history = [*ASKED, turn, {"role": "user", "content": [result]}]
+    msg = gw.ant.messages.create(model="oa", max_tokens=2000, thinking=thinking,  # type: ignore[arg-type]
+                                 tools=[ANT_TOOL], messages=history, extra_body=CTX)  # type: ignore[list-item,arg-type]
+    assert msg.content[0].text == "ok"  # type: ignore[union-attr]
+    assert gw.rec.last.body["messages"][1:] == [
+        {"role": "user", "content": "Weather in Rome?"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "get_weather",
+                                                              "arguments": '{"city": "Rome"}'}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
+    ]

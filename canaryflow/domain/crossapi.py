@@ -24,6 +24,10 @@ assistant ``tool_calls``                     ``tool_use`` blocks (arguments pars
 ``cache_control`` on content parts           ``cache_control`` on blocks
 ===========================================  ===========================================================
 
+Assistant ``thinking``/``redacted_thinking`` blocks in the history are left out: Chat Completions takes no
+reasoning back (and Claude itself reads earlier turns' thinking only within the current tool loop), so what
+the stream helper's message holds can be sent back as the next assistant turn.
+
 Refused from Anthropic (no Chat counterpart): ``thinking`` other than ``enabled`` (with a budget) or
 ``disabled`` (``adaptive``, ``between_tools``), a ``tool_result`` with ``is_error: true`` (a tool message
 cannot say the tool failed) and a non-empty last assistant message (a prefill Claude would continue; Chat
@@ -405,6 +409,8 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
                     },
                 }
             )
+        elif kind in ("thinking", "redacted_thinking") and role == "assistant":
+            continue  # Chat Completions takes no reasoning back (see the module doc)
         elif kind == "tool_result" and role == "user":
             if block.get("is_error"):
                 _refuse(f"{at}.is_error", "a failed tool result has no OpenAI counterpart (a tool message "
@@ -418,12 +424,14 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
                 {"role": "tool", "tool_call_id": block.get("tool_use_id"), "content": _text_of(result)}
             )
         else:
-            _refuse(f"{at}.type", f"a {role} block of type {kind!r} has no OpenAI Chat counterpart", drop)
+            _refuse(f"{at}.type", f"{'an' if role == 'assistant' else 'a'} {role} block of type {kind!r} has "
+                    "no OpenAI Chat counterpart", drop)
     if role == "assistant":
         msg: dict[str, Any] = {"role": "assistant", "content": _text_of(parts) or None}
         if calls:
             msg["tool_calls"] = calls
-        out.append(msg)
+        if msg["content"] is not None or calls:  # a turn of thinking alone leaves nothing to send
+            out.append(msg)
     elif parts:
         plain = all(p["type"] == "text" for p in parts)
         out.append({"role": "user", "content": _text_of(parts) if plain else parts})
