@@ -91,3 +91,19 @@ def test_a_rate_limited_provider_is_a_429_with_its_retry_after(stack: Stack, oai
         ant.messages.create(model=model, max_tokens=50, messages=ask, extra_headers=H)  # type: ignore[arg-type]
     assert aerr.value.response.headers["retry-after"] == "7"
     assert aerr.value.response.json()["error"]["type"] == "rate_limit_error"
+
+
+@pytest.mark.parametrize("extra", [
+    {"modalities": ["text"]}, {"presence_penalty": 0}, {"frequency_penalty": 0.0}, {"logit_bias": {}},
+    {"metadata": {}}, {"tool_choice": "none", "parallel_tool_calls": False},
+])
+def test_default_valued_fields_are_no_reason_to_refuse_across_apis(oai: openai.OpenAI,
+                                                                   extra: dict[str, object]) -> None:
+    """Clients and frameworks send some fields at their default values; those change nothing and have
+    nothing to carry to Anthropic (the simulator refuses options on ``tool_choice: none``, as Anthropic
+    does)."""
+    tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}}}}] if "tool_choice" in extra else None
+    done = oai.chat.completions.create(model="an", messages=Q, extra_headers=H, extra_body=extra,
+                                       **({"tools": tools} if tools else {}))  # type: ignore[arg-type]
+    assert done.choices[0].message.content

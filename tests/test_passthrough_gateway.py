@@ -963,3 +963,15 @@ def test_a_refused_request_logs_only_its_path_and_reason(
     assert r.status_code == 400
     assert "SECRET-42" not in caplog.text
     assert "refused /v1/chat/completions request: ValidationFailed" in caplog.text
+
+
+def test_safety_identifier_reaches_anthropic_as_metadata_user_id(gw: Gateway) -> None:
+    """``safety_identifier`` (the openai client's successor of ``user``) is the same end-user id Anthropic
+    takes as ``metadata.user_id``; given both, the safety identifier is the one meant for abuse detection."""
+    gw.rec.reset(ANT_ANSWER)
+    gw.oai.chat.completions.create(model="an", messages=[{"role": "user", "content": "hi"}],
+                                   safety_identifier="hash-7", extra_body=CTX)
+    assert gw.rec.last.body["metadata"] == {"user_id": "hash-7"}
+    gw.oai.chat.completions.create(model="an", messages=[{"role": "user", "content": "hi"}],
+                                   safety_identifier="hash-7", user="u-9", extra_body=CTX)
+    assert gw.rec.last.body["metadata"] == {"user_id": "hash-7"}

@@ -19,7 +19,7 @@ assistant ``tool_calls``                     ``tool_use`` blocks (arguments pars
                                              refused if the token limit leaves no room past it
 ``max_tokens``/``max_completion_tokens``     ``max_tokens``
 ``stop``, ``temperature``, ``top_p``         ``stop_sequences``, ``temperature``, ``top_p``
-``user``                                     ``metadata.user_id``
+``safety_identifier`` (else ``user``)        ``metadata.user_id``
 ``stream`` / ``stream_options``              ``stream`` (usage is always reported)
 ``cache_control`` on content parts           ``cache_control`` on blocks
 ===========================================  ===========================================================
@@ -113,14 +113,20 @@ _OPENAI_HANDLED = frozenset(
         "response_format",
         "reasoning_effort",
         "user",
+        "safety_identifier",
         "canaryflow",
     }
 )
-_OPENAI_NEUTRAL: dict[str, tuple[Any, ...]] = {
+_OPENAI_NEUTRAL: dict[str, tuple[Any, ...]] = {  # a field at one of these values changes nothing
     "n": (1,),
     "logprobs": (False,),
     "store": (False,),
     "service_tier": ("auto",),
+    "modalities": (["text"],),
+    "presence_penalty": (0, 0.0),
+    "frequency_penalty": (0, 0.0),
+    "logit_bias": ({},),
+    "metadata": ({},),
 }
 
 
@@ -273,8 +279,11 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
         out["stop_sequences"] = _str_list(stop, "stop")
     if body.get("stream") is not None:
         out["stream"] = body["stream"]
-    if body.get("user") is not None:
-        out["metadata"] = {"user_id": str(body["user"])}
+    user = body.get("safety_identifier")
+    if user is None:
+        user = body.get("user")
+    if user is not None:
+        out["metadata"] = {"user_id": str(user)}
     tools = [
         t
         for i, tool in enumerate(body.get("tools") or [])
@@ -285,7 +294,7 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
     choice = body.get("tool_choice")
     if choice is not None:
         out["tool_choice"] = _anthropic_choice(choice)
-    if body.get("parallel_tool_calls") is False:
+    if body.get("parallel_tool_calls") is False and out.get("tool_choice", {}).get("type") != "none":
         out["tool_choice"] = {**out.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     fmt = body.get("response_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":

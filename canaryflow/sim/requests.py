@@ -594,6 +594,10 @@ def parse_messages(body: Any) -> SimRequest:
         if kind not in ("auto", "any", "tool", "none"):
             raise InvalidRequest(f"tool_choice: Input tag '{kind}' found using 'type' does not match any of "
                                  "the expected tags: 'auto', 'any', 'tool', 'none'")
+        allowed = {"type", "name", "disable_parallel_tool_use"} if kind == "tool" else \
+            {"type"} if kind == "none" else {"type", "disable_parallel_tool_use"}
+        for extra in sorted(set(choice) - allowed):
+            raise InvalidRequest(f"tool_choice.{kind}.{extra}: Extra inputs are not permitted")
         if kind == "tool":
             if not isinstance(choice.get("name"), str):
                 raise InvalidRequest("tool_choice.tool.name: Field required")
