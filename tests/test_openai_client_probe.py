@@ -107,3 +107,15 @@ def test_default_valued_fields_are_no_reason_to_refuse_across_apis(oai: openai.O
     done = oai.chat.completions.create(model="an", messages=Q, extra_headers=H, extra_body=extra,
                                        **({"tools": tools} if tools else {}))  # type: ignore[arg-type]
     assert done.choices[0].message.content
+
+
+@pytest.mark.parametrize(("model", "served_by"), [("oa", "openai/gpt-4o-mini"),
+                                                  ("an", "anthropic/claude-haiku-4-5")])
+def test_a_stream_says_who_served_it_as_a_json_answer_does(oai: openai.OpenAI, model: str,
+                                                           served_by: str) -> None:
+    plain = oai.chat.completions.with_raw_response.create(model=model, messages=Q, extra_headers=H)
+    with oai.chat.completions.with_streaming_response.create(model=model, messages=Q, stream=True,
+                                                             extra_headers=H) as streamed:
+        assert streamed.headers["x-canaryflow-served-by"] == served_by
+        assert plain.headers["x-canaryflow-served-by"] == served_by
+        assert streamed.headers["x-canaryflow-version"] == plain.headers["x-canaryflow-version"] == "1"

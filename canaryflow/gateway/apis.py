@@ -86,7 +86,7 @@ class Endpoint:
             if body.get("stream") is True:
                 stream = await plane.astream(res, text, variables=ctx.variables, request=caller)
                 headers = serving_headers(stream.request_id, stream.version, stream.variation,
-                                          stream.fallback_index, stream.fallback_reason)
+                                          stream.fallback_index, stream.fallback_reason, stream.served_by)
                 headers.update(_SSE_HEADERS)
                 response = StreamingResponse(_sse(stream, api), media_type="text/event-stream",
                                              headers=headers)

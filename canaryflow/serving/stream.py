@@ -114,6 +114,15 @@ class Stream:
             self._fail(exc)
             raise
 
+    @property
+    def served_by(self) -> str:
+        """``provider/model`` of the target streaming the answer (the primary's, or the fallback's)."""
+        res = self.resolution
+        if self.fallback_index is None:
+            return f"{res.provider}/{res.model}"
+        target = res.fallback[self.fallback_index]
+        return f"{target['provider']}/{target['model']}"
+
     def _end(self, last: StreamChunk) -> None:
         if self._done:
             return
