@@ -7,6 +7,7 @@ sees what the provider received and what the client got back.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -15,6 +16,7 @@ import pytest
 
 from tests import test_passthrough_gateway as base
 from tests.test_passthrough_gateway import ANT_TOOL, CTX, Gateway, _chunk
+from tests.traffic_stack import running_stack, spec
 
 gw = base.gw  # the recording upstream and gateway (module-scoped fixture)
 
@@ -207,3 +209,43 @@ def test_a_tool_loop_with_thinking_across_apis_sends_the_assistant_turn_back(gw:
                                                               "arguments": '{"city": "Rome"}'}}]},
         {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
     ]
+
+
+def test_count_tokens_counts_the_message_the_config_would_send(gw: Gateway) -> None:
+    """``client.messages.count_tokens`` names the config as its model: the provider counts the body a message
+    would carry (config's model, system and tools applied), without the sampling fields counting refuses;
+    the caller's headers travel as with a message, the answer comes back unchanged."""
+    gw.rec.reset({"input_tokens": 42})
+    raw = gw.ant.messages.with_raw_response.count_tokens(
+        model="an", system="Be brief.", messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+        extra_body=CTX, extra_headers={"anthropic-beta": "token-counting-2024-11-01"})
+    assert raw.parse().input_tokens == 42 and raw.headers["x-canaryflow-version"] == "1"
+    sent = gw.rec.last
+    assert sent.path == "/v1/messages/count_tokens"
+    assert sent.headers["anthropic-beta"] == "token-counting-2024-11-01"
+    assert sent.body == {"model": "claude-haiku-4-5", "messages": ASKED, "tools": [ANT_TOOL],
+                         "system": "You are the support assistant for Acme.\n\nBe brief."}
+    gw.rec.reset({"input_tokens": 1})
+    with pytest.raises(anthropic.BadRequestError) as err:
+        gw.ant.messages.count_tokens(model="oa", messages=ASKED, extra_body=CTX)  # type: ignore[list-item]
+    assert "no token counting endpoint" in str(err.value) and not gw.rec.received
+    with pytest.raises(anthropic.NotFoundError):
+        gw.ant.messages.count_tokens(model="no-such-config", messages=ASKED)  # type: ignore[list-item]
+
+
+def test_count_tokens_against_the_simulator(tmp_path: Path) -> None:
+    """The simulator counts as Claude does — a message's fields, no ``max_tokens`` — and the count is the
+    input tokens the same message is then billed."""
+    config = spec("claude-bot", provider="anthropic", model="claude-haiku-4-5",
+                  system="You help with {{product}}.")
+    with running_stack(tmp_path, configs=[config]) as stack:
+        ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+        counted = ant.messages.count_tokens(model="claude-bot", messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+                                            extra_body=CTX)
+        msg = ant.messages.create(model="claude-bot", max_tokens=50, messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+                                  extra_body=CTX)
+        assert counted.input_tokens == msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0) > 0
+        r = httpx.post(f"{stack.sim.url}/v1/messages/count_tokens", headers={"x-api-key": "k"},
+                       json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": ASKED})
+        assert r.status_code == 400
+        assert r.json()["error"]["message"] == "max_tokens: Extra inputs are not permitted"

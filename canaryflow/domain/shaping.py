@@ -62,6 +62,29 @@ def shape_headers(caller_api: str, headers: Mapping[str, str], api: str, *, drop
     return {}
 
 
+def shape_count_tokens(body: Mapping[str, Any], decisions: Decisions, provider_kind: str) -> dict[str, Any]:
+    """The body of ``POST /v1/messages/count_tokens`` for the config's provider: the config applied as to a
+    message (model, system, messages, tools, tool choice, output format), without the sampling fields the
+    config sets, which counting takes none of (a caller's own reach the provider, which judges them).
+
+    Raises:
+        Untranslatable: the config's provider speaks the OpenAI API, which has no token counting endpoint.
+    """
+    if API_OF_PROVIDER.get(provider_kind, "chat") != "messages":
+        raise crossapi.Untranslatable(
+            "messages/count_tokens counts for configs whose provider speaks the Anthropic API; this config's "
+            f"provider is {provider_kind!r}, whose API has no token counting endpoint", source="model")
+    try:
+        out = apply_config("messages", body, decisions)
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ValidationFailed(f"a field has the wrong type ({type(exc).__name__}: {exc}); check the body "
+                               "against the API reference", source="body") from exc
+    for name in ("max_tokens", "temperature", "top_p", "stop_sequences"):
+        if name not in body:
+            out.pop(name, None)
+    return out
+
+
 def _stream_usage(caller_api: str, body: dict[str, Any]) -> dict[str, Any]:
     if caller_api == "chat" and body.get("stream") is True:
         opts = body.get("stream_options")
@@ -145,5 +168,5 @@ class EventShaper:
         return self._o2a.close() if self._o2a is not None else []
 
 
-__all__ = ["API_HEADERS", "EventShaper", "provider_api", "shape_answer", "shape_headers", "shape_request",
-           "wants_usage"]
+__all__ = ["API_HEADERS", "EventShaper", "provider_api", "shape_answer", "shape_count_tokens",
+           "shape_headers", "shape_request", "wants_usage"]

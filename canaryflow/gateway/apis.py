@@ -15,13 +15,14 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any, Literal
 
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from canaryflow.domain import fastjson
-from canaryflow.domain.passthrough import Api
+from canaryflow.domain.passthrough import Api, Decisions
 from canaryflow.domain.requests import check_request, plain_messages
-from canaryflow.domain.shaping import API_HEADERS
+from canaryflow.domain.shaping import API_HEADERS, shape_count_tokens
 from canaryflow.errors import CanaryflowError
 from canaryflow.gateway.protocol import (
     caller_context,
@@ -29,6 +30,7 @@ from canaryflow.gateway.protocol import (
     error_response,
     json_response_head,
     parse_json,
+    read_json,
     receive_body,
     serving_headers,
 )
@@ -107,6 +109,27 @@ class Endpoint:
         await send({"type": "http.response.body", "body": content})
 
 
+async def count_tokens(plane: TrafficPlane, request: Request) -> Response:
+    """``POST /v1/messages/count_tokens``: the input tokens the config's provider counts for this message with
+    the config applied (:func:`~canaryflow.domain.shaping.shape_count_tokens`), its answer unchanged plus
+    ``X-Canaryflow-Version``/``-Variation``; a config whose provider speaks the OpenAI API is a 400."""
+    try:
+        body = await read_json(request)
+        key = check_request("messages", body)
+        ctx = caller_context(body, request.headers, fallback_user=_user_of("messages", body))
+        res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables)
+        provider: Any = plane.runner.provider_factory(res.provider)
+        decisions = Decisions(res.model, res.messages, res.parameters, res.tools, res.tool_choice,
+                              res.response_format)
+        out = shape_count_tokens(body, decisions, str(getattr(provider, "api", provider.name)))
+        headers = {k: v for k, v in request.headers.items() if k.lower() in API_HEADERS["messages"]}
+        content = await provider.count_tokens(out, headers, timeout=plane.timeout)
+    except CanaryflowError as exc:
+        return error_response("anthropic", exc)
+    served = {"x-canaryflow-version": str(res.version), "x-canaryflow-variation": res.variation}
+    return Response(content, media_type="application/json", headers=served)
+
+
 async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:
     named = api != "chat"  # Anthropic and Responses events carry an ``event:`` line
     try:
@@ -132,4 +155,4 @@ async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:
         yield b"data: [DONE]\n\n"
 
 
-__all__ = ["Endpoint"]
+__all__ = ["Endpoint", "count_tokens"]

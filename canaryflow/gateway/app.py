@@ -5,6 +5,7 @@ Routes::
     POST /v1/chat/completions   OpenAI Chat Completions, plain and streaming (model = config key)
     POST /v1/responses          OpenAI Responses, plain and streaming (model = config key)
     POST /v1/messages           Anthropic Messages, plain and streaming (model = config key)
+    POST /v1/messages/count_tokens  the input tokens of a message with the config applied (Anthropic configs)
     GET  /v1/models             the config keys that can be served (OpenAI or Anthropic shape)
     GET  /v1/models/{key}       one of them (``client.models.retrieve(key)``), or 404
     *    /v1/...                anything else: proxied to CANARYFLOW_GATEWAY_DEFAULT_PROVIDER, or 404
@@ -184,6 +185,7 @@ def build_app(plane: TrafficPlane, *, health: Health | None = None, max_body_byt
               "/v1/messages": apis.Endpoint(plane, "messages")}
     routes = [
         *(Route(path, endpoint, methods=["POST"]) for path, endpoint in served.items()),
+        Route("/v1/messages/count_tokens", bind(apis.count_tokens), methods=["POST"]),
         Route("/v1/models", bind(proxy.models), methods=["GET"]),
         Route("/v1/models/{key}", bind(proxy.model), methods=["GET"]),
         Route("/v1/resolve", resolve, methods=["POST"]),

@@ -24,7 +24,7 @@ from canaryflow.serving.traffic import TrafficPlane
 DEFAULT_PROVIDER_ENV = "CANARYFLOW_GATEWAY_DEFAULT_PROVIDER"
 MANAGED = {"/v1/chat/completions": "POST", "/v1/responses": "POST", "/v1/messages": "POST",
            "/v1/models": "GET", "/v1/resolve": "POST", "/v1/feedback": "POST",
-           "/v1/track": "POST"}
+           "/v1/track": "POST", "/v1/messages/count_tokens": "POST"}
 """canaryflow's own /v1 paths (a wrong method there is a 405, never proxied)."""
 _HOP = frozenset(
     {

@@ -98,6 +98,17 @@ class AnthropicProvider:
         except Exception as exc:
             raise map_error(exc, provider=self.name, model=req.model) from exc
 
+    async def count_tokens(self, body: dict[str, Any], headers: dict[str, str], *, timeout: float
+                           ) -> bytes:
+        """``POST /v1/messages/count_tokens`` with ``body`` as is; the provider's JSON answer as received."""
+        options: Any = {"timeout": timeout, "headers": headers} if headers else {"timeout": timeout}
+        try:
+            raw = await self.client.post("/v1/messages/count_tokens", body=body, cast_to=httpx2.Response,
+                                         options=options)
+        except Exception as exc:
+            raise map_error(exc, provider=self.name, model=str(body.get("model") or "")) from exc
+        return bytes(raw.content)
+
     async def stream(self, req: ChatRequest, *, timeout: float) -> AsyncIterator[StreamChunk]:
         """Stream a message; the last chunk carries the finish reason and the usage (whole text).
 

@@ -22,9 +22,17 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from canaryflow.sim import wire
-from canaryflow.sim.engine import Outcome, Simulator
+from canaryflow.sim.engine import Outcome, Simulator, input_token_count
 from canaryflow.sim.profiles import ModelProfile
-from canaryflow.sim.requests import InvalidRequest, SimRequest, parse_chat, parse_messages, parse_responses
+from canaryflow.sim.questions import count_tokens
+from canaryflow.sim.requests import (
+    InvalidRequest,
+    SimRequest,
+    parse_chat,
+    parse_count_tokens,
+    parse_messages,
+    parse_responses,
+)
 
 _OPENAI_ERRORS = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
                   403: ("invalid_request_error", None), 404: ("invalid_request_error", "model_not_found"),
@@ -202,6 +210,19 @@ class SimApp:
         return StreamingResponse(self._paced(out, wire.anthropic_events(out, req.model, rid), wire.sse_event,
                                              _ANTHROPIC_STREAM_ERROR), media_type=_SSE, headers=headers)
 
+    async def count_tokens(self, request: Request) -> Response:
+        """``POST /v1/messages/count_tokens``: the input tokens a message would use (as its answer counts)."""
+        if not _has_key(request):
+            return anthropic_error(401, "x-api-key header is required")
+        try:
+            req = parse_count_tokens(await request.json())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return anthropic_error(400, "We could not parse the JSON body of your request.")
+        except InvalidRequest as exc:
+            return anthropic_error(400, exc.message, param=exc.param, code=exc.code)
+        tools = sum(count_tokens(json.dumps(t.parameters)) + 8 for t in req.tools)
+        return JSONResponse({"input_tokens": input_token_count(req.texts) + req.extra_input_tokens + tools})
+
     async def responses(self, request: Request) -> Response:
         """``POST /v1/responses``."""
         parsed = await self._parse(request, openai_error, parse_responses)
@@ -281,6 +302,7 @@ def create_app(seed: int = 0, *, admin: bool = False, latency_scale: float = 1.0
     routes = [
         Route("/v1/chat/completions", handlers.chat_completions, methods=["POST"]),
         Route("/v1/messages", handlers.messages, methods=["POST"]),
+        Route("/v1/messages/count_tokens", handlers.count_tokens, methods=["POST"]),
         Route("/v1/responses", handlers.responses, methods=["POST"]),
         Route("/openai/deployments/{deployment}/chat/completions", handlers.azure_chat_completions,
               methods=["POST"]),

@@ -31,6 +31,11 @@ MESSAGES_FIELDS = frozenset({
     "mcp_servers", "messages", "metadata", "model", "output_config", "output_format", "service_tier", "speed",
     "stop_sequences", "stream", "system", "temperature", "thinking", "tool_choice", "tools", "top_k", "top_p",
     "user_profile_id", "workspace_id"})
+COUNT_TOKENS_FIELDS = frozenset({
+    "cache_control", "context_management", "mcp_servers", "messages", "model", "output_config",
+    "output_format", "speed", "system", "thinking", "tool_choice", "tools", "user_profile_id",
+    "workspace_id"})
+"""``POST /v1/messages/count_tokens``: a message's fields but the sampling ones (no max_tokens, stream)."""
 RESPONSES_FIELDS = frozenset({
     "access_programs", "background", "background_options", "context_management", "conversation", "image",
     "include", "input", "instructions", "max_output_tokens", "max_tool_calls", "metadata", "model",
@@ -615,6 +620,17 @@ def parse_messages(body: Any) -> SimRequest:
             raise InvalidRequest("output_config.format.schema: Field required")
         req.schema = _check_schema(fmt["schema"], "output_config.format.schema")
     return req
+
+
+def parse_count_tokens(body: Any) -> SimRequest:
+    """Validate an Anthropic ``messages/count_tokens`` body (a message's fields but the sampling ones)."""
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    _reject_unknown(body, COUNT_TOKENS_FIELDS, "messages")
+    thinking = body.get("thinking")
+    budget = thinking.get("budget_tokens") if isinstance(thinking, dict) else None
+    room = budget + 1 if isinstance(budget, int) and not isinstance(budget, bool) else 1
+    return parse_messages({**body, "max_tokens": max(1, room)})
 
 
 # ── OpenAI Responses ───────────────────────────────────────────────────────────────────────────────────
