@@ -975,3 +975,37 @@ def test_safety_identifier_reaches_anthropic_as_metadata_user_id(gw: Gateway) ->
     gw.oai.chat.completions.create(model="an", messages=[{"role": "user", "content": "hi"}],
                                    safety_identifier="hash-7", user="u-9", extra_body=CTX)
     assert gw.rec.last.body["metadata"] == {"user_id": "hash-7"}
+
+
+def test_an_answer_appended_as_history_goes_back_to_anthropic_whole(gw: Gateway) -> None:
+    """The tool loop as the openai client's users write it — ``messages.append(done.choices[0].message)`` —
+    across APIs: the assistant turn goes back with its thinking blocks (signatures kept: Anthropic needs
+    them back before a tool result), a refusal as the assistant's text, and empty fields as nothing."""
+    gw.rec.reset(ANT_ANSWER)
+    history: list[Any] = [{"role": "user", "content": "Weather in Paris?"}]
+    done = gw.oai.chat.completions.create(model="an", messages=history, tools=[OAI_TOOL],  # type: ignore[list-item]
+                                          extra_body=CTX)
+    history += [done.choices[0].message,
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "sunny"},
+                {"role": "assistant", "content": None, "refusal": "I can't share that.", "annotations": [],
+                 "audio": None, "function_call": None},
+                {"role": "user", "content": "Thanks."}]
+    gw.oai.chat.completions.create(model="an", messages=history, tools=[OAI_TOOL],  # type: ignore[list-item]
+                                   extra_body=CTX)
+    turns = gw.rec.last.body["messages"]
+    assert turns[1] == {"role": "assistant", "content": ANT_ANSWER["content"]}
+    assert turns[3] == {"role": "assistant", "content": [{"type": "text", "text": "I can't share that."}]}
+
+
+@pytest.mark.parametrize(("message", "field"), [
+    ({"role": "user", "content": "hi", "name": "bob"}, "messages[0].name"),
+    ({"role": "system", "content": "hi", "name": "ops"}, "messages[0].name"),
+    ({"role": "user", "content": "hi", "some_future_field": 1}, "messages[0].some_future_field"),
+])
+def test_a_message_field_anthropic_cannot_take_is_refused_by_name(gw: Gateway, message: dict[str, Any],
+                                                                  field: str) -> None:
+    gw.rec.reset(ANT_ANSWER)
+    r = httpx.post(f"{gw.url}/v1/chat/completions",
+                   json={"model": "an", "messages": [message, {"role": "user", "content": "hi"}], **CTX})
+    assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
+    assert not gw.rec.received

@@ -10,6 +10,8 @@ OpenAI chat                                  Anthropic messages
 system / developer messages                  ``system`` (text blocks keep ``cache_control``)
 user text / ``image_url`` parts              text / ``image`` blocks (data URL → base64 source, else url)
 assistant ``tool_calls``                     ``tool_use`` blocks (arguments parsed as JSON)
+assistant ``refusal`` / ``thinking_blocks``  text / the signed thinking blocks (before the rest)
+other message fields (``name``, …)           refused unless empty
 ``tool`` messages                            ``tool_result`` blocks in one user turn
 ``tools`` (function)                         ``tools`` (``input_schema``)
 ``tool_choice`` auto/none/required/named     ``{"type": auto/none/any/tool}``
@@ -153,6 +155,8 @@ def _openai_parts(content: Any, where: str, drop: Collection[str]) -> list[dict[
         kind = part.get("type") if isinstance(part, dict) else None
         if kind == "text":
             block: dict[str, Any] = {"type": "text", "text": str(part.get("text", ""))}
+        elif kind == "refusal":  # an assistant's refusal in its history: its words
+            block = {"type": "text", "text": str(part.get("refusal", ""))}
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url") if isinstance(image, dict) else image
@@ -180,6 +184,29 @@ def _arguments(raw: Any, where: str) -> Any:
     return value
 
 
+_MESSAGE_FIELDS = {  # what each role's message carries to Anthropic (other fields: refused unless empty)
+    "system": frozenset({"role", "content"}),
+    "developer": frozenset({"role", "content"}),
+    "user": frozenset({"role", "content"}),
+    # reasoning_content is left out: Anthropic takes thinking back only as signed blocks (thinking_blocks)
+    "assistant": frozenset({"role", "content", "tool_calls", "refusal", "audio", "thinking_blocks",
+                            "reasoning_content"}),
+    "tool": frozenset({"role", "content", "tool_call_id"}),
+}
+
+
+def _thinking_blocks(value: Any, where: str) -> list[dict[str, Any]]:
+    """The signed thinking blocks an answer carried (``message.thinking_blocks``, see
+    :func:`anthropic_answer_to_openai`) as they go back in the assistant's turn."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(
+            isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking") for b in value):
+        raise ValidationFailed("thinking_blocks must be the list of thinking blocks an answer carried",
+                               source=where)
+    return [dict(b) for b in value]
+
+
 def _openai_turns(messages: Any, drop: Collection[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     if not isinstance(messages, list) or not messages:
         raise ValidationFailed("'messages' must be a non-empty list", source="messages")
@@ -197,12 +224,20 @@ def _openai_turns(messages: Any, drop: Collection[str]) -> tuple[list[dict[str, 
         if not isinstance(m, dict):
             raise ValidationFailed("each message must be an object with a role", source=where)
         role = m.get("role")
+        carried = _MESSAGE_FIELDS.get(str(role), frozenset(m))  # an unknown role: refused below
+        for key, value in m.items():
+            if key not in carried and not _absent(value, ([], {}, "")):
+                _refuse(f"{where}.{key}", f"the {role} message field '{key}' has no Anthropic counterpart",
+                        drop)
         if role in ("system", "developer"):
             system.extend(_openai_parts(m.get("content"), f"{where}.content", drop))
         elif role == "user":
             add("user", _openai_parts(m.get("content"), f"{where}.content", drop))
         elif role == "assistant":
-            blocks = _openai_parts(m.get("content"), f"{where}.content", drop)
+            blocks = _thinking_blocks(m.get("thinking_blocks"), f"{where}.thinking_blocks")
+            blocks += _openai_parts(m.get("content"), f"{where}.content", drop)
+            if m.get("refusal"):
+                blocks.append({"type": "text", "text": str(m["refusal"])})
             for j, call in enumerate(m.get("tool_calls") or []):
                 fn = call.get("function") or {} if isinstance(call, dict) else {}
                 blocks.append(
