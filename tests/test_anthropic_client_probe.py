@@ -7,6 +7,7 @@ sees what the provider received and what the client got back.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 
 from tests import test_passthrough_gateway as base
 from tests.test_passthrough_gateway import ANT_TOOL, CTX, Gateway, _chunk
-from tests.traffic_stack import running_stack, spec
+from tests.traffic_stack import Stack, running_stack, spec
 
 gw = base.gw  # the recording upstream and gateway (module-scoped fixture)
 
@@ -233,19 +234,70 @@ def test_count_tokens_counts_the_message_the_config_would_send(gw: Gateway) -> N
         gw.ant.messages.count_tokens(model="no-such-config", messages=ASKED)  # type: ignore[list-item]
 
 
-def test_count_tokens_against_the_simulator(tmp_path: Path) -> None:
+PDF = {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQK"}
+
+
+DOCUMENT_ASKED = [{"role": "user", "content": [{"type": "document", "source": PDF, "title": "Q3 report"},
+                                               {"type": "text", "text": "Summarise it."}]}]
+
+
+def test_a_pdf_document_across_apis_is_a_file_part(gw: Gateway) -> None:
+    """A base64 PDF ``document`` block becomes Chat Completions' ``file`` part (its title the filename);
+    other sources, citations and context are refused by name."""
+    gw.rec.reset(TEXT_ANSWER)
+    r = _messages(gw, model="oa", messages=DOCUMENT_ASKED)
+    assert r.status_code == 200, r.text
+    pdf = {"filename": "Q3 report.pdf", "file_data": "data:application/pdf;base64,JVBERi0xLjQK"}
+    assert gw.rec.last.body["messages"][1] == {"role": "user", "content": [
+        {"type": "file", "file": pdf}, {"type": "text", "text": "Summarise it."}]}
+    for block, field in [
+        ({"type": "document", "source": {"type": "url", "url": "https://example.com/a.pdf"}}, "source"),
+        ({"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "x"}}, "source"),
+        ({"type": "document", "source": PDF, "citations": {"enabled": True}}, "citations"),
+        ({"type": "document", "source": PDF, "context": "From the finance team"}, "context"),
+    ]:
+        gw.rec.reset(TEXT_ANSWER)
+        r = _messages(gw, model="oa", messages=[{"role": "user", "content": [block]}])
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"].startswith(f"messages[0].content[0].{field}: ")
+        assert not gw.rec.received
+
+
+# ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """The simulator (as strict as the real APIs) behind the gateway: an Anthropic and an OpenAI config.
+    Per test: it points the provider clients at the simulator while it runs, and ``gw``'s upstream after."""
+    system = "You help with {{product}}."
+    configs = [spec("claude-bot", provider="anthropic", model="claude-haiku-4-5", system=system),
+               spec("gpt-bot", system=system)]
+    with running_stack(tmp_path, configs=configs) as s:
+        yield s
+
+
+def test_count_tokens_against_the_simulator(stack: Stack) -> None:
     """The simulator counts as Claude does — a message's fields, no ``max_tokens`` — and the count is the
     input tokens the same message is then billed."""
-    config = spec("claude-bot", provider="anthropic", model="claude-haiku-4-5",
-                  system="You help with {{product}}.")
-    with running_stack(tmp_path, configs=[config]) as stack:
-        ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
-        counted = ant.messages.count_tokens(model="claude-bot", messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
-                                            extra_body=CTX)
-        msg = ant.messages.create(model="claude-bot", max_tokens=50, messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
-                                  extra_body=CTX)
-        assert counted.input_tokens == msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0) > 0
-        r = httpx.post(f"{stack.sim.url}/v1/messages/count_tokens", headers={"x-api-key": "k"},
-                       json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": ASKED})
-        assert r.status_code == 400
-        assert r.json()["error"]["message"] == "max_tokens: Extra inputs are not permitted"
+    ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    counted = ant.messages.count_tokens(model="claude-bot", messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+                                        extra_body=CTX)
+    msg = ant.messages.create(model="claude-bot", max_tokens=50, messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+                              extra_body=CTX)
+    assert counted.input_tokens == msg.usage.input_tokens + (msg.usage.cache_read_input_tokens or 0) > 0
+    r = httpx.post(f"{stack.sim.url}/v1/messages/count_tokens", headers={"x-api-key": "k"},
+                   json={"model": "claude-haiku-4-5", "max_tokens": 5, "messages": ASKED})
+    assert r.status_code == 400
+    assert r.json()["error"]["message"] == "max_tokens: Extra inputs are not permitted"
+
+
+def test_the_simulator_takes_a_translated_pdf_as_openai_does(stack: Stack) -> None:
+    ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    msg = ant.messages.create(model="gpt-bot", max_tokens=50, messages=DOCUMENT_ASKED,  # type: ignore[arg-type]
+                              extra_body=CTX)
+    assert msg.content[0].type == "text" and msg.content[0].text
+    part = {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVBERi0xLjQK"}}
+    r = httpx.post(f"{stack.sim.url}/v1/chat/completions", headers={"authorization": "Bearer k"},
+                   json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [part]}]})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content[0].file.filename"

@@ -172,7 +172,7 @@ def test_anthropic_to_openai_maps_thinking_and_tools() -> None:
                 ],
             }
         )
-    assert err.value.source == "messages[0].content[0].type"
+    assert err.value.source == "messages[0].content[0].source"
 
 
 def test_malformed_fields_are_400s_not_crashes() -> None:

@@ -9,6 +9,7 @@ OpenAI chat                                  Anthropic messages
 ===========================================  ===========================================================
 system / developer messages                  ``system`` (text blocks keep ``cache_control``)
 user text / ``image_url`` parts              text / ``image`` blocks (data URL → base64 source, else url)
+user ``file`` parts (PDF ``file_data``)      ``document`` blocks with a base64 PDF source (title ⇄ filename)
 assistant ``tool_calls``                     ``tool_use`` blocks (arguments parsed as JSON)
 assistant ``refusal`` / ``thinking_blocks``  text / the signed thinking blocks (before the rest)
 other message fields (``name``, …)           refused unless empty
@@ -419,6 +420,23 @@ def _image_url(source: Any, where: str, drop: Collection[str]) -> dict[str, Any]
     return None
 
 
+def _file_part(block: dict[str, Any], where: str, drop: Collection[str]) -> dict[str, Any] | None:
+    source = block.get("source")
+    if not (isinstance(source, dict) and source.get("type") == "base64"
+            and source.get("media_type") == "application/pdf"):
+        _refuse(f"{where}.source", "only base64 PDF documents have an OpenAI counterpart (a file part)", drop)
+        return None
+    citations = block.get("citations")
+    if isinstance(citations, dict) and citations.get("enabled"):
+        _refuse(f"{where}.citations", "document citations have no OpenAI counterpart", drop)
+    if block.get("context"):
+        _refuse(f"{where}.context", "a document's context has no OpenAI counterpart", drop)
+    title = str(block.get("title") or "document")
+    filename = title if title.lower().endswith(".pdf") else f"{title}.pdf"
+    return {"type": "file", "file": {"filename": filename,
+                                     "file_data": f"data:application/pdf;base64,{source.get('data')}"}}
+
+
 def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> list[dict[str, Any]]:
     role = m.get("role")
     content = m.get("content")
@@ -442,6 +460,10 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
             image = _image_url(block.get("source"), f"{at}.source", drop)
             if image is not None:
                 parts.append(image)
+        elif kind == "document" and role == "user":
+            document = _file_part(block, at, drop)
+            if document is not None:
+                parts.append(document)
         elif kind == "tool_use" and role == "assistant":
             calls.append(
                 {

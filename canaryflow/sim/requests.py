@@ -289,6 +289,22 @@ def _chat_format(body: dict[str, Any], req: SimRequest) -> None:
         req.schema = _check_schema(spec.get("schema", {}), "response_format.json_schema.schema")
 
 
+def _chat_file(file: Any, here: str) -> None:
+    if not isinstance(file, dict):
+        raise _oai.missing(here)
+    if file.get("file_id") is None and file.get("file_data") is None:
+        raise InvalidRequest(f"Invalid '{here}': one of file_id or file_data must be provided.", param=here,
+                             code="invalid_value")
+    data = file.get("file_data")
+    if data is not None:
+        if not isinstance(data, str) or not re.match(r"^data:[a-z]+/[a-z0-9.+-]+;base64,", data):
+            raise InvalidRequest(f"Invalid '{here}.file_data'. Expected a base64-encoded data URL (e.g. "
+                                 "'data:application/pdf;base64,...').", param=f"{here}.file_data",
+                                 code="invalid_value")
+        if not isinstance(file.get("filename"), str) or not file["filename"]:
+            raise _oai.missing(f"{here}.filename")
+
+
 def _chat_parts(content: list[Any], where: str, role: str, req: SimRequest) -> None:
     allowed = _CHAT_PARTS.get(role, ("text",))
     for j, part in enumerate(content):
@@ -313,6 +329,8 @@ def _chat_parts(content: list[Any], where: str, role: str, req: SimRequest) -> N
             req.extra_input_tokens += _IMAGE_TOKENS
         if kind == "input_audio" and not isinstance(part.get("input_audio"), dict):
             raise _oai.missing(f"{here}.input_audio")
+        if kind == "file":
+            _chat_file(part.get("file"), f"{here}.file")
 
 
 def parse_chat(body: Any) -> SimRequest:
