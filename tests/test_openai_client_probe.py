@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -119,3 +120,27 @@ def test_a_stream_says_who_served_it_as_a_json_answer_does(oai: openai.OpenAI, m
         assert streamed.headers["x-canaryflow-served-by"] == served_by
         assert plain.headers["x-canaryflow-served-by"] == served_by
         assert streamed.headers["x-canaryflow-version"] == plain.headers["x-canaryflow-version"] == "1"
+
+
+WEATHER_TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_tool_loop_with_reasoning_across_apis(oai: openai.OpenAI, streamed: bool) -> None:
+    """``messages.append(answer.message)`` then the tool result, with reasoning_effort on an Anthropic
+    config: Claude (and the simulator) require the turn's signed thinking block back before the tool
+    result, from a plain answer and from the stream helper's final completion alike."""
+    history: list[Any] = [{"role": "user", "content": "Weather in Oslo? [sim:tool_use_rate=1]"}]
+    ask: dict[str, Any] = {"model": "an-roomy", "tools": [WEATHER_TOOL], "reasoning_effort": "low",
+                           "extra_headers": H}
+    if streamed:
+        with oai.chat.completions.stream(messages=history, tool_choice="required", **ask) as stream:
+            message: Any = stream.get_final_completion().choices[0].message
+    else:
+        done = oai.chat.completions.create(messages=history, tool_choice="required", **ask)
+        message = done.choices[0].message
+    assert message.tool_calls and message.model_extra["reasoning_content"]
+    history += [message, {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "sunny"}]
+    after = oai.chat.completions.create(messages=history, **ask)
+    assert after.choices[0].finish_reason == "stop" and after.choices[0].message.content

@@ -36,7 +36,9 @@ Refused from Anthropic (no Chat counterpart): ``thinking`` other than ``enabled`
 cannot say the tool failed) and a non-empty last assistant message (a prefill Claude would continue; Chat
 Completions answers after it). An empty last assistant message asks for nothing and is not sent.
 
-Answers and stream events map back: text, tool calls, thinking (as ``reasoning_content``), refusals (as
+Answers and stream events map back: text, tool calls, thinking (as ``reasoning_content``, and the signed
+blocks as ``thinking_blocks`` — in a stream one indexed delta per finished block — which go back to
+Anthropic when the message is appended to the history), refusals (as
 text with ``stop_reason: refusal``, plain and streamed), stop reasons (``stop ⇄ end_turn``,
 ``length ⇄ max_tokens``, ``content_filter ⇄ refusal``, ``tool_calls ⇄ tool_use``) and usage (cached input
 tokens included).
@@ -205,7 +207,7 @@ def _thinking_blocks(value: Any, where: str) -> list[dict[str, Any]]:
             isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking") for b in value):
         raise ValidationFailed("thinking_blocks must be the list of thinking blocks an answer carried",
                                source=where)
-    return [dict(b) for b in value]
+    return [{k: v for k, v in b.items() if k != "index"} for b in value]  # index: of a streamed delta
 
 
 def _openai_turns(messages: Any, drop: Collection[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -724,6 +726,8 @@ class AnthropicEventsToOpenAI:
         self._created = int(time.time())
         self._usage: dict[str, Any] = {}
         self._tools: dict[int, int] = {}  # Anthropic block index → OpenAI tool call index
+        self._thinking: dict[int, dict[str, Any]] = {}  # Anthropic block index → the block, as it streams
+        self._blocks = 0  # thinking blocks sent
 
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         chunk: dict[str, Any] = {
@@ -748,6 +752,9 @@ class AnthropicEventsToOpenAI:
             return [self._chunk({"role": "assistant", "content": ""})]
         if kind == "content_block_start":
             block = event.get("content_block") or {}
+            if block.get("type") in ("thinking", "redacted_thinking"):
+                self._thinking[int(event.get("index", 0))] = dict(block)
+                return []
             if block.get("type") == "tool_use":
                 index = self._tools[int(event.get("index", 0))] = len(self._tools)
                 return [
@@ -771,7 +778,15 @@ class AnthropicEventsToOpenAI:
             if dtype == "text_delta":
                 return [self._chunk({"content": delta.get("text", "")})]
             if dtype == "thinking_delta":
+                block = self._thinking.get(int(event.get("index", 0)))
+                if block is not None:
+                    block["thinking"] = str(block.get("thinking") or "") + str(delta.get("thinking", ""))
                 return [self._chunk({"reasoning_content": delta.get("thinking", "")})]
+            if dtype == "signature_delta":
+                block = self._thinking.get(int(event.get("index", 0)))
+                if block is not None:
+                    block["signature"] = str(block.get("signature") or "") + str(delta.get("signature", ""))
+                return []
             if dtype == "input_json_delta":
                 index = self._tools.get(int(event.get("index", 0)), 0)
                 return [
@@ -784,6 +799,14 @@ class AnthropicEventsToOpenAI:
                     )
                 ]
             return []
+        if kind == "content_block_stop":
+            block = self._thinking.pop(int(event.get("index", 0)), None)
+            if block is None:
+                return []
+            self._blocks += 1
+            # the whole signed block once, as a plain answer's message.thinking_blocks carries it (indexed,
+            # so the openai stream helper accumulates several), to go back in the next turn's history
+            return [self._chunk({"thinking_blocks": [{"index": self._blocks - 1, **block}]})]
         if kind == "message_delta":
             self._usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
             stop = (event.get("delta") or {}).get("stop_reason")

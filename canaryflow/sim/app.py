@@ -206,9 +206,11 @@ class SimApp:
         headers = {"request-id": f"req_{uuid.uuid4().hex[:24]}"}
         if not req.stream:
             await _sleep(out.latency_s)
-            return JSONResponse(wire.anthropic_message(out, req.model, rid), headers=headers)
-        return StreamingResponse(self._paced(out, wire.anthropic_events(out, req.model, rid), wire.sse_event,
-                                             _ANTHROPIC_STREAM_ERROR), media_type=_SSE, headers=headers)
+            return JSONResponse(wire.anthropic_message(out, req.model, rid, thinking=req.thinking),
+                                headers=headers)
+        events = wire.anthropic_events(out, req.model, rid, thinking=req.thinking)
+        return StreamingResponse(self._paced(out, events, wire.sse_event, _ANTHROPIC_STREAM_ERROR),
+                                 media_type=_SSE, headers=headers)
 
     async def count_tokens(self, request: Request) -> Response:
         """``POST /v1/messages/count_tokens``: the input tokens a message would use (as its answer counts)."""

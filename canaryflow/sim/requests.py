@@ -92,6 +92,7 @@ class SimRequest:
     json_mode: bool = False
     after_tool: bool = False
     extra_input_tokens: int = 0
+    thinking: bool = False  # Anthropic extended thinking: the answer starts with a signed thinking block
     echo: dict[str, Any] = field(default_factory=dict)  # fields the Responses object repeats
 
 
@@ -532,6 +533,28 @@ def _a_tools(body: dict[str, Any]) -> list[Tool]:
     return out
 
 
+def _a_thinking_first(messages: list[Any]) -> None:
+    """With thinking on, the assistant turn before the last tool results must start with its (signed)
+    thinking block, as Claude requires in a tool loop."""
+    last = messages[-1] if messages else None
+    if not (isinstance(last, dict) and isinstance(last.get("content"), list) and any(
+            isinstance(b, dict) and b.get("type") == "tool_result" for b in last["content"])):
+        return
+    i = len(messages) - 2
+    turn = messages[i] if i >= 0 else None
+    blocks = turn.get("content") if isinstance(turn, dict) and turn.get("role") == "assistant" else None
+    first = blocks[0] if isinstance(blocks, list) and blocks and isinstance(blocks[0], dict) else {}
+    kind = first.get("type")
+    signed = kind == "redacted_thinking" or (kind == "thinking" and bool(first.get("signature")))
+    if not signed:
+        raise InvalidRequest(
+            f"messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{kind}`. "
+            "When `thinking` is enabled, a final `assistant` message must start with a thinking block "
+            "(preceeding the lastmost set of `tool_use` and `tool_result` blocks). We recommend you include "
+            "thinking blocks from previous turns. To avoid this requirement, disable `thinking`. Please "
+            "consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking")
+
+
 def parse_messages(body: Any) -> SimRequest:
     """Validate an Anthropic Messages body."""
     if not isinstance(body, dict):
@@ -610,6 +633,8 @@ def parse_messages(body: Any) -> SimRequest:
             raise InvalidRequest("`max_tokens` must be greater than `thinking.budget_tokens`. Please consult "
                                  "our documentation at https://docs.claude.com/en/docs/build-with-claude/"
                                  "extended-thinking#max-tokens-and-context-window-size")
+        req.thinking = True
+        _a_thinking_first(messages)
     req.tools = _a_tools(body)
     choice = body.get("tool_choice")
     if choice is not None:

@@ -10,6 +10,7 @@ Shapes follow the official clients' models (``openai.types.chat``, ``openai.type
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 import uuid
@@ -100,28 +101,49 @@ def anthropic_usage(out: Outcome) -> dict[str, Any]:
             "service_tier": "standard"}
 
 
-def anthropic_message(out: Outcome, model: str, rid: str) -> dict[str, Any]:
-    """A ``message`` object: text, or ``tool_use`` blocks."""
+THINKING = "Let me think about what is asked."
+
+
+def _signature(rid: str) -> str:
+    return hashlib.sha256(rid.encode()).hexdigest()
+
+
+def anthropic_message(out: Outcome, model: str, rid: str, *, thinking: bool = False) -> dict[str, Any]:
+    """A ``message`` object: text, or ``tool_use`` blocks (after a signed thinking block, with thinking)."""
     content: list[dict[str, Any]] = [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.input()}
                                      for c in out.tool_calls]
     if not out.tool_calls:
         content = [{"type": "text", "text": out.text}]
+    if thinking:
+        content.insert(0, {"type": "thinking", "thinking": THINKING, "signature": _signature(rid)})
     return {"id": rid, "type": "message", "role": "assistant", "model": model, "content": content,
             "stop_reason": _TO_ANTHROPIC.get(out.finish_reason, "end_turn"), "stop_sequence": None,
             "usage": anthropic_usage(out)}
 
 
-def anthropic_events(out: Outcome, model: str, rid: str) -> Iterator[dict[str, Any] | None]:
+def anthropic_events(out: Outcome, model: str, rid: str, *, thinking: bool = False
+                     ) -> Iterator[dict[str, Any] | None]:
     """Every event of the stream; ``None`` marks where pieces are paced (``error_at`` is the caller's)."""
     start_usage = {**anthropic_usage(out), "output_tokens": 1}
     yield {"type": "message_start", "message": {"id": rid, "type": "message", "role": "assistant",
                                                 "model": model, "content": [], "stop_reason": None,
                                                 "stop_sequence": None, "usage": start_usage}}
+    at = 0
+    if thinking:
+        yield {"type": "content_block_start", "index": 0,
+               "content_block": {"type": "thinking", "thinking": "", "signature": ""}}
+        yield {"type": "content_block_delta", "index": 0,
+               "delta": {"type": "thinking_delta", "thinking": THINKING}}
+        yield {"type": "content_block_delta", "index": 0,
+               "delta": {"type": "signature_delta", "signature": _signature(rid)}}
+        yield {"type": "content_block_stop", "index": 0}
+        at = 1
     if out.tool_calls:
-        for i, call in enumerate(out.tool_calls):
+        for n, call in enumerate(out.tool_calls):
+            i = n + at
             yield {"type": "content_block_start", "index": i,
                    "content_block": {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}}
-            if i == 0:
+            if n == 0:
                 yield {"type": "ping"}
             for piece in _arg_pieces(call.arguments):
                 yield None
@@ -129,12 +151,12 @@ def anthropic_events(out: Outcome, model: str, rid: str) -> Iterator[dict[str, A
                        "delta": {"type": "input_json_delta", "partial_json": piece}}
             yield {"type": "content_block_stop", "index": i}
     else:
-        yield {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        yield {"type": "content_block_start", "index": at, "content_block": {"type": "text", "text": ""}}
         yield {"type": "ping"}
         for piece in out.pieces:
             yield None
-            yield {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
-        yield {"type": "content_block_stop", "index": 0}
+            yield {"type": "content_block_delta", "index": at, "delta": {"type": "text_delta", "text": piece}}
+        yield {"type": "content_block_stop", "index": at}
     yield {"type": "message_delta",
            "delta": {"stop_reason": _TO_ANTHROPIC.get(out.finish_reason, "end_turn"), "stop_sequence": None},
            "usage": {"output_tokens": out.output_tokens,
