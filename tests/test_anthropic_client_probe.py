@@ -14,7 +14,9 @@ from typing import Any
 import anthropic
 import httpx
 import pytest
+from pydantic import BaseModel
 
+from canaryflow.domain.passthrough import Decisions, apply_config
 from tests import test_passthrough_gateway as base
 from tests.test_passthrough_gateway import ANT_TOOL, CTX, Gateway, _chunk
 from tests.traffic_stack import Stack, running_stack, spec
@@ -261,6 +263,41 @@ def test_a_pdf_document_across_apis_is_a_file_part(gw: Gateway) -> None:
         assert r.status_code == 400, r.text
         assert r.json()["error"]["message"].startswith(f"messages[0].content[0].{field}: ")
         assert not gw.rec.received
+
+
+
+class Weather(BaseModel):
+    city: str
+    sky: str
+
+
+def test_messages_parse_across_apis(gw: Gateway) -> None:
+    """``client.messages.parse(output_format=Model)`` sends ``output_config.format`` (and ``effort``): across
+    APIs they become ``response_format`` and ``reasoning_effort``, and the answer parses into the model."""
+    gw.rec.reset({**TEXT_ANSWER, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": '{"city": "Rome", "sky": "sunny"}', "refusal": None}}]})
+    msg = gw.ant.messages.parse(model="oa", max_tokens=100, messages=ASKED,  # type: ignore[arg-type]
+                                output_format=Weather, output_config={"effort": "low"}, extra_body=CTX)
+    assert msg.parsed_output == Weather(city="Rome", sky="sunny")
+    sent = gw.rec.last.body
+    assert sent["reasoning_effort"] == "low"
+    assert sent["response_format"]["type"] == "json_schema"
+    assert sent["response_format"]["json_schema"]["schema"]["required"] == ["city", "sky"]
+    gw.rec.reset(TEXT_ANSWER)
+    r = _messages(gw, model="oa", messages=ASKED, output_config={"effort": "max"})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("output_config.effort: ")
+
+
+def test_a_config_format_goes_where_the_caller_s_output_config_is() -> None:
+    """Same API: the config's output format replaces the caller's in ``output_config.format`` when the caller
+    used ``output_config`` (not a second ``output_format`` beside it), and keeps the caller's effort."""
+    caller_format = {"type": "json_schema", "schema": {"type": "object"}}
+    body = {"model": "k", "max_tokens": 10, "messages": ASKED,
+            "output_config": {"effort": "low", "format": caller_format}}
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    out = apply_config("messages", body, Decisions("claude-haiku-4-5", response_format={"schema": schema}))
+    assert "output_format" not in out
+    assert out["output_config"] == {"effort": "low", "format": {"type": "json_schema", "schema": schema}}
 
 
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──

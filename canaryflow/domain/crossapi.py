@@ -17,7 +17,8 @@ other message fields (``name``, …)           refused unless empty
 ``tools`` (function)                         ``tools`` (``input_schema``)
 ``tool_choice`` auto/none/required/named     ``{"type": auto/none/any/tool}``
 ``parallel_tool_calls: false``               ``tool_choice.disable_parallel_tool_use``
-``response_format`` json_schema/json_object  ``output_format`` json_schema
+``response_format`` json_schema/json_object  ``output_format`` / ``output_config.format`` json_schema
+``reasoning_effort`` low/medium/high         ``output_config.effort`` (from Anthropic; else as below)
 ``reasoning_effort`` low/medium/high         ``thinking`` budget 1024/2048/4096 (LiteLLM's mapping);
                                              refused if the token limit leaves no room past it
 ``max_tokens``/``max_completion_tokens``     ``max_tokens``
@@ -396,6 +397,7 @@ _ANTHROPIC_HANDLED = frozenset(
         "thinking",
         "metadata",
         "output_format",
+        "output_config",
         "service_tier",
         "canaryflow",
     }
@@ -580,7 +582,20 @@ def anthropic_to_openai(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
     elif thinking is not None and kind != "disabled":
         _refuse("thinking.type", f"thinking of type {kind!r} has no OpenAI counterpart (enabled with a "
                 "budget_tokens becomes reasoning_effort; disabled is no reasoning)", drop)
-    fmt = body.get("output_format")
+    options = body.get("output_config")
+    if options is not None and not isinstance(options, dict):
+        raise ValidationFailed("'output_config' must be an object {format, effort}", source="output_config")
+    options = options or {}
+    for name, value in options.items():
+        if name not in ("format", "effort") and value is not None:
+            _refuse(f"output_config.{name}", f"output_config.{name} has no OpenAI counterpart", drop)
+    effort = options.get("effort")
+    if effort in ("low", "medium", "high"):
+        out["reasoning_effort"] = effort
+    elif effort is not None:
+        _refuse("output_config.effort", f"effort {effort!r} has no OpenAI counterpart (reasoning_effort "
+                "takes low, medium or high)", drop)
+    fmt = options.get("format") or body.get("output_format")
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         out["response_format"] = {
             "type": "json_schema",

@@ -11,7 +11,8 @@ The caller's body travels whole; :func:`apply_config` returns a copy with only t
   config's (``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens``, whichever the caller used);
 * tools — **merge rule**: the provider gets the caller's tools followed by the config's; a config tool
   replaces a caller tool of the same name. ``tool_choice`` and the output format (``response_format``,
-  Responses ``text.format``, Anthropic ``output_format``) are the config's when it sets them, else the
+  Responses ``text.format``, Anthropic ``output_format``, or ``output_config.format`` when the caller sent
+  ``output_config``, as ``messages.parse`` does) are the config's when it sets them, else the
   caller's.
 
 Every other field (tool history, multimodal parts, ``n``, ``logprobs``, ``seed``, ``user``, ``metadata``,
@@ -219,6 +220,8 @@ def apply_config(api: Api, body: Mapping[str, Any], decisions: Decisions) -> dic
         key, value = format_for(api, decisions.response_format)
         if api == "responses":
             out["text"] = {**_text_options(out), "format": value}
+        elif api == "messages" and isinstance(out.get("output_config"), Mapping):
+            out["output_config"] = {**out["output_config"], "format": value}  # where the caller's went
         else:
             out[key] = value
     return out
