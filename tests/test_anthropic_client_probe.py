@@ -300,6 +300,22 @@ def test_a_config_format_goes_where_the_caller_s_output_config_is() -> None:
     assert out["output_config"] == {"effort": "low", "format": {"type": "json_schema", "schema": schema}}
 
 
+
+def test_tool_options_across_apis_are_carried_or_refused_by_name(gw: Gateway) -> None:
+    """``strict`` is OpenAI's ``function.strict``; tool options OpenAI has no counterpart for (examples,
+    deferred loading, programmatic callers) are refused naming them, not sent as a plain tool."""
+    gw.rec.reset(TEXT_ANSWER)
+    r = _messages(gw, model="oa", messages=ASKED, tools=[{**ANT_TOOL, "strict": True}])
+    assert r.status_code == 200, r.text
+    assert gw.rec.last.body["tools"][0]["function"]["strict"] is True
+    for name, value in [("input_examples", [{"city": "Rome"}]), ("defer_loading", True),
+                        ("allowed_callers", ["code_execution_20250825"])]:
+        gw.rec.reset(TEXT_ANSWER)
+        r = _messages(gw, model="oa", messages=ASKED, tools=[{**ANT_TOOL, name: value}])
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["message"].startswith(f"tools[0].{name}: ") and not gw.rec.received
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

@@ -14,7 +14,8 @@ assistant ``tool_calls``                     ``tool_use`` blocks (arguments pars
 assistant ``refusal`` / ``thinking_blocks``  text / the signed thinking blocks (before the rest)
 other message fields (``name``, …)           refused unless empty
 ``tool`` messages                            ``tool_result`` blocks in one user turn
-``tools`` (function)                         ``tools`` (``input_schema``)
+``tools`` (function, ``strict``)             ``tools`` (``input_schema``, ``strict``; ``input_examples``,
+                                             ``defer_loading``, ``allowed_callers`` refused)
 ``tool_choice`` auto/none/required/named     ``{"type": auto/none/any/tool}``
 ``parallel_tool_calls: false``               ``tool_choice.disable_parallel_tool_use``
 ``response_format`` json_schema/json_object  ``output_format`` / ``output_config.format`` json_schema
@@ -404,6 +405,12 @@ _ANTHROPIC_HANDLED = frozenset(
 )
 
 
+_TOOL_CARRIED = frozenset({"name", "description", "input_schema", "strict", "type", "cache_control",
+                           "eager_input_streaming"})
+"""A client tool's fields with an OpenAI counterpart (``cache_control``: OpenAI caches by itself;
+``eager_input_streaming``: OpenAI streams arguments as they come); any other is refused when set."""
+
+
 def _text_of(blocks: Any) -> str:
     if isinstance(blocks, str):
         return blocks
@@ -562,6 +569,11 @@ def anthropic_to_openai(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
         fn = {"name": tool.get("name"), "parameters": tool["input_schema"]}
         if tool.get("description"):
             fn["description"] = tool["description"]
+        if tool.get("strict") is not None:
+            fn["strict"] = tool["strict"]
+        for name, value in tool.items():
+            if name not in _TOOL_CARRIED and not _absent(value, (False, [], {})):
+                _refuse(f"tools[{i}].{name}", f"a tool's {name!r} has no OpenAI counterpart", drop)
         tools.append({"type": "function", "function": fn})
     if tools:
         out["tools"] = tools
