@@ -445,7 +445,8 @@ def test_responses_create_and_parse(gw: Gateway) -> None:
         "reasoning": {"effort": "low"},
         "max_output_tokens": 200,
         "temperature": 0.2,
-        "input": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "Weather in Paris?"}],
+        "instructions": SYSTEM,
+        "input": "Weather in Paris?",
     }
     parsed = gw.oai.responses.parse(model="oa", input="Capital?", text_format=Answer, extra_body=CTX)
     assert parsed.output_parsed == Answer(text="Paris", confidence=1)
@@ -1009,3 +1010,19 @@ def test_a_message_field_anthropic_cannot_take_is_refused_by_name(gw: Gateway, m
                    json={"model": "an", "messages": [message, {"role": "user", "content": "hi"}], **CTX})
     assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
     assert not gw.rec.received
+
+
+def test_responses_config_system_prompt_is_instructions_so_a_chained_turn_does_not_repeat_it(gw: Gateway
+                                                                                            ) -> None:
+    """OpenAI keeps a response's input in the conversation that ``previous_response_id`` continues, and
+    carries no ``instructions`` over: the config's system messages go in ``instructions`` (before the
+    caller's), so every turn has the version's prompt exactly once instead of one more copy per turn."""
+    gw.rec.reset(RESPONSE)
+    first = gw.oai.responses.create(model="oa", input="Weather in Paris?", extra_body=CTX)
+    assert gw.rec.last.body["instructions"] == SYSTEM and gw.rec.last.body["input"] == "Weather in Paris?"
+    gw.oai.responses.create(model="oa", input=[{"role": "user", "content": "And Rome?"}],
+                            previous_response_id=first.id, instructions="Answer in French.", extra_body=CTX)
+    sent = gw.rec.last.body
+    assert sent["instructions"] == f"{SYSTEM}\n\nAnswer in French."
+    assert sent["input"] == [{"role": "user", "content": "And Rome?"}]
+    assert sent["previous_response_id"] == "resp_1"

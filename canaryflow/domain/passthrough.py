@@ -6,7 +6,8 @@ The caller's body travels whole; :func:`apply_config` returns a copy with only t
 * ``model`` becomes the config's model; the ``canaryflow`` extension is removed;
 * the config's rendered messages come first (Anthropic: its system messages go before the caller's
   ``system``, as a string or as a first text block when the caller sent blocks, so ``cache_control`` markers
-  stay where they were; Responses: they are prepended to ``input``);
+  stay where they were; Responses: its system messages go in ``instructions``, before the caller's, so a
+  ``previous_response_id`` chain does not repeat them every turn; the others are prepended to ``input``);
 * the config's parameters are set (they win over the caller's); a caller's token limit can only lower the
   config's (``max_tokens`` / ``max_completion_tokens`` / ``max_output_tokens``, whichever the caller used);
 * tools — **merge rule**: the provider gets the caller's tools followed by the config's; a config tool
@@ -163,11 +164,28 @@ def _prepend_messages(api: str, out: dict[str, Any], messages: Sequence[Mapping[
         return
     config = [{"role": m["role"], "content": m["content"]} for m in messages]
     if api == "responses":
-        given = out.get("input")
-        caller = [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
-        out["input"] = [*config, *caller]
+        _prepend_responses(out, config)
     else:
         out["messages"] = [*config, *(out.get("messages") or [])]
+
+
+def _prepend_responses(out: dict[str, Any], config: list[dict[str, str]]) -> None:
+    """Responses: the config's system messages become ``instructions`` (before the caller's), which OpenAI
+    applies to this turn only — the ``input`` is kept in the conversation that ``previous_response_id``
+    continues, so a prompt put there would be repeated once more every turn; the others go before
+    ``input``."""
+    system = [m["content"] for m in config if m["role"] in ("system", "developer")]
+    rest = [m for m in config if m["role"] not in ("system", "developer")]
+    if system:
+        text = "\n\n".join(system)
+        caller = out.get("instructions")
+        if caller is not None and not isinstance(caller, str):
+            raise ValidationFailed("'instructions' must be a string", source="instructions")
+        out["instructions"] = f"{text}\n\n{caller}" if caller else text
+    if rest:
+        given = out.get("input")
+        turns = [{"role": "user", "content": given}] if isinstance(given, str) else list(given or [])
+        out["input"] = [*rest, *turns]
 
 
 def _text_options(out: Mapping[str, Any]) -> dict[str, Any]:
