@@ -316,6 +316,27 @@ def test_tool_options_across_apis_are_carried_or_refused_by_name(gw: Gateway) ->
         assert r.json()["error"]["message"].startswith(f"tools[0].{name}: ") and not gw.rec.received
 
 
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({"role": "user", "content": [{"type": "text", "text": "As cited:", "citations": [
+            {"type": "char_location", "cited_text": "x", "document_index": 0, "start_char_index": 0,
+             "end_char_index": 1}]}]}, "messages[0].content[0].citations"),
+        ({"role": "user", "content": [{"type": "image", "source": {"type": "url", "url": "https://i/x.png"},
+                                       "transformations": {"crop": "center"}}]},
+         "messages[0].content[0].transformations"),
+        ({"role": "user", "content": "hi", "a_future_field": 1}, "messages[0].a_future_field"),
+    ],
+)
+def test_block_fields_without_a_counterpart_are_refused_by_name(gw: Gateway, message: dict[str, Any],
+                                                               field: str) -> None:
+    gw.rec.reset(TEXT_ANSWER)
+    r = _messages(gw, model="oa", messages=[message])
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["message"].startswith(f"{field}: ") and not gw.rec.received
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

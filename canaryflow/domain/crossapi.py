@@ -448,6 +448,23 @@ def _file_part(block: dict[str, Any], where: str, drop: Collection[str]) -> dict
                                      "file_data": f"data:application/pdf;base64,{source.get('data')}"}}
 
 
+_BLOCK_CARRIED: dict[str, tuple[str, ...]] = {
+    "text": ("type", "text", "cache_control"),
+    "image": ("type", "source", "cache_control"),
+    "document": ("type", "source", "title", "context", "citations", "cache_control"),
+    "tool_use": ("type", "id", "name", "input", "cache_control"),
+    "tool_result": ("type", "tool_use_id", "content", "is_error", "cache_control"),
+}
+"""The fields of each block type that are carried (or checked) across APIs; any other set one is refused."""
+
+
+def _refuse_extra(item: Mapping[str, Any], carried: Collection[str], where: str, what: str,
+                  drop: Collection[str]) -> None:
+    for name, value in item.items():
+        if name not in carried and not _absent(value, (False, [], {})):
+            _refuse(f"{where}.{name}", f"{what} {name!r} has no OpenAI Chat counterpart", drop)
+
+
 def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> list[dict[str, Any]]:
     role = m.get("role")
     content = m.get("content")
@@ -455,6 +472,7 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
         raise ValidationFailed(
             f"role {role!r}: Anthropic messages are user or assistant", source=f"{where}.role"
         )
+    _refuse_extra(m, ("role", "content"), where, "a message's", drop)
     if isinstance(content, str):
         return [{"role": role, "content": content}]
     if not isinstance(content, list):
@@ -465,6 +483,8 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
     for i, block in enumerate(content):
         at = f"{where}.content[{i}]"
         kind = block.get("type") if isinstance(block, dict) else None
+        if isinstance(block, dict) and kind in _BLOCK_CARRIED:
+            _refuse_extra(block, _BLOCK_CARRIED[str(kind)], at, f"a {kind} block's", drop)
         if kind == "text":
             parts.append({"type": "text", "text": str(block.get("text", ""))})
         elif kind == "image" and role == "user":
