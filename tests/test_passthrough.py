@@ -51,6 +51,9 @@ def test_same_api_changes_only_the_config_decisions() -> None:
         ("messages", {"max_tokens": 4000}, 100, {"max_tokens": 100}),
         ("messages", {}, None, {"max_tokens": 1024}),
         ("responses", {"max_output_tokens": 30}, 100, {"max_output_tokens": 30}),
+        # both chat limits sent: each is capped (a server may read either)
+        ("chat", {"max_completion_tokens": 50, "max_tokens": 5000}, 100,
+         {"max_completion_tokens": 50, "max_tokens": 100}),
     ],
 )
 def test_a_caller_token_limit_can_only_lower_the_config_s(
@@ -59,6 +62,20 @@ def test_a_caller_token_limit_can_only_lower_the_config_s(
     body = {"model": "bot", "messages": [{"role": "user", "content": "hi"}], "input": "hi", **caller}
     out = apply_config(api, body, Decisions("m", parameters={"max_tokens": config} if config else {}))
     assert {k: v for k, v in out.items() if "max" in k} == want
+
+
+@pytest.mark.parametrize("limit", ["100", 12.5, True, [100]])
+def test_a_caller_token_limit_that_is_not_an_integer_is_refused_not_replaced(limit: Any) -> None:
+    body = {"model": "bot", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": limit}
+    with pytest.raises(ValidationFailed) as err:
+        apply_config("chat", body, Decisions("m", parameters={"max_tokens": 100}))
+    assert err.value.source == "max_completion_tokens"
+
+
+def test_across_apis_a_null_max_completion_tokens_leaves_max_tokens_the_limit() -> None:
+    body = {"model": "an", "messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": None,
+            "max_tokens": 300}
+    assert openai_to_anthropic(body)["max_tokens"] == 300
 
 
 def test_tool_merge_rule_config_tools_after_the_caller_s_and_replacing_same_names() -> None:

@@ -308,7 +308,9 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
     if system:
         plain = all(set(b) == {"type", "text"} for b in system)
         out["system"] = "\n\n".join(b["text"] for b in system) if plain else system
-    limit = body.get("max_completion_tokens", body.get("max_tokens"))
+    limit = body.get("max_completion_tokens")
+    if limit is None:
+        limit = body.get("max_tokens")
     if limit is not None:  # else the config's limit, or the default (passthrough.apply_config)
         out["max_tokens"] = limit
     for name in ("temperature", "top_p"):

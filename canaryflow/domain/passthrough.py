@@ -53,18 +53,17 @@ class Decisions:
 
 
 def _limit(api: str, out: dict[str, Any], config_max: Any) -> None:
-    keys = _TOKEN_KEYS[api]
-    used = next((k for k in keys if out.get(k) is not None), None)
-    if config_max is None:
-        return
-    if used is None:
-        out[keys[0]] = config_max
-        return
-    caller = out[used]
-    if isinstance(caller, int) and not isinstance(caller, bool):
-        out[used] = min(caller, int(config_max))
-    else:
-        out[used] = config_max
+    """Cap every token limit the caller set at the config's (none set: the config's, under the API's first
+    name); a limit that is not an integer is refused by name rather than replaced."""
+    used = [k for k in _TOKEN_KEYS[api] if out.get(k) is not None]
+    for key in used:
+        caller = out[key]
+        if isinstance(caller, bool) or not isinstance(caller, int):
+            raise ValidationFailed(f"must be an integer, got {caller!r}", source=key)
+        if config_max is not None:
+            out[key] = min(caller, int(config_max))
+    if not used and config_max is not None:
+        out[_TOKEN_KEYS[api][0]] = config_max
 
 
 def _neutral_tool(tool: Mapping[str, Any]) -> dict[str, Any]:
