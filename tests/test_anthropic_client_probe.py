@@ -337,6 +337,30 @@ def test_block_fields_without_a_counterpart_are_refused_by_name(gw: Gateway, mes
     assert r.json()["error"]["message"].startswith(f"{field}: ") and not gw.rec.received
 
 
+
+@pytest.mark.parametrize(("error", "caller_type"), [
+    ({"type": "overloaded_error", "message": "Overloaded"}, "overloaded_error"),
+    ({"type": "rate_limit_error", "message": "Number of request tokens has exceeded your rate limit"},
+     "rate_limit_error"),
+    ({"type": "api_error", "message": "Internal server error"}, "api_error"),
+])
+def test_a_mid_stream_error_keeps_its_anthropic_type(gw: Gateway, error: dict[str, str], caller_type: str
+                                                     ) -> None:
+    """Claude's stream can end in an ``error`` event (``overloaded_error`` most often); the caller's error
+    event keeps that type, which retry logic reads, instead of turning every one into ``api_error``."""
+    gw.rec.reset(events=[
+        {"type": "message_start", "message": {**ANT_TEXT, "content": []}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hel"}},
+        {"type": "error", "error": error}])
+    with (pytest.raises(anthropic.APIStatusError) as err,
+          gw.ant.messages.stream(model="an", max_tokens=50, messages=ASKED, extra_body=CTX) as stream):
+        stream.until_done()
+    body = err.value.body
+    assert isinstance(body, dict) and body["error"]["type"] == caller_type, body
+    assert error["message"] in body["error"]["message"]
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

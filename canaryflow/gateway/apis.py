@@ -130,6 +130,20 @@ async def count_tokens(plane: TrafficPlane, request: Request) -> Response:
     return Response(content, media_type="application/json", headers=served)
 
 
+_ANTHROPIC_ERROR_TYPES = {"rate_limit": "rate_limit_error", "timeout": "timeout_error",
+                          "bad_request": "invalid_request_error", "content_filter": "invalid_request_error",
+                          "auth": "authentication_error"}
+
+
+def _anthropic_stream_error(exc: CanaryflowError) -> str:
+    """The Anthropic error type of a mid-stream failure (what the caller's retry logic reads):
+    ``overloaded_error`` when the provider said it was overloaded, else by the error's type."""
+    kind = str(getattr(exc, "error_type", "") or "")
+    if kind == "server_error" and "overloaded" in str(exc).lower():
+        return "overloaded_error"
+    return _ANTHROPIC_ERROR_TYPES.get(kind, "api_error")
+
+
 async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:
     named = api != "chat"  # Anthropic and Responses events carry an ``event:`` line
     try:
@@ -140,7 +154,7 @@ async def _sse(stream: Stream, api: Api) -> AsyncIterator[bytes]:
                        if named else b"data: " + data + b"\n\n")
     except CanaryflowError as exc:  # mid-stream failure: the status is sent already; end with an error event
         if api == "messages":
-            err = {"type": "error", "error": {"type": "api_error", "message": str(exc)}}
+            err = {"type": "error", "error": {"type": _anthropic_stream_error(exc), "message": str(exc)}}
             yield b"event: error\ndata: " + _dumps(err) + b"\n\n"
         elif api == "responses":
             failed: dict[str, Any] = {"type": "error", "code": getattr(exc, "error_type", None),
