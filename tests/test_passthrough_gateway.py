@@ -1026,3 +1026,25 @@ def test_responses_config_system_prompt_is_instructions_so_a_chained_turn_does_n
     assert sent["instructions"] == f"{SYSTEM}\n\nAnswer in French."
     assert sent["input"] == [{"role": "user", "content": "And Rome?"}]
     assert sent["previous_response_id"] == "resp_1"
+
+
+def test_a_strict_function_tool_reaches_anthropic_strict(gw: Gateway) -> None:
+    gw.rec.reset(ANT_ANSWER)
+    strict = {"type": "function", "function": {**OAI_TOOL["function"], "strict": True}}
+    gw.oai.chat.completions.create(model="an", messages=[{"role": "user", "content": "Weather?"}],
+                                   tools=[strict], extra_body=CTX)  # type: ignore[list-item]
+    assert gw.rec.last.body["tools"] == [{**ANT_TOOL, "strict": True}]
+
+
+@pytest.mark.parametrize("choice", [
+    {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": [OAI_TOOL]}},
+    {"type": "custom", "custom": {"name": "get_weather"}},
+])
+def test_a_tool_choice_anthropic_has_no_counterpart_for_is_refused_by_name(gw: Gateway,
+                                                                           choice: dict[str, Any]) -> None:
+    gw.rec.reset(ANT_ANSWER)
+    r = httpx.post(f"{gw.url}/v1/chat/completions", json={
+        "model": "an", "messages": [{"role": "user", "content": "hi"}], "tools": [OAI_TOOL],
+        "tool_choice": choice, **CTX})
+    assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice", r.text
+    assert not gw.rec.received

@@ -282,12 +282,19 @@ def _openai_tool(tool: Any, where: str, drop: Collection[str]) -> dict[str, Any]
     }
     if fn.get("description"):
         out["description"] = fn["description"]
+    if fn.get("strict") is not None:
+        out["strict"] = fn["strict"]
     return out
 
 
-def _anthropic_choice(choice: Any) -> dict[str, Any]:
+def _anthropic_choice(choice: Any, drop: Collection[str]) -> dict[str, Any] | None:
     if isinstance(choice, dict):
-        return {"type": "tool", "name": (choice.get("function") or {}).get("name")}
+        fn = choice.get("function")
+        if choice.get("type") == "function" and isinstance(fn, dict) and isinstance(fn.get("name"), str):
+            return {"type": "tool", "name": fn["name"]}
+        _refuse("tool_choice", f"a tool_choice of type {choice.get('type')!r} has no Anthropic counterpart "
+                "(auto, none, required and a named function have)", drop)
+        return None
     return {"type": {"required": "any"}.get(str(choice), str(choice))}
 
 
@@ -334,8 +341,9 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
     if tools:
         out["tools"] = tools
     choice = body.get("tool_choice")
-    if choice is not None:
-        out["tool_choice"] = _anthropic_choice(choice)
+    translated = None if choice is None else _anthropic_choice(choice, drop)
+    if translated is not None:
+        out["tool_choice"] = translated
     if body.get("parallel_tool_calls") is False and out.get("tool_choice", {}).get("type") != "none":
         out["tool_choice"] = {**out.get("tool_choice", {"type": "auto"}), "disable_parallel_tool_use": True}
     fmt = body.get("response_format")
