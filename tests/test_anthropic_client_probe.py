@@ -361,6 +361,20 @@ def test_a_mid_stream_error_keeps_its_anthropic_type(gw: Gateway, error: dict[st
     assert error["message"] in body["error"]["message"]
 
 
+
+def test_cache_control_across_apis_is_openai_s_automatic_caching(gw: Gateway) -> None:
+    """Prompt caching asked for the whole request (top-level ``cache_control``) is treated as it is on blocks
+    and tools: OpenAI caches prompt prefixes by itself, so the request is served (was a 400 for the top-level
+    field only) and the answer's cached tokens come back as ``cache_read_input_tokens``."""
+    usage = {"prompt_tokens": 1200, "completion_tokens": 2, "total_tokens": 1202,
+             "prompt_tokens_details": {"cached_tokens": 1024}}
+    gw.rec.reset({**TEXT_ANSWER, "usage": usage})
+    msg = gw.ant.messages.create(model="oa", max_tokens=50, messages=ASKED, extra_body=CTX,
+                                 cache_control={"type": "ephemeral"})
+    assert "cache_control" not in gw.rec.last.body
+    assert (msg.usage.cache_read_input_tokens, msg.usage.input_tokens) == (1024, 176)
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

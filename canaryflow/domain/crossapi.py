@@ -410,6 +410,7 @@ _ANTHROPIC_HANDLED = frozenset(
         "output_format",
         "output_config",
         "service_tier",
+        "cache_control",  # automatic caching of the prompt: OpenAI caches prompt prefixes by itself
         "canaryflow",
     }
 )
@@ -548,7 +549,8 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
 def anthropic_to_openai(body: Mapping[str, Any], *, drop: Collection[str] = ()) -> dict[str, Any]:
     """An Anthropic Messages request body as an OpenAI Chat Completions body.
 
-    ``cache_control`` markers are not carried: OpenAI caches prompt prefixes automatically.
+    ``cache_control`` markers (on blocks, tools or the whole request) are not carried: OpenAI caches
+    prompt prefixes automatically.
 
     Raises:
         Untranslatable: a field without an OpenAI counterpart (not in ``drop``).
