@@ -413,3 +413,17 @@ def test_the_simulator_takes_a_translated_pdf_as_openai_does(stack: Stack) -> No
     r = httpx.post(f"{stack.sim.url}/v1/chat/completions", headers={"authorization": "Bearer k"},
                    json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": [part]}]})
     assert r.status_code == 400 and r.json()["error"]["param"] == "messages[0].content[0].file.filename"
+
+
+@pytest.mark.parametrize("choice", [{"type": "auto"}, {"type": "none"},
+                                    {"type": "auto", "disable_parallel_tool_use": True}])
+def test_a_tool_choice_without_tools_across_apis(stack: Stack, choice: dict[str, Any]) -> None:
+    """Claude takes ``tool_choice`` auto/none without tools (frameworks send it always); OpenAI refuses
+    ``tool_choice`` without ``tools``, so across APIs it is not sent when there is no tool to call."""
+    ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    msg = ant.messages.create(model="gpt-bot", max_tokens=50, messages=ASKED,  # type: ignore[arg-type]
+                              tool_choice=choice, extra_body=CTX)  # type: ignore[arg-type]
+    assert msg.content[0].type == "text" and msg.stop_reason == "end_turn"
+    ant.messages.create(model="claude-bot", max_tokens=50, messages=ASKED,  # type: ignore[arg-type]
+                        tool_choice=choice, extra_body=CTX)  # type: ignore[arg-type]
+

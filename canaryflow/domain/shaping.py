@@ -92,6 +92,15 @@ def _stream_usage(caller_api: str, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _without_tool_options(out: dict[str, Any]) -> None:
+    """Anthropic takes ``tool_choice`` auto/none (and ``disable_parallel_tool_use``) without tools; OpenAI
+    refuses them there. With no tool to call they ask for nothing, so they are not sent (a choice that names
+    a tool or requires one still is: the provider says why it cannot be)."""
+    if out.get("tool_choice") in ("auto", "none"):
+        del out["tool_choice"]
+    out.pop("parallel_tool_calls", None)
+
+
 def shape_request(
     caller_api: str, body: Mapping[str, Any], decisions: Decisions, api: str, *, drop: Collection[str] = ()
 ) -> dict[str, Any]:
@@ -113,6 +122,8 @@ def shape_request(
         out = apply_config(api, source, decisions)  # type: ignore[arg-type]
         if caller_api == "chat" and api == "messages":
             crossapi.check_thinking_room(out)
+        if caller_api == "messages" and api == "chat" and not out.get("tools"):
+            _without_tool_options(out)
         return _stream_usage(api, out)
     except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
         raise ValidationFailed(f"a field has the wrong type for the {api} API ({type(exc).__name__}: {exc}); "
