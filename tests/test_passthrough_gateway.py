@@ -1048,3 +1048,21 @@ def test_a_tool_choice_anthropic_has_no_counterpart_for_is_refused_by_name(gw: G
         "tool_choice": choice, **CTX})
     assert r.status_code == 400 and r.json()["error"]["param"] == "tool_choice", r.text
     assert not gw.rec.received
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"messages": [{"role": "system", "content": "Only a system prompt."}]}, "messages"),
+    ({"messages": [{"role": "user", "content": None}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": []}]}, "messages[0].content"),
+    ({"messages": [{"role": "user", "content": "hi"}], "user": {"id": 1}}, "user"),
+    ({"messages": [{"role": "user", "content": "hi"}], "safety_identifier": 7}, "safety_identifier"),
+])
+def test_across_apis_what_anthropic_would_refuse_is_a_400_naming_the_caller_s_field(
+        gw: Gateway, body: dict[str, Any], field: str) -> None:
+    """OpenAI answers a system-only conversation; Anthropic needs a user or assistant turn, and takes no
+    empty turn: the caller hears which of its fields, instead of Anthropic's words about its own body (or
+    an id turned into the text of an object)."""
+    gw.rec.reset(ANT_ANSWER)
+    r = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "an", **body, **CTX})
+    assert r.status_code == 400 and r.json()["error"]["param"] == field, r.text
+    assert not gw.rec.received

@@ -237,7 +237,11 @@ def _openai_turns(messages: Any, drop: Collection[str]) -> tuple[list[dict[str, 
         if role in ("system", "developer"):
             system.extend(_openai_parts(m.get("content"), f"{where}.content", drop))
         elif role == "user":
-            add("user", _openai_parts(m.get("content"), f"{where}.content", drop))
+            blocks = _openai_parts(m.get("content"), f"{where}.content", drop)
+            if not blocks:
+                raise ValidationFailed("a user message needs content (Anthropic takes no empty turn)",
+                                       source=f"{where}.content")
+            add("user", blocks)
         elif role == "assistant":
             blocks = _thinking_blocks(m.get("thinking_blocks"), f"{where}.thinking_blocks")
             blocks += _openai_parts(m.get("content"), f"{where}.content", drop)
@@ -328,11 +332,14 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
         out["stop_sequences"] = _str_list(stop, "stop")
     if body.get("stream") is not None:
         out["stream"] = body["stream"]
+    for name in ("user", "safety_identifier"):
+        if body.get(name) is not None and not isinstance(body[name], str):
+            raise ValidationFailed("must be a string (an id of the end user)", source=name)
     user = body.get("safety_identifier")
     if user is None:
         user = body.get("user")
     if user is not None:
-        out["metadata"] = {"user_id": str(user)}
+        out["metadata"] = {"user_id": user}
     tools = [
         t
         for i, tool in enumerate(body.get("tools") or [])
@@ -367,6 +374,20 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
         if limit is None:  # room for the answer past the thinking; a caller's own limit stays as given
             out["max_tokens"] = budget + DEFAULT_MAX_TOKENS
     return out
+
+
+def check_anthropic_body(body: Mapping[str, Any]) -> None:
+    """What Anthropic would refuse in a body translated from OpenAI chat (the config applied), refused
+    naming the caller's field: no user or assistant turn; no room for the thinking budget
+    (:func:`check_thinking_room`).
+
+    Raises:
+        ValidationFailed: naming the caller's field.
+    """
+    if not body.get("messages"):
+        raise ValidationFailed("Anthropic needs a user or assistant message besides the system ones",
+                               source="messages")
+    check_thinking_room(body)
 
 
 def check_thinking_room(body: Mapping[str, Any]) -> None:
@@ -1019,6 +1040,7 @@ __all__ = [
     "Untranslatable",
     "anthropic_answer_to_openai",
     "anthropic_to_openai",
+    "check_anthropic_body",
     "check_thinking_room",
     "openai_answer_to_anthropic",
     "openai_to_anthropic",

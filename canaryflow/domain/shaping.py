@@ -121,7 +121,7 @@ def shape_request(
                                           source="model")
         out = apply_config(api, source, decisions)  # type: ignore[arg-type]
         if caller_api == "chat" and api == "messages":
-            crossapi.check_thinking_room(out)
+            crossapi.check_anthropic_body(out)
         if caller_api == "messages" and api == "chat" and not out.get("tools"):
             _without_tool_options(out)
         return _stream_usage(api, out)
