@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anthropic
+import httpx
 import openai
 import pytest
 
@@ -144,3 +145,20 @@ def test_a_tool_loop_with_reasoning_across_apis(oai: openai.OpenAI, streamed: bo
     history += [message, {"role": "tool", "tool_call_id": message.tool_calls[0].id, "content": "sunny"}]
     after = oai.chat.completions.create(messages=history, **ask)
     assert after.choices[0].finish_reason == "stop" and after.choices[0].message.content
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/chat/completions", b'{"model":"oa","messages":[{"role":"user","content":"hi \\ud83d"}]}'),
+    ("/v1/responses", b'{"model":"oa","input":"hi \\udc00 there"}'),
+    ("/v1/messages", b'{"model":"an","max_tokens":9,"messages":[{"role":"user","content":"\\uDC00"}]}'),
+])
+def test_a_lone_surrogate_is_a_400_not_a_provider_error(stack: Stack, path: str, body: bytes) -> None:
+    """JSON can escape half a UTF-16 pair, which no UTF-8 text holds: the body is refused as OpenAI refuses
+    it, instead of a 502 counted as the provider's error against the version serving it."""
+    errors = stack.count("canaryflow_requests_total", outcome="error")
+    r = httpx.post(stack.url + path, content=body, headers=H)
+    assert r.status_code == 400, r.text
+    assert "surrogate" in r.text and stack.count("canaryflow_requests_total", outcome="error") == errors
+    pair = (b'{"model":"oa","messages":[{"role":"user",'
+            b'"content":"What is the capital of France? \\ud83d\\ude00"}]}')
+    assert httpx.post(f"{stack.url}/v1/chat/completions", content=pair, headers=H).status_code == 200

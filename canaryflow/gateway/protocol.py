@@ -131,6 +131,13 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise ValidationFailed(f"the body is not valid JSON ({exc})", source="body") from exc
     if not isinstance(body, dict):
         raise ValidationFailed("the body must be a JSON object", source="body")
+    if b"\\ud" in raw or b"\\uD" in raw:  # an escaped surrogate: only whole pairs make text
+        try:
+            fastjson.dumps(body).decode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationFailed(f"the body escapes a lone UTF-16 surrogate ({exc.object[exc.start]!r}), "
+                                   "which is not text: send the character, or both halves of its pair",
+                                   source="body") from exc
     return body
 
 
