@@ -375,6 +375,25 @@ def test_cache_control_across_apis_is_openai_s_automatic_caching(gw: Gateway) ->
     assert (msg.usage.cache_read_input_tokens, msg.usage.input_tokens) == (1024, 176)
 
 
+
+def test_tool_calls_finished_with_stop_are_tool_use(gw: Gateway) -> None:
+    """OpenAI-compatible servers (Ollama, some vLLM versions) end a tool-calling answer with finish_reason
+    ``stop``; the anthropic client's agent loop reads ``stop_reason == "tool_use"``, plain and streamed."""
+    call = {"id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city":"Rome"}'}}
+    gw.rec.reset({**TEXT_ANSWER, "choices": [{"index": 0, "finish_reason": "stop", "message": {
+        "role": "assistant", "content": None, "tool_calls": [call]}}]})
+    msg = gw.ant.messages.create(model="oa", max_tokens=50, messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+                                 extra_body=CTX)
+    assert msg.stop_reason == "tool_use" and msg.content[0].type == "tool_use"
+    gw.rec.reset(events=[_chunk({"role": "assistant", "content": None, "tool_calls": [{**call, "index": 0}]}),
+                         _chunk({}, "stop"), USAGE_CHUNK])
+    with gw.ant.messages.stream(model="oa", max_tokens=50, messages=ASKED, tools=[ANT_TOOL],  # type: ignore[list-item]
+                                extra_body=CTX) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "tool_use" and final.content[0].input == {"city": "Rome"}  # type: ignore[union-attr]
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

@@ -708,6 +708,8 @@ def openai_answer_to_anthropic(resp: Mapping[str, Any]) -> dict[str, Any]:
             }
         )
     finish = "content_filter" if message.get("refusal") else choice.get("finish_reason")
+    if message.get("tool_calls") and finish in (None, "stop"):
+        finish = "tool_calls"  # OpenAI-compatible servers (Ollama, some vLLM) answer tool calls with "stop"
     usage = resp.get("usage") or {}
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     return {
@@ -919,7 +921,15 @@ class OpenAIChunksToAnthropic:
         self._done = False
         self._open: tuple[str, int] | None = None  # ("text" | "tool" | "thinking", OpenAI tool index)
         self._refused = False
+        self._called = False  # a tool call was streamed
         self._index = -1
+
+    def _stop_finish(self) -> str:
+        if self._refused:
+            return "content_filter"
+        if self._called and self._finish in (None, "stop"):
+            return "tool_calls"  # OpenAI-compatible servers (Ollama, some vLLM) end tool calls with "stop"
+        return self._finish or "stop"
 
     def _start(self, chunk: Mapping[str, Any]) -> list[dict[str, Any]]:
         self._started = True
@@ -981,6 +991,7 @@ class OpenAIChunksToAnthropic:
                 )
             for call in delta.get("tool_calls") or []:
                 fn = call.get("function") or {}
+                self._called = True
                 events += self._switch(
                     "tool",
                     int(call.get("index", 0)),
@@ -1009,9 +1020,7 @@ class OpenAIChunksToAnthropic:
             {
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": TO_ANTHROPIC_STOP.get(
-                        "content_filter" if self._refused else self._finish or "stop", "end_turn"
-                    ),
+                    "stop_reason": TO_ANTHROPIC_STOP.get(self._stop_finish(), "end_turn"),
                     "stop_sequence": None,
                 },
                 "usage": {
