@@ -162,3 +162,18 @@ def test_a_lone_surrogate_is_a_400_not_a_provider_error(stack: Stack, path: str,
     pair = (b'{"model":"oa","messages":[{"role":"user",'
             b'"content":"What is the capital of France? \\ud83d\\ude00"}]}')
     assert httpx.post(f"{stack.url}/v1/chat/completions", content=pair, headers=H).status_code == 200
+
+
+def test_service_tier_default_is_anthropic_s_standard_only(stack: Stack, oai: openai.OpenAI) -> None:
+    """OpenAI's ``default`` tier (standard processing, no priority capacity) is Anthropic's
+    ``standard_only``, as the other way round; a tier Anthropic has no counterpart for is refused by name."""
+    done = oai.chat.completions.create(model="an", messages=Q, service_tier="default", extra_headers=H)
+    assert done.choices[0].message.content
+    assert oai.chat.completions.create(model="an", messages=Q, service_tier="auto", extra_headers=H).choices
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model="an", messages=Q, service_tier="flex", extra_headers=H)
+    assert isinstance(err.value.body, dict) and err.value.body["param"] == "service_tier"
+    ant = anthropic.Anthropic(base_url=stack.sim.anthropic_base_url, api_key="k", max_retries=0)
+    with pytest.raises(anthropic.BadRequestError):  # the simulator knows Anthropic's tiers
+        ant.messages.create(model="claude-haiku-4-5", max_tokens=9, messages=Q,  # type: ignore[arg-type]
+                            service_tier="default")  # type: ignore[arg-type]

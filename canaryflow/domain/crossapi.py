@@ -25,6 +25,7 @@ other message fields (``name``, …)           refused unless empty
 ``max_tokens``/``max_completion_tokens``     ``max_tokens``
 ``stop``, ``temperature``, ``top_p``         ``stop_sequences``, ``temperature``, ``top_p``
 ``safety_identifier`` (else ``user``)        ``metadata.user_id``
+``service_tier`` auto / default              ``service_tier`` auto / standard_only (others refused)
 ``stream`` / ``stream_options``              ``stream`` (usage is always reported)
 ``cache_control`` on content parts           ``cache_control`` on blocks
 ===========================================  ===========================================================
@@ -121,6 +122,7 @@ _OPENAI_HANDLED = frozenset(
         "reasoning_effort",
         "user",
         "safety_identifier",
+        "service_tier",
         "canaryflow",
     }
 )
@@ -128,7 +130,6 @@ _OPENAI_NEUTRAL: dict[str, tuple[Any, ...]] = {  # a field at one of these value
     "n": (1,),
     "logprobs": (False,),
     "store": (False,),
-    "service_tier": ("auto",),
     "modalities": (["text"],),
     "presence_penalty": (0, 0.0),
     "frequency_penalty": (0, 0.0),
@@ -332,6 +333,12 @@ def openai_to_anthropic(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
         out["stop_sequences"] = _str_list(stop, "stop")
     if body.get("stream") is not None:
         out["stream"] = body["stream"]
+    tier = body.get("service_tier")
+    if tier == "default":  # standard capacity only (the reverse of anthropic_to_openai's mapping)
+        out["service_tier"] = "standard_only"
+    elif tier not in (None, "auto"):
+        _refuse("service_tier", f"service_tier {tier!r} has no Anthropic counterpart (auto and default have)",
+                drop)
     for name in ("user", "safety_identifier"):
         if body.get(name) is not None and not isinstance(body[name], str):
             raise ValidationFailed("must be a string (an id of the end user)", source=name)

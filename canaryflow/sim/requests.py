@@ -635,6 +635,9 @@ def parse_messages(body: Any) -> SimRequest:
                                  "extended-thinking#max-tokens-and-context-window-size")
         req.thinking = True
         _a_thinking_first(messages)
+    tier = body.get("service_tier")
+    if tier is not None and tier not in ("auto", "standard_only"):
+        raise InvalidRequest("service_tier: Input should be 'auto' or 'standard_only'")
     req.tools = _a_tools(body)
     choice = body.get("tool_choice")
     if choice is not None:
