@@ -394,6 +394,23 @@ def test_tool_calls_finished_with_stop_are_tool_use(gw: Gateway) -> None:
     assert final.stop_reason == "tool_use" and final.content[0].input == {"city": "Rome"}  # type: ignore[union-attr]
 
 
+
+def test_a_thinking_budget_the_config_s_cap_leaves_no_room_for(gw: Gateway) -> None:
+    """Same API: the caller's budget fits its own ``max_tokens`` but not the config's cap on it (200 here):
+    a 400 naming ``thinking.budget_tokens`` and the cap, instead of Claude's 400 about a ``max_tokens`` the
+    caller never sent."""
+    gw.rec.reset(ANT_TEXT)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    r = _messages(gw, model="an", max_tokens=3000, messages=ASKED, thinking=thinking)
+    assert r.status_code == 400 and r.json()["error"]["type"] == "invalid_request_error"
+    message = r.json()["error"]["message"]
+    assert message.startswith("thinking.budget_tokens: ") and "caps max_tokens at 200" in message
+    assert not gw.rec.received
+    # the caller's own limit leaves no room: its mistake, Claude's to refuse in its own words
+    r = _messages(gw, model="an", max_tokens=100, messages=ASKED, thinking=thinking)
+    assert r.status_code == 200 and gw.rec.last.body["max_tokens"] == 100
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 
@@ -403,7 +420,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
     Per test: it points the provider clients at the simulator while it runs, and ``gw``'s upstream after."""
     system = "You help with {{product}}."
     configs = [spec("claude-bot", provider="anthropic", model="claude-haiku-4-5", system=system),
-               spec("gpt-bot", system=system)]
+               spec("gpt-bot", system=system),
+               spec("claude-long", provider="anthropic", model="claude-haiku-4-5", system=system,
+                    parameters={"max_tokens": 4000})]
     with running_stack(tmp_path, configs=configs) as s:
         yield s
 
@@ -445,4 +464,15 @@ def test_a_tool_choice_without_tools_across_apis(stack: Stack, choice: dict[str,
     assert msg.content[0].type == "text" and msg.stop_reason == "end_turn"
     ant.messages.create(model="claude-bot", max_tokens=50, messages=ASKED,  # type: ignore[arg-type]
                         tool_choice=choice, extra_body=CTX)  # type: ignore[arg-type]
+
+
+def test_thinking_same_api_within_the_config_s_cap(stack: Stack) -> None:
+    """Thinking the config's cap leaves room for reaches Claude as sent; the stream helper's message (signed
+    thinking, then text) comes back whole."""
+    ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
+    with ant.messages.stream(model="claude-long", max_tokens=3000, messages=ASKED,  # type: ignore[arg-type]
+                             thinking={"type": "enabled", "budget_tokens": 1024}, extra_body=CTX) as stream:
+        final = stream.get_final_message()
+    assert [b.type for b in final.content] == ["thinking", "text"]
+    assert final.content[0].signature  # type: ignore[union-attr]
 

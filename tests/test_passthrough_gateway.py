@@ -504,7 +504,6 @@ def _ant_body(**extra: Any) -> dict[str, Any]:
         ],
         "tools": [ANT_TOOL],
         "tool_choice": {"type": "auto"},
-        "thinking": {"type": "enabled", "budget_tokens": 1024},
         "metadata": {"user_id": "u-1"},
     }
     body.update(extra)

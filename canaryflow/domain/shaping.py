@@ -92,6 +92,24 @@ def _stream_usage(caller_api: str, body: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def _check_capped_thinking(body: Mapping[str, Any], out: Mapping[str, Any]) -> None:
+    """A caller's thinking budget that fitted its own ``max_tokens`` but not the config's cap on it is the
+    config's doing: refused naming ``thinking.budget_tokens`` and the cap, not sent for Claude's 400 about a
+    ``max_tokens`` the caller did not send. (A budget the caller's own limit leaves no room for is the
+    provider's to refuse.)"""
+    thinking = out.get("thinking")
+    if not isinstance(thinking, Mapping) or thinking.get("type") != "enabled":
+        return
+    budget, asked, limit = thinking.get("budget_tokens"), body.get("max_tokens"), out.get("max_tokens")
+    if not (isinstance(budget, int) and isinstance(limit, int)) or budget < limit:
+        return
+    if asked is None or (isinstance(asked, int) and asked > budget):
+        raise ValidationFailed(
+            f"a thinking budget of {budget} tokens needs max_tokens above it, but the config caps max_tokens "
+            f"at {limit} (a caller's max_tokens can only lower it): lower budget_tokens below {limit} or "
+            "omit thinking", source="thinking.budget_tokens")
+
+
 def _without_tool_options(out: dict[str, Any]) -> None:
     """Anthropic takes ``tool_choice`` auto/none (and ``disable_parallel_tool_use``) without tools; OpenAI
     refuses them there. With no tool to call they ask for nothing, so they are not sent (a choice that names
@@ -122,6 +140,8 @@ def shape_request(
         out = apply_config(api, source, decisions)  # type: ignore[arg-type]
         if caller_api == "chat" and api == "messages":
             crossapi.check_anthropic_body(out)
+        elif caller_api == api == "messages":
+            _check_capped_thinking(body, out)
         if caller_api == "messages" and api == "chat" and not out.get("tools"):
             _without_tool_options(out)
         return _stream_usage(api, out)
