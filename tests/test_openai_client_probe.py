@@ -177,3 +177,16 @@ def test_service_tier_default_is_anthropic_s_standard_only(stack: Stack, oai: op
     with pytest.raises(anthropic.BadRequestError):  # the simulator knows Anthropic's tiers
         ant.messages.create(model="claude-haiku-4-5", max_tokens=9, messages=Q,  # type: ignore[arg-type]
                             service_tier="default")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_provider_error_says_which_version_and_request_it_ended(oai: openai.OpenAI, stream: bool) -> None:
+    """The app logs what failed with the ids it logs for answers (X-Canaryflow-Request-Id, -Version,
+    -Variation), so a candidate's errors can be told from stable's."""
+    ask = [{"role": "user", "content": f"hi {stream} [sim:status=400]"}]
+    with pytest.raises(openai.BadRequestError) as err:
+        oai.chat.completions.create(model="oa", messages=ask, stream=stream,  # type: ignore[call-overload]
+                                    extra_headers=H)
+    headers = err.value.response.headers
+    assert headers["x-canaryflow-version"] == "1" and headers["x-canaryflow-variation"] == "stable"
+    assert headers["x-canaryflow-request-id"].startswith("cf1_")

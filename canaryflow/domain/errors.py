@@ -86,6 +86,7 @@ class ProviderError(CanaryflowError):
         self.provider = provider
         self.model = model
         self.retry_after = retry_after
+        self.request_id: str | None = None  # the request it ended (set by the traffic plane)
         super().__init__(message)
 
     @property

@@ -22,6 +22,7 @@ from starlette.types import Receive, Scope, Send
 from canaryflow.domain import fastjson
 from canaryflow.domain.passthrough import Api, Decisions
 from canaryflow.domain.requests import check_request, plain_messages
+from canaryflow.domain.resolution import Resolution
 from canaryflow.domain.shaping import API_HEADERS, shape_count_tokens
 from canaryflow.errors import CanaryflowError
 from canaryflow.gateway.protocol import (
@@ -57,6 +58,16 @@ def _api_headers(scope: Scope, names: tuple[str, ...] | None) -> dict[str, str]:
             if name.lower() in wanted}
 
 
+def _error_headers(res: Resolution, exc: CanaryflowError) -> dict[str, str]:
+    """What an error after resolution says of the request: the version and variation it was served for and,
+    when a provider call ended it, its request id."""
+    headers = {"x-canaryflow-version": str(res.version), "x-canaryflow-variation": res.variation}
+    request_id = getattr(exc, "request_id", None)
+    if request_id:
+        headers["x-canaryflow-request-id"] = request_id
+    return headers
+
+
 def _dumps(data: Any) -> bytes:
     return fastjson.dumps(data)
 
@@ -78,6 +89,7 @@ class Endpoint:
         plane, api = self.plane, self.api
         response: Response | None = None  # a stream or an error; None: the completion ``done``
         done: Completion | None = None
+        res: Resolution | None = None
         try:
             body = parse_json(await receive_body(scope, receive))
             key = check_request(api, body)
@@ -96,7 +108,7 @@ class Endpoint:
                 done = await plane.acomplete(res, text, variables=ctx.variables, request=caller)
         except CanaryflowError as exc:
             log.info("refused %s request: %s", scope.get("root_path", "") + scope["path"], type(exc).__name__)
-            response = error_response(self.shape, exc)
+            response = error_response(self.shape, exc, None if res is None else _error_headers(res, exc))
         if response is not None:
             await response(scope, receive, send)
             return

@@ -84,6 +84,7 @@ class Stream:
             return
         self._done = True
         err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
+        err.request_id = self.request_id
         primary = self.fallback_reason if self.fallback_index is not None else None
         with tracing.resume(self._trace):
             self._plane._count_error(self.resolution, err, self._started, self.request_id, self._caller,

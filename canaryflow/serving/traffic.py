@@ -298,6 +298,7 @@ class TrafficPlane:
         try:
             result, index, reason, failed = await self._run(res, caller, request, variables)
         except ProviderError as exc:
+            exc.request_id = request_id
             self._count_error(res, exc, started, request_id, caller, variables)
             raise
         except BaseException as exc:
