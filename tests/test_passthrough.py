@@ -325,3 +325,18 @@ def test_event_shaper_hides_the_usage_a_chat_caller_did_not_ask_for() -> None:
     shaper = EventShaper("chat", "chat", include_usage=False)
     assert shaper.feed({"choices": [], "usage": {"prompt_tokens": 1}}) == []
     assert shaper.feed({"choices": [{"delta": {}}], "usage": None}) == [{"choices": [{"delta": {}}]}]
+
+
+@pytest.mark.parametrize(("caller_api", "api"), [("chat", "messages"), ("messages", "messages")])
+def test_a_config_tool_choice_keeps_the_caller_s_parallel_setting(caller_api: str, api: str) -> None:
+    """The config decides which tool may be called; the caller's ``parallel_tool_calls: false`` (Anthropic
+    ``disable_parallel_tool_use``) still holds."""
+    tool = {"name": "f", "parameters": {"type": "object", "properties": {}}}
+    body: dict[str, Any] = {"model": "b", "messages": [{"role": "user", "content": "x"}], "max_tokens": 50}
+    if caller_api == "chat":
+        body.update(tools=[{"type": "function", "function": tool}], parallel_tool_calls=False)
+    else:
+        body.update(tools=[{"name": "f", "input_schema": tool["parameters"]}],
+                    tool_choice={"type": "auto", "disable_parallel_tool_use": True})
+    out = shape_request(caller_api, body, Decisions("m", tool_choice="required"), api)
+    assert out["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}

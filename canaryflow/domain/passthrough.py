@@ -14,7 +14,7 @@ The caller's body travels whole; :func:`apply_config` returns a copy with only t
   replaces a caller tool of the same name. ``tool_choice`` and the output format (``response_format``,
   Responses ``text.format``, Anthropic ``output_format``, or ``output_config.format`` when the caller sent
   ``output_config``, as ``messages.parse`` does) are the config's when it sets them, else the
-  caller's.
+  caller's (a caller's Anthropic ``disable_parallel_tool_use`` stays on the config's choice).
 
 Every other field (tool history, multimodal parts, ``n``, ``logprobs``, ``seed``, ``user``, ``metadata``,
 reasoning settings, ``service_tier``, ``stream_options``, ``cache_control``, fields that do not exist yet)
@@ -232,7 +232,12 @@ def apply_config(api: Api, body: Mapping[str, Any], decisions: Decisions) -> dic
     if decisions.tools:
         out["tools"] = _merge_tools(api, out.get("tools"), decisions.tools)
     if decisions.tool_choice is not None:
-        out["tool_choice"] = tool_choice_for(api, decisions.tool_choice)
+        choice = tool_choice_for(api, decisions.tool_choice)
+        given = out.get("tool_choice")
+        if (api == "messages" and isinstance(given, Mapping) and given.get("disable_parallel_tool_use")
+                and choice.get("type") != "none"):  # the caller's parallel setting stays its own
+            choice["disable_parallel_tool_use"] = True
+        out["tool_choice"] = choice
     if decisions.response_format is not None:
         key, value = format_for(api, decisions.response_format)
         if api == "responses":
