@@ -83,6 +83,21 @@ def test_openai_and_anthropic_clients_need_a_key(secured: tuple[Stack, ThreadedS
             model="claude-bot", max_tokens=50, messages=[{"role": "user", "content": "hi"}])
 
 
+def test_an_anthropic_caller_gets_the_401_in_anthropic_s_shape(secured: Secured) -> None:
+    """``/v1/messages`` (and any path the Anthropic client calls: it sends ``anthropic-version``) answers a
+    missing key in Anthropic's error shape, as the OpenAI paths answer in OpenAI's."""
+    _, server, _ = secured
+    with pytest.raises(anthropic.AuthenticationError) as err:
+        anthropic.Anthropic(base_url=server.url, api_key="nope", max_retries=0).models.list()
+    body = err.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["type"] == "authentication_error" and "gateway key" in body["error"]["message"]
+    r = httpx.post(f"{server.url}/v1/messages", json=BODY)
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "authentication_error"
+    r = httpx.post(f"{server.url}/v1/chat/completions", json=BODY)
+    assert r.json()["error"]["code"] == "invalid_api_key" and "type" not in r.json()
+
+
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/resolve", "/v1/feedback"])
 def test_every_api_path_refuses_without_key(secured: Secured, path: str) -> None:
     _, server, _ = secured

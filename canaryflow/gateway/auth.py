@@ -201,11 +201,13 @@ class RequireKey:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         record = self.store.verify(presented_key(headers))
         if record is None:
-            body = json.dumps({"error": {
-                "message": "a valid canaryflow gateway key is required (Authorization: Bearer cfk_… or "
-                           "x-api-key); create one with 'canaryflow gateway-keys add NAME'",
-                "type": "authentication_error", "param": "authorization", "code": "invalid_api_key",
-            }}).encode()
+            message = ("a valid canaryflow gateway key is required (Authorization: Bearer cfk_… or "
+                       "x-api-key); create one with 'canaryflow gateway-keys add NAME'")
+            error = {"message": message, "type": "authentication_error", "param": "authorization"}
+            anthropic_caller = str(scope.get("path", "")).startswith("/v1/messages") or \
+                "anthropic-version" in headers  # the Anthropic client sends it on every request
+            body = json.dumps({"type": "error", "error": error} if anthropic_caller else
+                              {"error": {**error, "code": "invalid_api_key"}}).encode()
             await send({"type": "http.response.start", "status": 401,
                         "headers": [(b"content-type", b"application/json"),
                                     (b"www-authenticate", b"Bearer")]})
