@@ -411,6 +411,14 @@ def test_a_thinking_budget_the_config_s_cap_leaves_no_room_for(gw: Gateway) -> N
     assert r.status_code == 200 and gw.rec.last.body["max_tokens"] == 100
 
 
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_a_wrong_method_on_an_anthropic_path_is_a_405_in_anthropic_s_shape(gw: Gateway, path: str) -> None:
+    r = httpx.get(f"{gw.url}{path}", headers={"anthropic-version": "2023-06-01"})
+    assert r.status_code == 405 and r.headers["allow"] == "POST"
+    assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

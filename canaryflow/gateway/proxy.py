@@ -89,9 +89,13 @@ async def unmanaged(plane: TrafficPlane, request: Request) -> Response:
     name = os.environ.get(DEFAULT_PROVIDER_ENV, "").strip()
     path = request.url.path
     if path.rstrip("/") in MANAGED:
-        return JSONResponse({"error": {"message": f"{request.method} is not allowed on {path}",
-                                       "type": "invalid_request_error", "param": None, "code": None}},
-                            status_code=405, headers={"allow": MANAGED[path.rstrip("/")]})
+        message = f"{request.method} is not allowed on {path}"
+        anthropic_caller = _shape(request) == "anthropic" or path.startswith("/v1/messages")
+        refusal: dict[str, Any] = (
+            {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+            if anthropic_caller else
+            {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}})
+        return JSONResponse(refusal, status_code=405, headers={"allow": MANAGED[path.rstrip("/")]})
     if not name:
         return error_response(
             _shape(request),
