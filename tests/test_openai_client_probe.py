@@ -190,3 +190,14 @@ def test_a_provider_error_says_which_version_and_request_it_ended(oai: openai.Op
     headers = err.value.response.headers
     assert headers["x-canaryflow-version"] == "1" and headers["x-canaryflow-variation"] == "stable"
     assert headers["x-canaryflow-request-id"].startswith("cf1_")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_request_the_config_s_provider_cannot_take_counts_as_a_bad_request(
+        stack: Stack, oai: openai.OpenAI, stream: bool) -> None:
+    """A field refused by name across APIs is counted with the taxonomy's bad_request, not other."""
+    before = stack.count("canaryflow_requests_total", config="an", error_type="bad_request")
+    with pytest.raises(openai.BadRequestError):
+        oai.chat.completions.create(model="an", messages=Q, n=2, stream=stream,  # type: ignore[call-overload]
+                                    extra_headers=H)
+    assert stack.count("canaryflow_requests_total", config="an", error_type="bad_request") == before + 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from canaryflow import tracing
 from canaryflow.domain.resolution import Resolution
-from canaryflow.errors import ProviderError
+from canaryflow.errors import ProviderError, ValidationFailed
 from canaryflow.providers.base import CallerRequest, ChatResult, StreamChunk
 from canaryflow.providers.fallback import check_answer
 
@@ -20,6 +20,16 @@ if TYPE_CHECKING:
 
 _ID_PREFIX = secrets.token_hex(8)
 _ID_COUNTER = itertools.count(int.from_bytes(secrets.token_bytes(4), "big"))
+
+
+def counted_error(exc: BaseException) -> ProviderError:
+    """How a request that ``exc`` ended is counted: a provider's error as it is; a request refused before
+    any provider call (a field the config's provider cannot take) as ``bad_request``; anything else
+    ``other``."""
+    if isinstance(exc, ProviderError):
+        return exc
+    kind = "bad_request" if isinstance(exc, ValidationFailed) else "other"
+    return ProviderError(str(exc) or type(exc).__name__, error_type=kind)
 
 
 def new_request_id() -> str:
@@ -83,7 +93,7 @@ class Stream:
         if self._done:
             return
         self._done = True
-        err = exc if isinstance(exc, ProviderError) else ProviderError(str(exc) or type(exc).__name__)
+        err = counted_error(exc)
         err.request_id = self.request_id
         primary = self.fallback_reason if self.fallback_index is not None else None
         with tracing.resume(self._trace):
@@ -155,4 +165,4 @@ class Stream:
             await self._iter.aclose()
 
 
-__all__ = ["Stream", "new_request_id"]
+__all__ = ["Stream", "counted_error", "new_request_id"]

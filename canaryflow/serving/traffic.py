@@ -61,7 +61,7 @@ from canaryflow.serving.evaluation import OnlineEvaluation
 from canaryflow.serving.judges import JudgeScorers
 from canaryflow.serving.request_ids import CLIENT_KEY, RequestIds, name_hash
 from canaryflow.serving.shadow import ShadowJob, ShadowMirror
-from canaryflow.serving.stream import Stream
+from canaryflow.serving.stream import Stream, counted_error
 from canaryflow.settings import get_settings
 
 PASS_THROUGH = frozenset({"temperature", "top_p", "max_tokens", "stop", "seed", "presence_penalty",
@@ -302,7 +302,7 @@ class TrafficPlane:
             self._count_error(res, exc, started, request_id, caller, variables)
             raise
         except BaseException as exc:
-            error = ProviderError(str(exc) or type(exc).__name__)
+            error = counted_error(exc)
             self._count_error(res, error, started, request_id, caller, variables)
             raise
         return self._finish(res, caller, result, index, reason, started, request_id, None, variables,
