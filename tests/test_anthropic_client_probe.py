@@ -419,6 +419,22 @@ def test_a_wrong_method_on_an_anthropic_path_is_a_405_in_anthropic_s_shape(gw: G
     assert r.json()["type"] == "error" and r.json()["error"]["type"] == "invalid_request_error"
 
 
+
+def test_claude_overloaded_reaches_the_anthropic_client_as_overloaded(gw: Gateway) -> None:
+    """Claude's 529 ``overloaded_error`` (after the gateway's own retry) is a 529 ``overloaded_error`` for
+    the anthropic client (its ``OverloadedError``, which it retries), not a 502 ``api_error``; an OpenAI
+    caller of the same config gets the 502 its API knows."""
+    overloaded = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+    gw.rec.reset(overloaded, status=529)
+    with pytest.raises(anthropic.OverloadedError) as err:
+        gw.ant.messages.create(model="an", max_tokens=50, messages=ASKED, extra_body=CTX)
+    body = err.value.body
+    assert err.value.status_code == 529
+    assert isinstance(body, dict) and body["error"]["type"] == "overloaded_error"
+    r = httpx.post(f"{gw.url}/v1/chat/completions", json={"model": "an", "messages": ASKED, **CTX})
+    assert r.status_code == 502
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

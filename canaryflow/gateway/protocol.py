@@ -223,17 +223,20 @@ _OPENAI_TYPES = {413: "invalid_request_error", 400: "invalid_request_error", 404
                  403: "permission_error", 409: "conflict_error", 429: "rate_limit_error",
                  502: "upstream_error", 503: "service_unavailable", 504: "timeout", 500: "server_error"}
 _ANTHROPIC_TYPES = {413: "request_too_large", 400: "invalid_request_error", 404: "not_found_error",
-                    429: "rate_limit_error",
+                    429: "rate_limit_error", 529: "overloaded_error",
                     502: "api_error", 503: "overloaded_error", 504: "timeout_error", 500: "api_error"}
 
 
 def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | None = None) -> Response:
     """The error in the shape of the API that was called (a rate limit with the provider's
-    ``Retry-After``, in seconds and in ``retry-after-ms`` as OpenAI sends it)."""
+    ``Retry-After``, in seconds and in ``retry-after-ms`` as OpenAI sends it; an Anthropic provider's
+    529 overloaded as a 529 ``overloaded_error`` to an Anthropic caller, a 502 to an OpenAI one)."""
     status = status_of(exc)
+    if api == "anthropic" and status == 502 and getattr(exc, "status_code", None) == 529:
+        status = 529  # Anthropic's overloaded: its client's OverloadedError, retried as Anthropic's are
     headers = dict(headers or {})
     retry_after = getattr(exc, "retry_after", None)
-    if status == 429 and retry_after is not None:
+    if status in (429, 529) and retry_after is not None:
         headers.setdefault("retry-after", str(math.ceil(retry_after)))
         headers.setdefault("retry-after-ms", str(int(retry_after * 1000)))
     message = str(exc)
