@@ -114,10 +114,12 @@ class Endpoint:
             return
         assert done is not None  # the try ends with a response or a completion
         content = done.response_bytes if done.response_bytes is not None else _dumps(done.response)
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": json_response_head(content, done.request_id, done.version, done.variation,
-                                                  done.fallback_index, done.fallback_reason,
-                                                  f"{done.provider}/{done.model}")})
+        head = json_response_head(content, done.request_id, done.version, done.variation, done.fallback_index,
+                                  done.fallback_reason, f"{done.provider}/{done.model}")
+        if done.provider_request_id:  # the provider's id, under the name the caller's SDK reads
+            head.append((b"request-id" if api == "messages" else b"x-request-id",
+                         done.provider_request_id.encode("latin-1", "replace")))
+        await send({"type": "http.response.start", "status": 200, "headers": head})
         await send({"type": "http.response.body", "body": content})
 
 

@@ -81,7 +81,7 @@ class AnthropicProvider:
                 data = json.loads(raw.content)
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc
-            return result_of(self.name, req, data, raw.content)
+            return result_of(self.name, req, data, raw.content, raw.headers.get("request-id"))
         body = _request_kwargs(req)
         body.update(body.pop("extra_body", None) or {})
         try:

@@ -66,6 +66,8 @@ class ChatResult:
     tool_call_results: tuple[str, ...] = ()
     raw_bytes: bytes | None = None
     """``raw`` as the provider sent it (kept while the answer is the caller's unchanged)."""
+    provider_request_id: str | None = None
+    """The provider's id of the request (its ``request-id`` / ``x-request-id`` header), for its support."""
     """:func:`~canaryflow.domain.answers.check_tool_call` of each tool call (when the request had tools)."""
 
 

@@ -149,7 +149,7 @@ class OpenAIProvider:
                 data = fastjson.loads(raw.content)
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc
-            return result_of(self.name, req, data, raw.content)
+            return result_of(self.name, req, data, raw.content, raw.headers.get("x-request-id"))
         body = {"model": req.model, "messages": req.messages, **openai_kwargs(req.parameters)}
         try:
             raw = await self.client.post("/chat/completions", body=body, cast_to=httpx2.Response,

@@ -15,21 +15,22 @@ from canaryflow.providers.base import ChatRequest, ChatResult, StreamChunk
 
 
 def _result(provider: str, req: ChatRequest, m: Meter, raw: dict[str, Any] | None,
-            raw_bytes: bytes | None = None) -> ChatResult:
+            raw_bytes: bytes | None = None, request_id: str | None = None) -> ChatResult:
     tools = declared_tools(req.api, req.body or {}) or {}
     checked = tuple(check_tool_call(c, tools) for c in m.tool_calls)
     return ChatResult(text=m.text, finish_reason=m.finish_reason, input_tokens=m.input_tokens,
                       output_tokens=m.output_tokens, cached_input_tokens=m.cached_input_tokens,
                       provider=provider, model=m.model or req.model, response_id=m.response_id, raw=raw,
                       reasoning_tokens=m.reasoning_tokens, tool_calls=tuple(m.tool_calls),
-                      tool_call_results=checked, raw_bytes=raw_bytes)
+                      tool_call_results=checked, raw_bytes=raw_bytes, provider_request_id=request_id)
 
 
-def result_of(provider: str, req: ChatRequest, data: Any, content: bytes | None = None) -> ChatResult:
+def result_of(provider: str, req: ChatRequest, data: Any, content: bytes | None = None,
+              request_id: str | None = None) -> ChatResult:
     """The :class:`ChatResult` of a whole answer ``data`` (kept as ``raw``, and as ``raw_bytes`` when
-    ``content`` is the JSON it was read from)."""
+    ``content`` is the JSON it was read from; ``request_id``: the provider's id of the request)."""
     raw = data if isinstance(data, dict) else {"value": data}
-    return _result(provider, req, meter(req.api, raw), raw, content if raw is data else None)
+    return _result(provider, req, meter(req.api, raw), raw, content if raw is data else None, request_id)
 
 
 def delta_text(api: str, event: Mapping[str, Any]) -> str:

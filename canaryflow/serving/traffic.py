@@ -107,6 +107,8 @@ class Completion:
     """The answer's tool calls (:class:`~canaryflow.domain.answers.ToolCall`: name, arguments)."""
     response_bytes: bytes | None = None
     """``response`` as the provider's JSON bytes, when it reaches the caller unchanged."""
+    provider_request_id: str | None = None
+    """The provider's id of the request (its ``request-id`` / ``x-request-id`` header)."""
 
     @property
     def used_fallback(self) -> bool:
@@ -417,7 +419,7 @@ class TrafficPlane:
                           res.variation, res.segment, result.provider, result.model, result.input_tokens,
                           result.output_tokens, result.cached_input_tokens, cost, duration, index, reason,
                           result.response_id, result.raw, result.reasoning_tokens, result.tool_calls,
-                          result.raw_bytes)
+                          result.raw_bytes, result.provider_request_id)
 
     def remember(self, request_id: str, labels: Labels, served_at: float | None = None) -> None:
         """Accept feedback on ``request_id``, an id this plane did not sign (served elsewhere, e.g. tracked
