@@ -435,6 +435,30 @@ def test_claude_overloaded_reaches_the_anthropic_client_as_overloaded(gw: Gatewa
     assert r.status_code == 502
 
 
+
+def test_the_stop_sequence_an_openai_compatible_server_names(gw: Gateway) -> None:
+    """vLLM says which stop string ended the answer (``choices[0].stop_reason``): the anthropic client gets
+    ``stop_reason: stop_sequence`` and ``stop_sequence``, plain and streamed. OpenAI does not say which, so
+    its ``stop`` stays ``end_turn``."""
+    gw.rec.reset({**TEXT_ANSWER, "choices": [{"index": 0, "finish_reason": "stop", "stop_reason": "END",
+                                             "message": {"role": "assistant", "content": "ok"}}]})
+    msg = gw.ant.messages.create(model="oa", max_tokens=50, messages=ASKED, stop_sequences=["END"],
+                                 extra_body=CTX)
+    assert (msg.stop_reason, msg.stop_sequence) == ("stop_sequence", "END")
+    assert gw.rec.last.body["stop"] == ["END"]
+    finished = {**_chunk({}, "stop"), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop",
+                                                   "stop_reason": "END"}]}
+    gw.rec.reset(events=[_chunk({"role": "assistant", "content": "ok"}), finished, USAGE_CHUNK])
+    with gw.ant.messages.stream(model="oa", max_tokens=50, messages=ASKED, stop_sequences=["END"],
+                                extra_body=CTX) as stream:
+        final = stream.get_final_message()
+    assert (final.stop_reason, final.stop_sequence) == ("stop_sequence", "END")
+    gw.rec.reset(TEXT_ANSWER)
+    plain = gw.ant.messages.create(model="oa", max_tokens=50, messages=ASKED, stop_sequences=["END"],
+                                   extra_body=CTX)
+    assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+
+
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──
 
 

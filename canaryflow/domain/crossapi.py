@@ -41,7 +41,8 @@ Completions answers after it). An empty last assistant message asks for nothing 
 
 Answers and stream events map back: text, tool calls, thinking (as ``reasoning_content``, and the signed
 blocks as ``thinking_blocks`` — in a stream one indexed delta per finished block — which go back to
-Anthropic when the message is appended to the history), refusals (as
+Anthropic when the message is appended to the history), the stop sequence matched where the server says
+which (vLLM's ``stop_reason``; OpenAI does not, so ``end_turn``), refusals (as
 text with ``stop_reason: refusal``, plain and streamed), stop reasons (``stop ⇄ end_turn``,
 ``length ⇄ max_tokens``, ``content_filter ⇄ refusal``, ``tool_calls ⇄ tool_use``) and usage (cached input
 tokens included).
@@ -692,6 +693,13 @@ def _loads(raw: Any) -> Any:
     return value if isinstance(value, dict) else {"arguments": value}
 
 
+def _stop_sequence(choice: Mapping[str, Any], finish: Any) -> str | None:
+    """The stop sequence an answer ended at, where the server says (vLLM's ``stop_reason``: the matched
+    string; OpenAI does not say, so its answers end ``end_turn``)."""
+    matched = choice.get("stop_reason")
+    return matched if finish == "stop" and isinstance(matched, str) and matched else None
+
+
 def openai_answer_to_anthropic(resp: Mapping[str, Any]) -> dict[str, Any]:
     """An OpenAI ``chat.completion`` as an Anthropic ``message`` (the first choice: ``n`` is refused)."""
     choice = (resp.get("choices") or [{}])[0] or {}
@@ -717,6 +725,7 @@ def openai_answer_to_anthropic(resp: Mapping[str, Any]) -> dict[str, Any]:
     finish = "content_filter" if message.get("refusal") else choice.get("finish_reason")
     if message.get("tool_calls") and finish in (None, "stop"):
         finish = "tool_calls"  # OpenAI-compatible servers (Ollama, some vLLM) answer tool calls with "stop"
+    matched = _stop_sequence(choice, finish)
     usage = resp.get("usage") or {}
     cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
     return {
@@ -725,8 +734,8 @@ def openai_answer_to_anthropic(resp: Mapping[str, Any]) -> dict[str, Any]:
         "role": "assistant",
         "model": resp.get("model"),
         "content": content,
-        "stop_reason": TO_ANTHROPIC_STOP.get(finish or "stop", "end_turn"),
-        "stop_sequence": None,
+        "stop_reason": "stop_sequence" if matched else TO_ANTHROPIC_STOP.get(finish or "stop", "end_turn"),
+        "stop_sequence": matched,
         "usage": {
             "input_tokens": int(usage.get("prompt_tokens") or 0) - cached,
             "output_tokens": int(usage.get("completion_tokens") or 0),
@@ -929,6 +938,7 @@ class OpenAIChunksToAnthropic:
         self._open: tuple[str, int] | None = None  # ("text" | "tool" | "thinking", OpenAI tool index)
         self._refused = False
         self._called = False  # a tool call was streamed
+        self._matched: str | None = None  # the stop sequence the server says the answer ended at
         self._index = -1
 
     def _stop_finish(self) -> str:
@@ -1014,6 +1024,7 @@ class OpenAIChunksToAnthropic:
                     )
             if choice.get("finish_reason"):
                 self._finish = choice["finish_reason"]
+                self._matched = _stop_sequence(choice, self._finish)
         usage = chunk.get("usage")
         if usage and not self._done:
             events += self._end(usage)
@@ -1027,8 +1038,9 @@ class OpenAIChunksToAnthropic:
             {
                 "type": "message_delta",
                 "delta": {
-                    "stop_reason": TO_ANTHROPIC_STOP.get(self._stop_finish(), "end_turn"),
-                    "stop_sequence": None,
+                    "stop_reason": "stop_sequence" if self._matched and self._stop_finish() == "stop"
+                    else TO_ANTHROPIC_STOP.get(self._stop_finish(), "end_turn"),
+                    "stop_sequence": self._matched if self._stop_finish() == "stop" else None,
                 },
                 "usage": {
                     "input_tokens": int(usage.get("prompt_tokens") or 0) - cached,
