@@ -7,6 +7,7 @@ sees what the provider received and what the client got back.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -457,6 +458,27 @@ def test_the_stop_sequence_an_openai_compatible_server_names(gw: Gateway) -> Non
     plain = gw.ant.messages.create(model="oa", max_tokens=50, messages=ASKED, stop_sequences=["END"],
                                    extra_body=CTX)
     assert (plain.stop_reason, plain.stop_sequence) == ("end_turn", None)
+
+
+
+def test_a_config_may_drop_a_nested_field_by_its_name(gw: Gateway) -> None:
+    """``drop: [is_error]`` lets every failed tool result through as a plain tool message (the anthropic
+    tool runner sends ``is_error`` whenever a tool raises), where a path would name one message only."""
+    gw.client.registry.push_config(spec("oa-lenient", system="You are the support assistant for {{product}}.",
+                                        drop=["is_error"]), author="t")
+    failed = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t0", "content": "timeout",
+                                           "is_error": True}]}
+    deadline = time.monotonic() + 5
+    while True:
+        gw.rec.reset(TEXT_ANSWER)
+        r = _messages(gw, model="oa-lenient", tools=[ANT_TOOL], messages=[*ASKED, CALLED, failed])
+        if r.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert r.status_code == 200, r.text
+    assert gw.rec.last.body["messages"][-1] == {"role": "tool", "tool_call_id": "t0", "content": "timeout"}
+    r = _messages(gw, model="oa", tools=[ANT_TOOL], messages=[*ASKED, CALLED, failed])
+    assert r.status_code == 400  # a config that did not list it still refuses
 
 
 # ── against the simulator (after the recording upstream's tests: each points the clients elsewhere) ──

@@ -82,7 +82,9 @@ class Untranslatable(ValidationFailed):
 
 
 def _refuse(field: str, why: str, drop: Collection[str]) -> None:
-    if field.split("[")[0].split(".")[0] in drop or field in drop:
+    """Refuse ``field`` unless ``drop`` lists it: its top-level name, its whole path, or its own name (the
+    last part of the path: ``is_error`` for every ``messages[i].content[j].is_error``)."""
+    if field.split("[")[0].split(".")[0] in drop or field in drop or field.rsplit(".", 1)[-1] in drop:
         return
     raise Untranslatable(
         f"{why}; it cannot be carried to the config's provider and is refused rather than "
