@@ -549,8 +549,8 @@ def test_thinking_same_api_within_the_config_s_cap(stack: Stack) -> None:
 
 def test_the_provider_s_request_id_reaches_the_client(stack: Stack) -> None:
     """The provider's id of the request (what its support asks for) reaches the client as its SDK reads it
-    (``message._request_id``, from ``request-id``), beside the gateway's ``X-Canaryflow-Request-Id``; across
-    APIs it is the OpenAI provider's ``x-request-id``."""
+    (``message._request_id``, from ``request-id``), plain and streamed, beside the gateway's
+    ``X-Canaryflow-Request-Id``; across APIs it is the OpenAI provider's ``x-request-id``."""
     ant = anthropic.Anthropic(base_url=stack.url, api_key="k", max_retries=0)
     for model in ("claude-bot", "gpt-bot"):
         raw = ant.messages.with_raw_response.create(model=model, max_tokens=20, messages=ASKED,  # type: ignore[arg-type]
@@ -558,4 +558,8 @@ def test_the_provider_s_request_id_reaches_the_client(stack: Stack) -> None:
         msg = raw.parse()
         assert msg._request_id and msg._request_id.startswith("req_"), model
         assert raw.headers["x-canaryflow-request-id"] != msg._request_id
+        with ant.messages.stream(model=model, max_tokens=20, messages=ASKED, extra_body=CTX) as stream:
+            streamed = stream.response.headers.get("request-id")
+            stream.until_done()
+        assert streamed and streamed.startswith("req_") and streamed != msg._request_id, model
 

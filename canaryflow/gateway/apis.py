@@ -102,6 +102,9 @@ class Endpoint:
                 headers = serving_headers(stream.request_id, stream.version, stream.variation,
                                           stream.fallback_index, stream.fallback_reason, stream.served_by)
                 headers.update(_SSE_HEADERS)
+                if stream.provider_request_id:
+                    named = "request-id" if api == "messages" else "x-request-id"
+                    headers[named] = stream.provider_request_id
                 response = StreamingResponse(_sse(stream, api), media_type="text/event-stream",
                                              headers=headers)
             else:

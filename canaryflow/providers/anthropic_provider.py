@@ -118,7 +118,8 @@ class AnthropicProvider:
                 events = await self.client.post("/v1/messages", body=req.body, cast_to=object, stream=True,
                                                 stream_cls=anthropic.AsyncStream[object],
                                                 options=_options(req, timeout))
-                async for chunk in metered_stream(self.name, req, events.__aiter__()):
+                async for chunk in metered_stream(self.name, req, events.__aiter__(),
+                                                  events.response.headers.get("request-id")):
                     yield chunk
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc

@@ -80,6 +80,8 @@ class StreamChunk:
     usage: ChatResult | None = None
     events: tuple[dict[str, Any], ...] = ()
     """The provider's stream events (parsed SSE data) behind this piece (pass-through requests only)."""
+    provider_request_id: str | None = None
+    """The provider's id of the request (its ``request-id`` / ``x-request-id``), on the first chunk."""
 
 
 @runtime_checkable

@@ -178,7 +178,8 @@ class OpenAIProvider:
                 events = await self.client.post(_path(req.api), body=req.body, cast_to=object, stream=True,
                                                 stream_cls=openai.AsyncStream[object],
                                                 options={"timeout": timeout})
-                async for chunk in metered_stream(self.name, req, events.__aiter__()):
+                async for chunk in metered_stream(self.name, req, events.__aiter__(),
+                                                  events.response.headers.get("x-request-id")):
                     yield chunk
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc

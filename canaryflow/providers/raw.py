@@ -47,15 +47,17 @@ def delta_text(api: str, event: Mapping[str, Any]) -> str:
     return ""
 
 
-async def metered_stream(provider: str, req: ChatRequest, events: AsyncIterator[Any]
-                         ) -> AsyncIterator[StreamChunk]:
-    """One chunk per event (the event kept whole), then a last chunk with the finish reason and usage."""
+async def metered_stream(provider: str, req: ChatRequest, events: AsyncIterator[Any],
+                         request_id: str | None = None) -> AsyncIterator[StreamChunk]:
+    """One chunk per event (the event kept whole; the first with the provider's ``request_id``), then a
+    last chunk with the finish reason and usage."""
     acc = StreamMeter(req.api)
     async for event in events:
         if not isinstance(event, dict):
             continue
         acc.feed(event)
-        yield StreamChunk(text=delta_text(req.api, event), events=(event,))
+        yield StreamChunk(text=delta_text(req.api, event), events=(event,), provider_request_id=request_id)
+        request_id = None
     result = _result(provider, req, acc.result(), None)
     yield StreamChunk(text="", finish_reason=result.finish_reason, usage=result)
 

@@ -126,6 +126,11 @@ class Stream:
             raise
 
     @property
+    def provider_request_id(self) -> str | None:
+        """The provider's id of the request (known with the first chunk, before the answer is sent)."""
+        return self._first.provider_request_id if self._first is not None else None
+
+    @property
     def served_by(self) -> str:
         """``provider/model`` of the target streaming the answer (the primary's, or the fallback's)."""
         res = self.resolution
