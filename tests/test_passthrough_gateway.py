@@ -71,7 +71,8 @@ def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         spec("fb", fallback=[{"provider": "anthropic", "model": "claude-haiku-4-5"}]), author="t"
     )
     registry.push_config(
-        spec("an-drop", provider="anthropic", model="claude-haiku-4-5", drop=["seed", "logprobs"]), author="t"
+        spec("an-drop", provider="anthropic", model="claude-haiku-4-5", drop=["seed", "logprobs", "detail"]),
+        author="t"
     )
     registry.push_config(
         spec(
@@ -768,6 +769,12 @@ def test_anthropic_client_streams_from_an_openai_config(gw: Gateway) -> None:
             },
             "messages[0].content[0].type",
         ),
+        (
+            {"messages": [{"role": "user", "content": [
+                {"type": "text", "text": "What is this?"},
+                {"type": "image_url", "image_url": {"url": IMAGE, "detail": "high"}}]}]},
+            "messages[0].content[1].image_url.detail",
+        ),
     ],
 )
 def test_cross_api_refuses_what_has_no_counterpart(gw: Gateway, extra: dict[str, Any], field: str) -> None:
@@ -790,6 +797,26 @@ def test_a_config_may_opt_into_dropping_what_has_no_counterpart(gw: Gateway) -> 
     assert "seed" not in sent and "logprobs" not in sent and sent["model"] == "claude-haiku-4-5"
     r = httpx.post(f"{gw.url}/v1/chat/completions", json={**body, "n": 2})
     assert r.status_code == 400 and r.json()["error"]["param"] == "n"
+
+
+def test_an_image_s_detail_auto_crosses_and_another_detail_is_refused_unless_the_config_drops_it(
+        gw: Gateway) -> None:
+    def ask(model: str, detail: str) -> httpx.Response:
+        gw.rec.reset(ANT_ANSWER)
+        image = {"type": "image_url", "image_url": {"url": IMAGE, "detail": detail}}
+        return httpx.post(f"{gw.url}/v1/chat/completions", json={
+            "model": model, "messages": [{"role": "user", "content": [image]}], **CTX})
+
+    r = ask("an", "auto")
+    assert r.status_code == 200, r.text
+    assert gw.rec.last.body["messages"][0]["content"] == [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}]
+    r = ask("an", "low")
+    assert r.status_code == 400 and "Claude sizes images itself" in r.json()["error"]["message"]
+    assert not gw.rec.received
+    r = ask("an-drop", "high")  # `drop: [detail]`: the image is sent, its detail left behind by choice
+    assert r.status_code == 200, r.text
+    assert gw.rec.last.body["messages"][0]["content"][0]["source"]["data"] == "iVBORw0KGgo="
 
 
 # ── bad input and unmanaged endpoints ──────────────────────────────────────────────────────────────

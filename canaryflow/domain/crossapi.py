@@ -151,6 +151,18 @@ def _image_block(url: str, where: str) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "url", "url": url}}
 
 
+def _image_options(image: Mapping[str, Any], where: str, drop: Collection[str]) -> None:
+    """An image's ``detail`` other than ``auto`` (and any field beside ``url``) has no Anthropic counterpart:
+    Claude sizes every image itself."""
+    for name, value in image.items():
+        if name == "url" or value is None or (name == "detail" and value == "auto"):
+            continue
+        why = (f"image detail {value!r} has no Anthropic counterpart (Claude sizes images itself; send "
+               f"'auto' or leave it out)" if name == "detail" else
+               f"image_url field {name!r} has no Anthropic counterpart")
+        _refuse(f"{where}.{name}", why, drop)
+
+
 def _openai_parts(content: Any, where: str, drop: Collection[str]) -> list[dict[str, Any]]:
     if content is None:
         return []
@@ -171,6 +183,8 @@ def _openai_parts(content: Any, where: str, drop: Collection[str]) -> list[dict[
             url = image.get("url") if isinstance(image, dict) else image
             if not isinstance(url, str):
                 raise ValidationFailed("image_url.url must be a string", source=at)
+            if isinstance(image, dict):
+                _image_options(image, f"{at}.image_url", drop)
             block = _image_block(url, at)
         else:
             _refuse(f"{at}.type", f"content part type {kind!r} has no Anthropic counterpart", drop)
