@@ -184,6 +184,22 @@ def test_thinking_without_a_budget_across_apis_is_refused_by_name(gw: Gateway, t
     assert r.status_code == 200 and gw.rec.last.body["reasoning_effort"] == "high"
 
 
+
+def test_a_thinking_display_openai_cannot_honour_across_apis_is_refused_by_name(gw: Gateway) -> None:
+    """``display: omitted`` asks Claude to leave the thinking text out; a compatible OpenAI server shows its
+    reasoning anyway, so it is refused naming ``thinking.display``; ``summarized`` (Claude's default)
+    passes."""
+    gw.rec.reset(TEXT_ANSWER)
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    r = _messages(gw, model="oa", max_tokens=4000, messages=ASKED,
+                  thinking={**thinking, "display": "omitted"})
+    assert r.status_code == 400 and r.json()["error"]["message"].startswith("thinking.display: "), r.text
+    assert not gw.rec.received
+    r = _messages(gw, model="oa", max_tokens=4000, messages=ASKED,
+                  thinking={**thinking, "display": "summarized"})
+    assert r.status_code == 200 and gw.rec.last.body["reasoning_effort"] == "low"
+
+
 def test_a_tool_loop_with_thinking_across_apis_sends_the_assistant_turn_back(gw: Gateway) -> None:
     """The stream helper's message (thinking from ``reasoning_content``, then a tool call) goes back as the
     next request's assistant turn, as Claude's users do. Chat Completions takes no reasoning back (nor does

@@ -668,6 +668,12 @@ def anthropic_to_openai(body: Mapping[str, Any], *, drop: Collection[str] = ()) 
     if kind == "enabled":
         budget = int(thinking.get("budget_tokens") or 0)  # type: ignore[union-attr]
         out["reasoning_effort"] = "low" if budget <= 1024 else "medium" if budget <= 2048 else "high"
+        for name, value in thinking.items():  # type: ignore[union-attr]
+            if name in ("type", "budget_tokens") or value is None or (name, value) == ("display",
+                                                                                        "summarized"):
+                continue
+            _refuse(f"thinking.{name}", f"thinking {name} {value!r} has no OpenAI counterpart (the reasoning "
+                    "a compatible server returns is shown as it comes)", drop)
     elif thinking is not None and kind != "disabled":
         _refuse("thinking.type", f"thinking of type {kind!r} has no OpenAI counterpart (enabled with a "
                 "budget_tokens becomes reasoning_effort; disabled is no reasoning)", drop)
