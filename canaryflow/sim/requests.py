@@ -464,6 +464,8 @@ def _a_blocks(content: Any, where: str, role: str, req: SimRequest, previous_use
                                  f"expected tags: {tags}")
         if kind == "text" and not isinstance(block.get("text"), str):
             raise InvalidRequest(f"{here}.text: Field required")
+        if kind == "text" and not block["text"]:
+            raise InvalidRequest("messages: text content blocks must be non-empty")
         if kind == "image":
             source = block.get("source")
             if not isinstance(source, dict):
@@ -583,6 +585,8 @@ def parse_messages(body: Any) -> SimRequest:
                 if not isinstance(block, dict) or block.get("type") != "text" or not isinstance(
                         block.get("text"), str):
                     raise InvalidRequest(f"system.{j}.type: Input should be 'text'")
+                if not block["text"]:
+                    raise InvalidRequest("system: text content blocks must be non-empty")
         req.texts.append({"role": "system", "content": _text_of(system)})
     previous_uses: set[str] = set()
     for i, m in enumerate(messages):
@@ -597,6 +601,9 @@ def parse_messages(body: Any) -> SimRequest:
             raise InvalidRequest(f"{where}.role: Input should be 'user' or 'assistant'")
         if "content" not in m:
             raise InvalidRequest(f"{where}.content: Field required")
+        if m["content"] in ("", []) and not (role == "assistant" and i == len(messages) - 1):
+            raise InvalidRequest(f"{where}: all messages must have non-empty content except for the optional "
+                                 "final assistant message")
         uses = _a_blocks(m["content"], where, role, req, previous_uses)
         if previous_uses and role == "user":
             answered = {b.get("tool_use_id") for b in m["content"] if isinstance(b, dict)} \
