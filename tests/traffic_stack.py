@@ -107,6 +107,7 @@ def running_stack(tmp: Path, *, configs: list[ConfigSpec] | None = None, seed: i
         with sim_env(sim):
             client = Client(registry, refresh_interval=0.05)
             app, plane = build_gateway(client=client, metrics=metrics, **gateway_options)
+            client.warm()  # as the gateway command does: every served version's series exist at 0
             gateway = ThreadedServer(app)
             gateway.start()
             try:
