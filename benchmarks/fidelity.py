@@ -159,6 +159,10 @@ def chat_features() -> list[Feature]:
         {"role": "user", "content": [{"type": "input_audio", "input_audio": {"data": "AA", "format": "wav"}}]}
     ]
     fmt = {"type": "json_schema", "json_schema": {"name": "a", "schema": SCHEMA, "strict": True}}
+    strict_tool = {"type": "function", "function": {**OAI_TOOL["function"], "strict": True}}
+    detailed = [{"role": "user", "content": [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": IMAGE, "detail": "high"}}]}]
     rows = [
         Feature(
             "tools + tool_choice",
@@ -220,6 +224,30 @@ def chat_features() -> list[Feature]:
             lambda up, _: (up.get("thinking") or {}).get("type") == "enabled",
         ),
         Feature("service_tier", {"service_tier": "flex"}, _same("service_tier"), lambda up, _: False),
+        Feature(
+            "service_tier: default",
+            {"service_tier": "default"},
+            _same("service_tier"),
+            lambda up, _: up.get("service_tier") == "standard_only",
+        ),
+        Feature(
+            "safety_identifier",
+            {"safety_identifier": "u-9"},
+            _same("safety_identifier"),
+            lambda up, _: (up.get("metadata") or {}).get("user_id") == "u-9",
+        ),
+        Feature(
+            "function tool strict",
+            {"tools": [strict_tool]},
+            _same("tools"),
+            lambda up, _: bool(up.get("tools")) and up["tools"][0].get("strict") is True,
+        ),
+        Feature(  # Claude sizes images itself: detail has no counterpart
+            "image part with detail: high",
+            {"messages": detailed},
+            lambda up, _: up.get("messages") == detailed,
+            lambda up, _: False,
+        ),
         Feature(
             "a field that does not exist yet",
             {"x_future_field": {"a": 1}},
@@ -303,6 +331,12 @@ def messages_features() -> list[Feature]:
         }
     ]
     system = [{"type": "text", "text": "Shared context.", "cache_control": {"type": "ephemeral"}}]
+    document = [{"role": "user", "content": [
+        {"type": "document",
+         "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBERi0xLjQ="}},
+        {"type": "text", "text": "Summarise this."}]}]
+    failed = [*loop[:2], {"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t0", "content": "timeout", "is_error": True}]}]
 
     def oai_tool_turns(up: dict[str, Any], _a: Any) -> bool:  # chat messages, or Responses input items
         roles = [m.get("role") for m in up.get("messages") or []]
@@ -351,6 +385,35 @@ def messages_features() -> list[Feature]:
         Feature(
             "top_k", {"top_k": 5}, lambda up, _: up.get("top_k") == 5, lambda up, _: False
         ),  # no counterpart
+        Feature(
+            "document block (PDF)",
+            {"messages": document},
+            lambda up, _: up.get("messages") == document,
+            has("JVBERi0xLjQ="),
+        ),
+        Feature(
+            "output_config.format (messages.parse)",
+            {"output_config": {"format": {"type": "json_schema", "schema": SCHEMA}}},
+            lambda up, _: up.get("output_config") == {"format": {"type": "json_schema", "schema": SCHEMA}},
+            lambda up, _: (
+                (up.get("response_format") or {}).get("type") == "json_schema"
+                or ((up.get("text") or {}).get("format") or {}).get("type") == "json_schema"
+            ),
+        ),
+        Feature(
+            "tool strict",
+            {"tools": [{**ANT_TOOL, "strict": True}]},
+            lambda up, _: up.get("tools") == [{**ANT_TOOL, "strict": True}],
+            lambda up, _: bool(up.get("tools")) and True in (
+                (up["tools"][0].get("function") or {}).get("strict"), up["tools"][0].get("strict")
+            ),
+        ),
+        Feature(  # a failed tool run: Chat Completions' tool message has no error flag
+            "tool_result is_error",
+            {"messages": failed, "tools": [ANT_TOOL]},
+            lambda up, _: up.get("messages") == failed,
+            lambda up, _: False,
+        ),
         Feature(
             "answer: tool_use",
             {"tools": [ANT_TOOL]},
