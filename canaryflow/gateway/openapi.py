@@ -43,6 +43,10 @@ MESSAGES = {"type": "object", "required": ["model", "messages", "max_tokens"], "
     "messages": {"type": "array", "items": _MESSAGE}, "max_tokens": {"type": "integer"},
     "temperature": {"type": "number"}, "top_p": {"type": "number"}, "stop_sequences": {"type": "array"},
     "stream": {"type": "boolean"}, "metadata": {"type": "object"}, "canaryflow": _CTX}}
+COUNT_TOKENS = {"type": "object", "required": ["model", "messages"], "properties": {
+    "model": {"type": "string", "description": "the key of a config whose provider speaks the Anthropic API"},
+    "system": {"type": "string"}, "messages": {"type": "array", "items": _MESSAGE},
+    "tools": {"type": "array"}, "canaryflow": _CTX}}
 RESPONSES = {"type": "object", "required": ["model", "input"], "properties": {
     "model": {"type": "string", "description": "the config key"},
     "input": {"oneOf": [{"type": "string"}, {"type": "array"}]}, "instructions": {"type": "string"},
@@ -61,8 +65,10 @@ TRACK = {"type": "object", "required": ["request_id", "event"], "additionalPrope
               "description": "edited: edit distance; dwell_seconds: seconds"}}}
 
 
-def openapi_spec(config_example: str = "support-bot") -> dict[str, Any]:
-    """The description, with request examples naming ``config_example``."""
+def openapi_spec(config_example: str = "support-bot",
+                 anthropic_example: str = "claude-bot") -> dict[str, Any]:
+    """The description, with request examples naming ``config_example`` (``anthropic_example`` where only a
+    config on an Anthropic provider can answer)."""
     ctx = {"user": "u-1", "attributes": {"email": "a@acme.com"}, "variables": {"product": "Acme"}}
     msgs = [{"role": "user", "content": "What is the capital of France?"}]
     return {
@@ -80,6 +86,9 @@ def openapi_spec(config_example: str = "support-bot") -> dict[str, Any]:
             "/v1/messages": {"post": _op(
                 "Anthropic Messages (model = config key)", MESSAGES,
                 {"model": config_example, "max_tokens": 100, "messages": msgs, "canaryflow": ctx})},
+            "/v1/messages/count_tokens": {"post": _op(
+                "Anthropic token count of the message the config would send", COUNT_TOKENS,
+                {"model": anthropic_example, "messages": msgs, "canaryflow": ctx})},
             "/v1/resolve": {"post": _op("Which version serves this user, and why", RESOLVE,
                                         {"config": config_example, **ctx})},
             "/v1/feedback": {"post": _op("Feedback on a response", FEEDBACK,
