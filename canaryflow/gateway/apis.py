@@ -49,19 +49,31 @@ def _user_of(api: str, body: dict[str, Any]) -> Any:
     return body.get("user") or body.get("safety_identifier")
 
 
-def _api_headers(scope: Scope, names: tuple[str, ...] | None) -> dict[str, str]:
-    """The request headers of ``scope`` among ``names`` (the API's own, :data:`API_HEADERS`)."""
-    if not names:
+_API_HEADER_NAMES = {api: frozenset(n.encode("latin-1") for n in names) for api, names in API_HEADERS.items()}
+
+
+def _api_headers(scope: Scope, api: str) -> dict[str, str]:
+    """The request headers of ``scope`` that are ``api``'s own (:data:`API_HEADERS`), names lower-cased."""
+    wanted = _API_HEADER_NAMES.get(api)
+    if not wanted:
         return {}
-    wanted = {n.encode("latin-1") for n in names}
     return {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]
             if name.lower() in wanted}
+
+
+def _provider_id_header(api: str) -> str:
+    """Where the provider's request id goes: the header the caller's SDK reads it from."""
+    return "request-id" if api == "messages" else "x-request-id"
+
+
+def _served(res: Resolution) -> dict[str, str]:
+    return {"x-canaryflow-version": str(res.version), "x-canaryflow-variation": res.variation}
 
 
 def _error_headers(res: Resolution, exc: CanaryflowError) -> dict[str, str]:
     """What an error after resolution says of the request: the version and variation it was served for and,
     when a provider call ended it, its request id."""
-    headers = {"x-canaryflow-version": str(res.version), "x-canaryflow-variation": res.variation}
+    headers = _served(res)
     request_id = getattr(exc, "request_id", None)
     if request_id:
         headers["x-canaryflow-request-id"] = request_id
@@ -95,7 +107,7 @@ class Endpoint:
             key = check_request(api, body)
             ctx = caller_context(body, canaryflow_headers(scope), fallback_user=_user_of(api, body))
             res = await plane.aprepare(key, context=ctx.context(), variables=ctx.variables)
-            caller = CallerRequest(api, body, _api_headers(scope, API_HEADERS.get(api)))
+            caller = CallerRequest(api, body, _api_headers(scope, api))
             text = plain_messages(api, body)
             if body.get("stream") is True:
                 stream = await plane.astream(res, text, variables=ctx.variables, request=caller)
@@ -103,8 +115,7 @@ class Endpoint:
                                           stream.fallback_index, stream.fallback_reason, stream.served_by)
                 headers.update(_SSE_HEADERS)
                 if stream.provider_request_id:
-                    named = "request-id" if api == "messages" else "x-request-id"
-                    headers[named] = stream.provider_request_id
+                    headers[_provider_id_header(api)] = stream.provider_request_id
                 response = StreamingResponse(_sse(stream, api), media_type="text/event-stream",
                                              headers=headers)
             else:
@@ -120,7 +131,7 @@ class Endpoint:
         head = json_response_head(content, done.request_id, done.version, done.variation, done.fallback_index,
                                   done.fallback_reason, f"{done.provider}/{done.model}")
         if done.provider_request_id:  # the provider's id, under the name the caller's SDK reads
-            head.append((b"request-id" if api == "messages" else b"x-request-id",
+            head.append((_provider_id_header(api).encode(),
                          done.provider_request_id.encode("latin-1", "replace")))
         await send({"type": "http.response.start", "status": 200, "headers": head})
         await send({"type": "http.response.body", "body": content})
@@ -139,12 +150,11 @@ async def count_tokens(plane: TrafficPlane, request: Request) -> Response:
         decisions = Decisions(res.model, res.messages, res.parameters, res.tools, res.tool_choice,
                               res.response_format)
         out = shape_count_tokens(body, decisions, str(getattr(provider, "api", provider.name)))
-        headers = {k: v for k, v in request.headers.items() if k.lower() in API_HEADERS["messages"]}
+        headers = _api_headers(request.scope, "messages")
         content = await provider.count_tokens(out, headers, timeout=plane.timeout)
     except CanaryflowError as exc:
         return error_response("anthropic", exc)
-    served = {"x-canaryflow-version": str(res.version), "x-canaryflow-variation": res.variation}
-    return Response(content, media_type="application/json", headers=served)
+    return Response(content, media_type="application/json", headers=_served(res))
 
 
 _ANTHROPIC_ERROR_TYPES = {"rate_limit": "rate_limit_error", "timeout": "timeout_error",
