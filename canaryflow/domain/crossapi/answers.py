@@ -7,8 +7,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from canaryflow.domain.crossapi.common import TO_ANTHROPIC_STOP, TO_OPENAI_FINISH
-from canaryflow.domain.crossapi.to_openai import _text_of
+from canaryflow.domain.crossapi.common import TO_ANTHROPIC_STOP, TO_OPENAI_FINISH, _text_of, tool_call_of
 
 
 def _loads(raw: Any) -> Any:
@@ -97,16 +96,7 @@ def anthropic_answer_to_openai(resp: Mapping[str, Any]) -> dict[str, Any]:
         if kind == "text":
             texts.append(str(block.get("text", "")))
         elif kind == "tool_use":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
-                    },
-                }
-            )
+            calls.append(tool_call_of(block))
         elif kind in ("thinking", "redacted_thinking"):
             blocks.append(dict(block))
             if kind == "thinking":

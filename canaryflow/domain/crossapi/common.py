@@ -3,7 +3,8 @@ field with no counterpart (unless the config drops it), small value checks."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import json
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from canaryflow.domain.errors import ValidationFailed
@@ -54,3 +55,19 @@ def _str_list(value: Any, field: str) -> list[str]:
 
 def _absent(value: Any, neutral: tuple[Any, ...] = ()) -> bool:
     return value is None or any(value is n or (value == n and type(value) is type(n)) for n in neutral)
+
+
+def _text_of(blocks: Any) -> str:
+    """The text of Anthropic content: a string, or its text blocks joined."""
+    if isinstance(blocks, str):
+        return blocks
+    return "".join(
+        str(b.get("text", "")) for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text"
+    )
+
+
+def tool_call_of(block: Mapping[str, Any]) -> dict[str, Any]:
+    """An Anthropic ``tool_use`` block as an OpenAI Chat tool call (arguments as a JSON string)."""
+    return {"id": block.get("id"), "type": "function",
+            "function": {"name": block.get("name"),
+                         "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False)}}

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from canaryflow.domain.crossapi.common import _absent, _refuse, _str_list
+from canaryflow.domain.crossapi.common import _absent, _refuse, _str_list, _text_of, tool_call_of
 from canaryflow.domain.errors import ValidationFailed
 
 _ANTHROPIC_HANDLED = frozenset(
@@ -36,14 +35,6 @@ _TOOL_CARRIED = frozenset({"name", "description", "input_schema", "strict", "typ
                            "eager_input_streaming"})
 """A client tool's fields with an OpenAI counterpart (``cache_control``: OpenAI caches by itself;
 ``eager_input_streaming``: OpenAI streams arguments as they come); any other is refused when set."""
-
-
-def _text_of(blocks: Any) -> str:
-    if isinstance(blocks, str):
-        return blocks
-    return "".join(
-        str(b.get("text", "")) for b in blocks or [] if isinstance(b, dict) and b.get("type") == "text"
-    )
 
 
 def _image_url(source: Any, where: str, drop: Collection[str]) -> dict[str, Any] | None:
@@ -123,16 +114,7 @@ def _anthropic_turn(m: dict[str, Any], where: str, drop: Collection[str]) -> lis
             if document is not None:
                 parts.append(document)
         elif kind == "tool_use" and role == "assistant":
-            calls.append(
-                {
-                    "id": block.get("id"),
-                    "type": "function",
-                    "function": {
-                        "name": block.get("name"),
-                        "arguments": json.dumps(block.get("input") or {}, ensure_ascii=False),
-                    },
-                }
-            )
+            calls.append(tool_call_of(block))
         elif kind in ("thinking", "redacted_thinking") and role == "assistant":
             continue  # Chat Completions takes no reasoning back (see the module doc)
         elif kind == "tool_result" and role == "user":
