@@ -10,26 +10,22 @@ from canaryflow.sim.requests.common import (
     _CHAT_ROLES,
     _DATA_URL,
     _IMAGE_TOKENS,
-    _NAME,
     CHAT_FIELDS,
     InvalidRequest,
     SimRequest,
     Tool,
     _check_schema,
+    _function_tool,
     _oai,
     _reject_unknown,
     _text_of,
+    _tool_list,
 )
 
 
 def _chat_tools(body: dict[str, Any]) -> list[Tool]:
-    tools = body.get("tools")
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise _oai.type_("tools", "an array", tools)
     out = []
-    for i, t in enumerate(tools):
+    for i, t in enumerate(_tool_list(body)):
         where = f"tools[{i}]"
         if not isinstance(t, dict):
             raise _oai.type_(where, "an object", t)
@@ -40,15 +36,8 @@ def _chat_tools(body: dict[str, Any]) -> list[Tool]:
         fn = t.get("function")
         if not isinstance(fn, dict):
             raise _oai.missing(f"{where}.function")
-        name = fn.get("name")
-        if not isinstance(name, str):
-            raise _oai.missing(f"{where}.function.name")
-        if not _NAME.match(name):
-            raise InvalidRequest(f"Invalid '{where}.function.name': string does not match pattern. "
-                                 "Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
-                                 param=f"{where}.function.name", code="invalid_value")
-        params = fn.get("parameters", {"type": "object", "properties": {}})
-        out.append(Tool(name, _check_schema(params, f"{where}.function.parameters", function=name)))
+        out.append(_function_tool(fn.get("name"), fn.get("parameters", {"type": "object", "properties": {}}),
+                                  f"{where}.function"))
     return out
 
 

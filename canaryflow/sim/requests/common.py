@@ -203,3 +203,24 @@ def _reject_unknown(body: dict[str, Any], known: frozenset[str], api: str) -> No
             if api == "responses":
                 raise InvalidRequest(f"Unknown parameter: '{key}'.", param=key, code="unknown_parameter")
             raise InvalidRequest(f"{key}: Extra inputs are not permitted")
+
+
+def _tool_list(body: dict[str, Any]) -> list[Any]:
+    """An OpenAI body's ``tools`` (none: empty), refused as OpenAI does when it is not an array."""
+    tools = body.get("tools")
+    if tools is None:
+        return []
+    if not isinstance(tools, list):
+        raise _oai.type_("tools", "an array", tools)
+    return tools
+
+
+def _function_tool(name: Any, params: Any, where: str) -> Tool:
+    """An OpenAI function tool whose ``name`` and ``parameters`` sit at ``where``, checked as OpenAI does."""
+    if not isinstance(name, str):
+        raise _oai.missing(f"{where}.name")
+    if not _NAME.match(name):
+        raise InvalidRequest(f"Invalid '{where}.name': string does not match pattern. Expected a string "
+                             "that matches the pattern '^[a-zA-Z0-9_-]+$'.", param=f"{where}.name",
+                             code="invalid_value")
+    return Tool(name, _check_schema(params, f"{where}.parameters", function=name))

@@ -6,15 +6,16 @@ from typing import Any
 
 from canaryflow.sim.requests.common import (
     _IMAGE_TOKENS,
-    _NAME,
     RESPONSES_FIELDS,
     InvalidRequest,
     SimRequest,
     Tool,
     _check_schema,
+    _function_tool,
     _oai,
     _reject_unknown,
     _text_of,
+    _tool_list,
 )
 
 _RESPONSE_ROLES = ("assistant", "system", "developer", "user")
@@ -22,27 +23,15 @@ _RESPONSE_PARTS = ("input_text", "input_image", "input_file", "input_audio", "ou
 
 
 def _r_tools(body: dict[str, Any]) -> list[Tool]:
-    tools = body.get("tools")
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise _oai.type_("tools", "an array", tools)
     out = []
-    for i, t in enumerate(tools):
+    for i, t in enumerate(_tool_list(body)):
         where = f"tools[{i}]"
         if not isinstance(t, dict) or not isinstance(t.get("type"), str):
             raise _oai.missing(f"{where}.type")
         if t["type"] != "function":
             continue  # a built-in tool (web_search, file_search...): offered, never called here
-        name = t.get("name")
-        if not isinstance(name, str):
-            raise _oai.missing(f"{where}.name")
-        if not _NAME.match(name):
-            raise InvalidRequest(f"Invalid '{where}.name': string does not match pattern. Expected a string "
-                                 "that matches the pattern '^[a-zA-Z0-9_-]+$'.", param=f"{where}.name",
-                                 code="invalid_value")
-        params = t.get("parameters") or {"type": "object", "properties": {}}
-        out.append(Tool(name, _check_schema(params, f"{where}.parameters", function=name)))
+        out.append(_function_tool(t.get("name"), t.get("parameters") or {"type": "object", "properties": {}},
+                                  where))
     return out
 
 
