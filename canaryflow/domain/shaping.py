@@ -8,7 +8,8 @@ served by OpenAI-API endpoints only.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from canaryflow.domain import crossapi
@@ -62,6 +63,16 @@ def shape_headers(caller_api: str, headers: Mapping[str, str], api: str, *, drop
     return {}
 
 
+@contextmanager
+def _wrong_types(api: str) -> Iterator[None]:
+    """A body whose fields have types the shaping cannot read: a 400 naming ``body``, not a crash."""
+    try:
+        yield
+    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
+        raise ValidationFailed(f"a field has the wrong type for the {api} API ({type(exc).__name__}: {exc}); "
+                               "check the body against the API reference", source="body") from exc
+
+
 def shape_count_tokens(body: Mapping[str, Any], decisions: Decisions, provider_kind: str) -> dict[str, Any]:
     """The body of ``POST /v1/messages/count_tokens`` for the config's provider: the config applied as to a
     message (model, system, messages, tools, tool choice, output format), without the sampling fields the
@@ -74,11 +85,8 @@ def shape_count_tokens(body: Mapping[str, Any], decisions: Decisions, provider_k
         raise crossapi.Untranslatable(
             "messages/count_tokens counts for configs whose provider speaks the Anthropic API; this config's "
             f"provider is {provider_kind!r}, whose API has no token counting endpoint", source="model")
-    try:
+    with _wrong_types("messages"):
         out = apply_config("messages", body, decisions)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        raise ValidationFailed(f"a field has the wrong type ({type(exc).__name__}: {exc}); check the body "
-                               "against the API reference", source="body") from exc
     for name in ("max_tokens", "temperature", "top_p", "stop_sequences"):
         if name not in body:
             out.pop(name, None)
@@ -127,7 +135,7 @@ def shape_request(
     A streamed chat request always asks for usage (``stream_options.include_usage``) so it can be metered;
     :class:`EventShaper` removes the usage the caller did not ask for.
     """
-    try:
+    with _wrong_types(api):
         if caller_api == api:
             source = dict(body)
         elif caller_api == "chat" and api == "messages":
@@ -145,9 +153,6 @@ def shape_request(
         if caller_api == "messages" and api == "chat" and not out.get("tools"):
             _without_tool_options(out)
         return _stream_usage(api, out)
-    except (TypeError, ValueError, AttributeError, KeyError, IndexError) as exc:
-        raise ValidationFailed(f"a field has the wrong type for the {api} API ({type(exc).__name__}: {exc}); "
-                               "check the body against the API reference", source="body") from exc
 
 
 def shape_answer(caller_api: str, api: str, answer: dict[str, Any]) -> dict[str, Any]:

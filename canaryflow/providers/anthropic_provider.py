@@ -37,9 +37,9 @@ def _request_kwargs(req: ChatRequest) -> dict[str, Any]:
     return kwargs
 
 
-def _options(req: ChatRequest, timeout: float) -> Any:
+def _options(headers: dict[str, str], timeout: float) -> Any:
     """The client's request options: the timeout, and the caller's API headers (``anthropic-beta``, ...)."""
-    return {"timeout": timeout, "headers": req.headers} if req.headers else {"timeout": timeout}
+    return {"timeout": timeout, "headers": headers} if headers else {"timeout": timeout}
 
 
 def _usage(usage: Any) -> tuple[int, int, int]:
@@ -77,7 +77,7 @@ class AnthropicProvider:
         if req.body is not None:
             try:
                 raw = await self.client.post("/v1/messages", body=req.body, cast_to=httpx2.Response,
-                                             options=_options(req, timeout))
+                                             options=_options(req.headers, timeout))
                 data = json.loads(raw.content)
             except Exception as exc:
                 raise map_error(exc, provider=self.name, model=req.model) from exc
@@ -101,10 +101,9 @@ class AnthropicProvider:
     async def count_tokens(self, body: dict[str, Any], headers: dict[str, str], *, timeout: float
                            ) -> bytes:
         """``POST /v1/messages/count_tokens`` with ``body`` as is; the provider's JSON answer as received."""
-        options: Any = {"timeout": timeout, "headers": headers} if headers else {"timeout": timeout}
         try:
             raw = await self.client.post("/v1/messages/count_tokens", body=body, cast_to=httpx2.Response,
-                                         options=options)
+                                         options=_options(headers, timeout))
         except Exception as exc:
             raise map_error(exc, provider=self.name, model=str(body.get("model") or "")) from exc
         return bytes(raw.content)
@@ -117,7 +116,7 @@ class AnthropicProvider:
             try:
                 events = await self.client.post("/v1/messages", body=req.body, cast_to=object, stream=True,
                                                 stream_cls=anthropic.AsyncStream[object],
-                                                options=_options(req, timeout))
+                                                options=_options(req.headers, timeout))
                 async for chunk in metered_stream(self.name, req, events.__aiter__(),
                                                   events.response.headers.get("request-id")):
                     yield chunk

@@ -44,7 +44,7 @@ class CallerRequest:
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     """The caller's headers of its API that the provider's API reads (see
-    :func:`canaryflow.domain.shaping.api_headers`)."""
+    :data:`canaryflow.domain.shaping.API_HEADERS`)."""
 
 
 @dataclass
@@ -64,11 +64,11 @@ class ChatResult:
     reasoning_tokens: int = 0
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_results: tuple[str, ...] = ()
+    """:func:`~canaryflow.domain.answers.check_tool_call` of each tool call (when the request had tools)."""
     raw_bytes: bytes | None = None
     """``raw`` as the provider sent it (kept while the answer is the caller's unchanged)."""
     provider_request_id: str | None = None
     """The provider's id of the request (its ``request-id`` / ``x-request-id`` header), for its support."""
-    """:func:`~canaryflow.domain.answers.check_tool_call` of each tool call (when the request had tools)."""
 
 
 @dataclass
