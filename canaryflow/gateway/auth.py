@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from canaryflow.errors import NotFound, ValidationFailed
+from canaryflow.gateway.protocol import anthropic_caller
 from canaryflow.serving.request_ids import CLIENT_KEY
 from canaryflow.settings import get_settings
 
@@ -204,9 +205,8 @@ class RequireKey:
             message = ("a valid canaryflow gateway key is required (Authorization: Bearer cfk_… or "
                        "x-api-key); create one with 'canaryflow gateway-keys add NAME'")
             error = {"message": message, "type": "authentication_error", "param": "authorization"}
-            anthropic_caller = str(scope.get("path", "")).startswith("/v1/messages") or \
-                "anthropic-version" in headers  # the Anthropic client sends it on every request
-            body = json.dumps({"type": "error", "error": error} if anthropic_caller else
+            body = json.dumps({"type": "error", "error": error}
+                              if anthropic_caller(str(scope.get("path", "")), headers) else
                               {"error": {**error, "code": "invalid_api_key"}}).encode()
             await send({"type": "http.response.start", "status": 401,
                         "headers": [(b"content-type", b"application/json"),

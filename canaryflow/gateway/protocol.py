@@ -227,6 +227,13 @@ _ANTHROPIC_TYPES = {413: "request_too_large", 400: "invalid_request_error", 404:
                     502: "api_error", 503: "overloaded_error", 504: "timeout_error", 500: "api_error"}
 
 
+def anthropic_caller(path: str, headers: Mapping[str, str]) -> bool:
+    """Whether the caller speaks the Anthropic API, for errors the gateway answers before any API endpoint
+    does: an Anthropic path, or ``anthropic-version`` (the Anthropic client sends it on every request);
+    ``headers`` with lower-case names."""
+    return path.startswith("/v1/messages") or "anthropic-version" in headers
+
+
 def error_response(api: Api, exc: CanaryflowError, headers: Mapping[str, str] | None = None) -> Response:
     """The error in the shape of the API that was called (a rate limit with the provider's
     ``Retry-After``, in seconds and in ``retry-after-ms`` as OpenAI sends it; an Anthropic provider's

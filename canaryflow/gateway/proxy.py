@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from canaryflow.errors import CanaryflowError, NotFound
-from canaryflow.gateway.protocol import error_response, read_body
+from canaryflow.gateway.protocol import anthropic_caller, error_response, read_body
 from canaryflow.providers.factory import get_provider
 from canaryflow.serving.traffic import TrafficPlane
 
@@ -90,10 +90,9 @@ async def unmanaged(plane: TrafficPlane, request: Request) -> Response:
     path = request.url.path
     if path.rstrip("/") in MANAGED:
         message = f"{request.method} is not allowed on {path}"
-        anthropic_caller = _shape(request) == "anthropic" or path.startswith("/v1/messages")
         refusal: dict[str, Any] = (
             {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
-            if anthropic_caller else
+            if anthropic_caller(path, request.headers) else
             {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}})
         return JSONResponse(refusal, status_code=405, headers={"allow": MANAGED[path.rstrip("/")]})
     if not name:
