@@ -384,7 +384,7 @@ def _reason(compiled: CompiledConfig, res: Resolution) -> Reason:
     kind = exposure.stage_kind if exposure.candidate_version is not None else None
     if res.variation == "pinned":
         return Reason.TARGETING_MATCH
-    if kind == "segments" and (res.variation == "candidate" or res.reason.startswith("segment ")):
+    if kind == "segments" and (res.variation == "candidate" or res.segment in exposure.segments):
         # an exposed segment decided; with a holdback its users were then split by bucket
         return Reason.SPLIT if exposure.holdback else Reason.TARGETING_MATCH
     if kind == "percent":
