@@ -20,6 +20,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from canaryflow.domain.analysis import AnalysisReport, AnalysisRequest
@@ -147,6 +148,19 @@ async def advance(env: WorkflowEnvironment, seconds: float, rpc_timeout: float =
     await env.client.test_service.unlock_time_skipping_with_sleep(req, timeout=timedelta(seconds=rpc_timeout))
 
 
+async def _query_status(handle: WorkflowHandle[Any, Any], attempts: int = 3) -> RolloutStatus:
+    """The ``status`` query, asked again when the server gave up waiting for the worker's answer (a worker
+    replaying a whole history on a loaded machine, ``max_cached_workflows=0``): the query is read-only."""
+    for attempt in range(attempts):
+        try:
+            status: RolloutStatus = await handle.query("status", result_type=RolloutStatus)
+            return status
+        except RPCError as exc:
+            if "deadline exceeded" not in str(exc) or attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
 async def drive(
     env: WorkflowEnvironment,
     handle: WorkflowHandle[Any, Any],
@@ -160,7 +174,7 @@ async def drive(
     """
     status: RolloutStatus | None = None
     for _ in range(max_steps):
-        status = await handle.query("status", result_type=RolloutStatus)
+        status = await _query_status(handle)
         if await react(status):
             return status
         desc = await handle.describe()
